@@ -1,0 +1,138 @@
+import * as v from "valibot";
+import { ExitReasonSchema, SignalSchema, StageSchema, StreamSchema } from "./common.ts";
+
+/**
+ * Frames between the server and the sidecar-agent inside a sandbox.
+ * One WebSocket per sandbox; the server is the client. Files travel as base64 in
+ * JSON frames; output flows under a credit window (`ack`) so that a slow reader
+ * stops the agent from reading the program's pipes.
+ */
+
+/** A path relative to /mnt/data: no absolute paths, no `..`, no NUL. */
+export const DataPathSchema = v.pipe(
+  v.string(),
+  v.minLength(1),
+  v.maxLength(4096),
+  v.check((p) => !p.startsWith("/") && !p.includes("\0") && !p.split("/").some((s) => s === ".." || s === "."), "must be a relative path inside /mnt/data"),
+);
+
+// ---- server -> agent ----
+
+export const AgentExecSchema = v.object({
+  type: v.literal("exec"),
+  id: v.string(),
+  lang: v.string(),
+  code: v.string(),
+  args: v.optional(v.array(v.string())),
+  stdin: v.boolean(),
+  timeoutMs: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  compileTimeoutMs: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
+  maxOutputBytes: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  /** Bytes the agent may send before it must wait for an `ack`. */
+  windowBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024))),
+});
+
+export const AgentStdinSchema = v.object({ type: v.literal("stdin"), id: v.string(), data: v.optional(v.string()), eof: v.optional(v.boolean()) });
+export const AgentSignalSchema = v.object({ type: v.literal("signal"), id: v.string(), signal: SignalSchema });
+/** The server has delivered `bytes` more output bytes of exec `id` to its client. */
+export const AgentAckSchema = v.object({ type: v.literal("ack"), id: v.string(), bytes: v.pipe(v.number(), v.integer(), v.minValue(0)) });
+
+export const AgentFilePutSchema = v.object({
+  type: v.literal("file.put"),
+  reqId: v.string(),
+  path: DataPathSchema,
+  data: v.string(),
+  readOnly: v.optional(v.boolean()),
+});
+export const AgentFileGetSchema = v.object({ type: v.literal("file.get"), reqId: v.string(), path: DataPathSchema });
+export const AgentFileListSchema = v.object({ type: v.literal("file.list"), reqId: v.string() });
+export const AgentFileDeleteSchema = v.object({ type: v.literal("file.delete"), reqId: v.string(), path: DataPathSchema });
+
+export const ServerToAgentSchema = v.variant("type", [
+  AgentExecSchema,
+  AgentStdinSchema,
+  AgentSignalSchema,
+  AgentAckSchema,
+  AgentFilePutSchema,
+  AgentFileGetSchema,
+  AgentFileListSchema,
+  AgentFileDeleteSchema,
+]);
+export type ServerToAgent = v.InferOutput<typeof ServerToAgentSchema>;
+export type AgentExec = v.InferOutput<typeof AgentExecSchema>;
+
+// ---- agent -> server ----
+
+/** A file under /mnt/data, as the agent reports it. */
+export const AgentFileInfoSchema = v.object({
+  path: v.string(),
+  size: v.number(),
+  mtimeMs: v.number(),
+  readOnly: v.optional(v.boolean()),
+});
+export type AgentFileInfo = v.InferOutput<typeof AgentFileInfoSchema>;
+
+export const AgentFileChangeSchema = v.object({
+  ...AgentFileInfoSchema.entries,
+  change: v.picklist(["created", "modified"]),
+});
+export type AgentFileChange = v.InferOutput<typeof AgentFileChangeSchema>;
+
+export const AgentReadySchema = v.object({ type: v.literal("ready"), version: v.string(), pid: v.number() });
+export const AgentStageSchema = v.object({ type: v.literal("exec.stage"), id: v.string(), stage: StageSchema });
+export const AgentOutSchema = v.object({
+  type: v.literal("out"),
+  id: v.string(),
+  stream: StreamSchema,
+  data: v.string(),
+  encoding: v.optional(v.literal("base64")),
+  /** Raw byte count of this chunk, for the credit window. */
+  bytes: v.number(),
+});
+export const AgentDisplaySchema = v.object({ type: v.literal("display"), id: v.string(), mime: v.string(), data: v.string(), name: v.optional(v.string()) });
+export const AgentExitSchema = v.object({
+  type: v.literal("exit"),
+  id: v.string(),
+  code: v.nullable(v.number()),
+  signal: v.nullable(v.string()),
+  reason: ExitReasonSchema,
+  wallMs: v.number(),
+  cpuMs: v.optional(v.number()),
+  memBytes: v.optional(v.number()),
+  truncated: v.boolean(),
+  files: v.array(AgentFileChangeSchema),
+});
+export const AgentErrorSchema = v.object({
+  type: v.literal("error"),
+  code: v.string(),
+  message: v.string(),
+  id: v.optional(v.string()),
+  reqId: v.optional(v.string()),
+});
+export const AgentFileResultSchema = v.object({
+  type: v.literal("file.result"),
+  reqId: v.string(),
+  ok: v.boolean(),
+  error: v.optional(v.string()),
+  data: v.optional(v.string()),
+  file: v.optional(AgentFileInfoSchema),
+  files: v.optional(v.array(AgentFileInfoSchema)),
+});
+
+export const AgentToServerSchema = v.variant("type", [
+  AgentReadySchema,
+  AgentStageSchema,
+  AgentOutSchema,
+  AgentDisplaySchema,
+  AgentExitSchema,
+  AgentErrorSchema,
+  AgentFileResultSchema,
+]);
+export type AgentToServer = v.InferOutput<typeof AgentToServerSchema>;
+export type AgentExit = v.InferOutput<typeof AgentExitSchema>;
+export type AgentOut = v.InferOutput<typeof AgentOutSchema>;
+export type AgentFileResult = v.InferOutput<typeof AgentFileResultSchema>;
+
+/** Header that carries the per-sandbox token on the agent's upgrade request. */
+export const AGENT_TOKEN_HEADER = "x-agent-token";
+export const AGENT_PROTOCOL_VERSION = "1";

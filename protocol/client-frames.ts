@@ -1,0 +1,80 @@
+import * as v from "valibot";
+import { ClientIdSchema, EntityIdSchema, FileInputSchema, SessionIdSchema, SignalSchema, UserIdSchema } from "./common.ts";
+
+/** Frames a WebSocket client sends to the server (PROTOCOL.md, "Client -> server"). */
+export const AuthFrameSchema = v.object({
+  type: v.literal("auth"),
+  apiKey: v.pipe(v.string(), v.minLength(1), v.maxLength(1024)),
+});
+
+export const SessionOpenFrameSchema = v.object({
+  type: v.literal("session.open"),
+  sessionId: v.optional(SessionIdSchema),
+  lang: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(16))),
+  entityId: v.optional(EntityIdSchema),
+  userId: v.optional(UserIdSchema),
+  lastSeq: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
+});
+
+export const ExecFrameSchema = v.object({
+  type: v.literal("exec"),
+  id: ClientIdSchema,
+  lang: v.pipe(v.string(), v.minLength(1), v.maxLength(16)),
+  code: v.string(),
+  args: v.optional(v.pipe(v.array(v.pipe(v.string(), v.maxLength(65536))), v.maxLength(256))),
+  files: v.optional(v.pipe(v.array(FileInputSchema), v.maxLength(1000))),
+  timeoutMs: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
+  stdin: v.optional(v.boolean()),
+});
+
+export const StdinFrameSchema = v.object({
+  type: v.literal("stdin"),
+  id: ClientIdSchema,
+  data: v.optional(v.string()),
+  eof: v.optional(v.boolean()),
+});
+
+export const SignalFrameSchema = v.object({
+  type: v.literal("signal"),
+  id: ClientIdSchema,
+  signal: SignalSchema,
+});
+
+export const SubscribeFrameSchema = v.object({
+  type: v.literal("subscribe"),
+  topic: v.picklist(["pool", "executions"]),
+});
+
+export const PingFrameSchema = v.object({ type: v.literal("ping") });
+export const SessionCloseFrameSchema = v.object({ type: v.literal("session.close") });
+
+export const ClientFrameSchema = v.variant("type", [
+  AuthFrameSchema,
+  SessionOpenFrameSchema,
+  ExecFrameSchema,
+  StdinFrameSchema,
+  SignalFrameSchema,
+  SubscribeFrameSchema,
+  PingFrameSchema,
+  SessionCloseFrameSchema,
+]);
+
+export type ClientFrame = v.InferOutput<typeof ClientFrameSchema>;
+export type AuthFrame = v.InferOutput<typeof AuthFrameSchema>;
+export type SessionOpenFrame = v.InferOutput<typeof SessionOpenFrameSchema>;
+export type ExecFrame = v.InferOutput<typeof ExecFrameSchema>;
+export type StdinFrame = v.InferOutput<typeof StdinFrameSchema>;
+export type SignalFrame = v.InferOutput<typeof SignalFrameSchema>;
+export type SubscribeFrame = v.InferOutput<typeof SubscribeFrameSchema>;
+
+/** The WebSocket subprotocol of this version of the protocol. */
+export const WS_SUBPROTOCOL = "code-interpreter.v1";
+
+/** WebSocket close codes (PROTOCOL.md). */
+export const CloseCodes = {
+  authFailed: 4001,
+  protocolError: 4002,
+  sessionNotFound: 4003,
+  rateLimited: 4008,
+  idleTimeout: 4009,
+} as const;

@@ -1,0 +1,111 @@
+/**
+ * The small request/response/socket interface that routes and WebSocket session
+ * logic are written against. Each transport (uWebSockets.js, ws on node:http) is
+ * an adapter that implements it; handlers never see the underlying library.
+ */
+
+export interface HttpRequest {
+  /** Upper-case method. */
+  readonly method: string;
+  /** Path without the query string, percent-decoding left to the router. */
+  readonly path: string;
+  readonly query: URLSearchParams;
+  /** Header names lower-cased; repeated headers joined with ", ". */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly remoteAddress: string;
+  /** True when the request arrived over TLS. */
+  readonly secure: boolean;
+  /** The whole body; rejects with BodyTooLargeError past `limitBytes` (and stops reading). */
+  body(limitBytes: number): Promise<Buffer>;
+  /** The body as a stream of chunks, read with backpressure (for multipart). */
+  bodyStream(): AsyncIterable<Uint8Array>;
+}
+
+export interface HttpResponse {
+  /** Set the status (before the first write). */
+  status(code: number): this;
+  /** Set a header (before the first write). */
+  header(name: string, value: string): this;
+  /** Write a chunk; false when the transport is buffering and the caller should await `drained()`. */
+  write(chunk: string | Uint8Array): boolean;
+  /** Resolves when buffered data has been flushed, or the client went away. */
+  drained(): Promise<void>;
+  /** Finish the response, optionally with a last chunk. */
+  end(chunk?: string | Uint8Array): void;
+  /** Called once if the client disconnects before `end`. */
+  onAborted(listener: () => void): void;
+  readonly aborted: boolean;
+  readonly headersSent: boolean;
+}
+
+export type HttpHandler = (req: HttpRequest, res: HttpResponse) => void | Promise<void>;
+
+export class BodyTooLargeError extends Error {
+  constructor(readonly limitBytes: number) {
+    super(`request body exceeds ${limitBytes} bytes`);
+  }
+}
+
+/** One accepted WebSocket, as the session logic sees it. */
+export interface WsSocket {
+  /** Queue a text frame. Returns false once the send buffer is above the high-water mark. */
+  send(text: string): boolean;
+  /** Bytes queued and not yet written to the network. */
+  bufferedAmount(): number;
+  close(code?: number, reason?: string): void;
+  /** Drop the connection without a close handshake (tests, abuse). */
+  terminate(): void;
+  readonly remoteAddress: string;
+}
+
+/** What the upgrade request carried, captured before the socket is accepted. */
+export interface UpgradeRequest {
+  readonly path: string;
+  readonly query: URLSearchParams;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly remoteAddress: string;
+  readonly secure: boolean;
+}
+
+export interface WsConnection {
+  message(text: string): void;
+  /** The send buffer went below the high-water mark. */
+  drain(): void;
+  close(code: number, reason: string): void;
+}
+
+export interface WsHandler {
+  /** Paths that accept an upgrade, e.g. ["/ws"]. */
+  readonly paths: readonly string[];
+  /** Largest frame accepted; a larger one closes the socket with 1009. */
+  readonly maxPayloadBytes: number;
+  /** Subprotocol to select when the client offers it. */
+  readonly subprotocol: string;
+  /** Called once the socket is open; returns the listener for its events. */
+  open(socket: WsSocket, request: UpgradeRequest): WsConnection;
+}
+
+export interface TlsOptions {
+  certFile: string;
+  keyFile: string;
+  caFile?: string;
+}
+
+export interface ListenOptions {
+  host: string;
+  port: number;
+  tls?: TlsOptions;
+}
+
+export interface Transport {
+  readonly name: "uws" | "node";
+  /** Start listening; resolves with the bound port (useful with port 0). */
+  listen(options: ListenOptions): Promise<{ port: number }>;
+  /** Stop accepting, close open sockets, resolve when done. */
+  close(): Promise<void>;
+}
+
+export interface TransportHandlers {
+  http: HttpHandler;
+  ws: WsHandler;
+}
