@@ -30,12 +30,19 @@ export const AgentExecSchema = v.object({
   maxOutputBytes: v.pipe(v.number(), v.integer(), v.minValue(1)),
   /** Bytes the agent may send before it must wait for an `ack`. */
   windowBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024))),
+  /** `out` frames the agent may send before it must wait for an `ack` (bounds the replay log while no client reads). */
+  windowFrames: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
 });
 
 export const AgentStdinSchema = v.object({ type: v.literal("stdin"), id: v.string(), data: v.optional(v.string()), eof: v.optional(v.boolean()) });
 export const AgentSignalSchema = v.object({ type: v.literal("signal"), id: v.string(), signal: SignalSchema });
-/** The server has delivered `bytes` more output bytes of exec `id` to its client. */
-export const AgentAckSchema = v.object({ type: v.literal("ack"), id: v.string(), bytes: v.pipe(v.number(), v.integer(), v.minValue(0)) });
+/** The server has delivered `bytes` more output bytes, in `frames` more `out` frames, of exec `id` to its clients. */
+export const AgentAckSchema = v.object({
+  type: v.literal("ack"),
+  id: v.string(),
+  bytes: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  frames: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
+});
 
 export const AgentFilePutSchema = v.object({
   type: v.literal("file.put"),

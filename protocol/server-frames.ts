@@ -92,6 +92,7 @@ export const ErrorCodes = {
   unknownExec: "unknown_exec",
   stdinNotEnabled: "stdin_not_enabled",
   duplicateExecId: "duplicate_exec_id",
+  filesUnsupported: "files_unsupported",
   forbidden: "forbidden",
   sandboxUnavailable: "sandbox_unavailable",
   rateLimited: "rate_limited",

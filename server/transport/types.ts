@@ -46,6 +46,20 @@ export class BodyTooLargeError extends Error {
   }
 }
 
+/** `body()` or `bodyStream()` was called a second time on the same request. */
+export class BodyConsumedError extends Error {
+  constructor() {
+    super("request body already consumed");
+  }
+}
+
+/** The client went away before the whole body arrived (body() rejects, bodyStream() throws). */
+export class RequestAbortedError extends Error {
+  constructor() {
+    super("request aborted by the client");
+  }
+}
+
 /** One accepted WebSocket, as the session logic sees it. */
 export interface WsSocket {
   /** Queue a text frame. Returns false once the send buffer is above the high-water mark. */
@@ -69,6 +83,12 @@ export interface UpgradeRequest {
 
 export interface WsConnection {
   message(text: string): void;
+  /**
+   * A binary frame arrived. Optional: when the connection does not implement it, the
+   * transport closes the socket with 1003 (unsupported data). Binary frames are never
+   * passed to `message` as text.
+   */
+  binary?(data: Uint8Array): void;
   /** The send buffer went below the high-water mark. */
   drain(): void;
   close(code: number, reason: string): void;
@@ -103,6 +123,16 @@ export interface Transport {
   listen(options: ListenOptions): Promise<{ port: number }>;
   /** Stop accepting, close open sockets, resolve when done. */
   close(): Promise<void>;
+}
+
+/** Tuning shared by both transports; every field has a default. */
+export interface TransportOptions {
+  /** `WsSocket.send` returns false above this many queued bytes (default 1 MiB). */
+  wsHighWaterMark?: number;
+  /** A request body is paused while this many bytes wait unread (default 1 MiB). */
+  bodyHighWaterMark?: number;
+  /** Told about a handler that threw or rejected (the transport already answered 500). */
+  onError?: (error: unknown, context: { where: "http" | "ws"; method?: string; path?: string }) => void;
 }
 
 export interface TransportHandlers {

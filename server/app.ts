@@ -1,0 +1,139 @@
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Logger } from "pino";
+import { WS_SUBPROTOCOL } from "../protocol/index.ts";
+import { ApiKeyVerifier } from "./auth/api-keys.ts";
+import type { AppConfig } from "./config/types.ts";
+import { InProcessEventBus } from "./events/event-bus.ts";
+import { createHttpHandler, requireAuth } from "./http/http-handler.ts";
+import { Router } from "./http/router.ts";
+import { addHealthRoutes } from "./http/routes/health.ts";
+import { detectToolchains, type ToolchainInfo } from "./languages/toolchains.ts";
+import { securityLog } from "./logging/logger.ts";
+import { LocalSandboxProvider } from "./sandbox/local/local-provider.ts";
+import type { SandboxProvider } from "./sandbox/provider.ts";
+import { SessionManager } from "./sessions/session-manager.ts";
+import { createTransport } from "./transport/select.ts";
+import type { Transport } from "./transport/types.ts";
+import { ClientConnection } from "./ws/connection.ts";
+
+export const SERVICE_NAME = "code-interpreter";
+
+/** A client that sends nothing for this long, with nothing running, is closed with 4009. */
+const WS_IDLE_TIMEOUT_MS = 15 * 60_000;
+const WS_AUTH_TIMEOUT_MS = 5_000;
+
+export interface RunningApp {
+  port: number;
+  transport: Transport;
+  sessions: SessionManager;
+  provider: SandboxProvider;
+  stop(): Promise<void>;
+}
+
+/** The package version, read once from package.json beside dist/ or the checkout root. */
+function readVersion(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const candidate of [join(here, "..", "package.json"), join(here, "..", "..", "package.json")]) {
+    try {
+      return (JSON.parse(readFileSync(candidate, "utf8")) as { version: string }).version;
+    } catch {
+      // try the next place
+    }
+  }
+  return "0.0.0";
+}
+
+/** The folder that holds the agent bundle and its launcher (dist/agent). */
+function agentDir(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  // Bundled: dist/server.mjs -> dist/agent. From sources (tests): server/app.ts -> dist/agent.
+  return here.endsWith("dist") ? join(here, "agent") : join(here, "..", "dist", "agent");
+}
+
+/** Wire every part together and start listening. */
+export async function startApp(config: AppConfig, logger: Logger): Promise<RunningApp> {
+  const version = readVersion();
+  const events = new InProcessEventBus();
+  const verifier = new ApiKeyVerifier(config.auth.apiKeys, config.auth.masterKey, config.auth.enabled);
+  const logSecurity = (event: string, fields: Record<string, unknown>) => {
+    if (config.logging.securityLogs) securityLog(logger, event, fields);
+  };
+
+  const provider = new LocalSandboxProvider({
+    baseDir: config.sandbox.baseDir,
+    uid: config.sandbox.uid,
+    gid: config.sandbox.gid,
+    agentDir: agentDir(),
+    logger: logger.child({ component: "sandbox" }),
+  });
+  const removed = await provider.removeOrphans();
+  if (removed > 0) logger.info({ removed }, "removed sandboxes left by an earlier run");
+
+  let toolchains: ToolchainInfo[] = await detectToolchains();
+  const available = () => toolchains.filter((t) => t.available).map((t) => t.code);
+  logger.info({ languages: available() }, "toolchains detected");
+
+  const sessions = new SessionManager({ config, provider, events, logger: logger.child({ component: "session" }), availableLanguages: available });
+
+  const router = new Router();
+  const authenticated = requireAuth(verifier, config.auth.header, (reason, remoteAddress) => logSecurity("auth_failed", { reason, remoteAddress }));
+  let transport: Transport | undefined;
+  addHealthRoutes(router, {
+    version,
+    service: SERVICE_NAME,
+    transport: () => transport?.name ?? "none",
+    provider,
+    sessions,
+    toolchains: () => toolchains,
+    authenticated,
+  });
+
+  const http = createHttpHandler({ router, logger: logger.child({ component: "http" }), accessLogs: config.logging.accessLogs });
+  transport = createTransport(
+    config.server.transport,
+    {
+      http,
+      ws: {
+        paths: ["/ws"],
+        subprotocol: WS_SUBPROTOCOL,
+        // Room for the largest accepted code body plus JSON escaping and the other fields.
+        maxPayloadBytes: config.limits.codeBytes * 2 + 64 * 1024,
+        open: (socket, request) =>
+          new ClientConnection(socket, request, {
+            sessions,
+            verifier,
+            keyHeader: config.auth.header,
+            events,
+            logger: logger.child({ component: "ws" }),
+            authTimeoutMs: WS_AUTH_TIMEOUT_MS,
+            idleTimeoutMs: WS_IDLE_TIMEOUT_MS,
+            securityLog: logSecurity,
+          }),
+      },
+    },
+    logger,
+  );
+  const { port } = await transport.listen({ host: config.server.host, port: config.server.port });
+  logger.info({ host: config.server.host, port, transport: transport.name, version }, "listening");
+
+  // Toolchains can be installed while the server runs: look again now and then.
+  const refresh = setInterval(async () => {
+    toolchains = await detectToolchains();
+  }, 5 * 60_000);
+  refresh.unref();
+
+  return {
+    port,
+    transport,
+    sessions,
+    provider,
+    async stop() {
+      clearInterval(refresh);
+      await transport.close();
+      await sessions.shutdown();
+      await provider.shutdown();
+    },
+  };
+}

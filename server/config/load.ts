@@ -1,0 +1,364 @@
+/**
+ * Build the AppConfig from the environment and an optional `.env` file.
+ *
+ * Precedence, for each setting: the real environment over `.env`; within one of
+ * them, the canonical name over its aliases (older names). Empty values count as
+ * unset. Every catalog variable is validated by the schema; bad values become
+ * errors (the setting then keeps its default so the result stays complete), and
+ * risky or ignored settings become warnings.
+ */
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { parseDotEnv } from "./dotenv.ts";
+import { maskValue } from "./mask.ts";
+import { parseEnvStrings, parseValue, type RawValue, splitList } from "./schema.ts";
+import type { AppConfig, LogLevel } from "./types.ts";
+import { VARIABLES, type VariableSpec } from "./variables.ts";
+
+export const DEFAULT_API_KEY = "test-api-key";
+export const MIN_KEY_LENGTH = 16;
+const MIB = 1024 * 1024;
+
+export interface LoadConfigOptions {
+  /** The environment to read (default: process.env). */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** The `.env` file to read, relative to cwd (default ".env"; false: none). Values in `env` win. */
+  envFile?: string | false;
+  /** Folder that relative paths (envFile, SSL files) are resolved against (default: process.cwd()). */
+  cwd?: string;
+}
+
+/** Where a setting came from: the environment, the .env file, the built-in default, or the alias name it was read under. */
+export type ValueSource = "env" | ".env" | "default" | (string & {});
+
+export interface LoadedConfig {
+  config: AppConfig;
+  errors: string[];
+  warnings: string[];
+  /** For every catalog variable (and each set member of a family such as LANG_IMAGE_PY). */
+  sources: Record<string, ValueSource>;
+}
+
+type Layer = "env" | ".env";
+
+interface Candidate {
+  name: string;
+  layer: Layer;
+  text: string;
+  value: string | number | boolean;
+  order: number;
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function ignoredReason(spec: VariableSpec): string {
+  return (spec.note ?? "it has no effect here").replace(/^Ignored: /, "");
+}
+
+function show(spec: VariableSpec, name: string, value: string): string {
+  return spec.secret ? maskValue(name, value) : value;
+}
+
+export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
+  const cwd = options.cwd ?? process.cwd();
+  const env = options.env ?? process.env;
+  const errors: string[] = [];
+  const warnings: string[] = [];
+
+  // --- .env ------------------------------------------------------------------
+  let fileValues: Record<string, string> = {};
+  if (options.envFile !== false) {
+    const file = resolve(cwd, options.envFile ?? ".env");
+    if (existsSync(file)) {
+      try {
+        const parsed = parseDotEnv(readFileSync(file, "utf8"));
+        fileValues = parsed.values;
+        for (const error of parsed.errors) warnings.push(`${file}: ${error} (skipped)`);
+      } catch (error) {
+        warnings.push(`${file} could not be read: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    } else if (options.envFile !== undefined) {
+      warnings.push(`env file ${file} does not exist`);
+    }
+  }
+
+  const lookup = (name: string): { text: string; layer: Layer } | undefined => {
+    const fromEnv = env[name];
+    if (fromEnv !== undefined && fromEnv.trim() !== "") return { text: fromEnv, layer: "env" };
+    const fromFile = fileValues[name];
+    if (fromFile !== undefined && fromFile.trim() !== "") return { text: fromFile, layer: ".env" };
+    return undefined;
+  };
+
+  // --- validate every literal name that is set --------------------------------
+  const literal = VARIABLES.filter((spec) => !spec.pattern);
+  const strings: Record<string, string> = {};
+  const layers: Record<string, Layer> = {};
+  for (const spec of literal) {
+    for (const name of [spec.name, ...spec.aliases]) {
+      const found = lookup(name);
+      if (found) {
+        strings[name] = found.text;
+        layers[name] = found.layer;
+      }
+    }
+  }
+  const parsed = parseEnvStrings(strings);
+  errors.push(...parsed.errors);
+
+  // --- resolve aliases and defaults --------------------------------------------
+  const raw: Record<string, RawValue> = {};
+  const sources: Record<string, ValueSource> = {};
+  const explicit = new Set<string>();
+  for (const spec of literal) {
+    const names = [spec.name, ...spec.aliases];
+    const candidates: Candidate[] = [];
+    names.forEach((name, order) => {
+      const value = parsed.values[name];
+      const layer = layers[name];
+      const text = strings[name];
+      if (value !== undefined && layer !== undefined && text !== undefined) candidates.push({ name, layer, text, value, order });
+    });
+    candidates.sort((a, b) => (a.layer === b.layer ? a.order - b.order : a.layer === "env" ? -1 : 1));
+    const winner = candidates[0];
+    if (winner) {
+      raw[spec.name] = winner.value;
+      sources[spec.name] = winner.name === spec.name ? winner.layer : winner.name;
+      explicit.add(spec.name);
+      for (const other of candidates.slice(1)) {
+        if (other.value === winner.value) continue;
+        const why =
+          winner.layer !== other.layer
+            ? "the real environment wins over .env"
+            : winner.name === spec.name
+              ? `${spec.name} is the current name`
+              : `${winner.name} is the newer name`;
+        warnings.push(
+          `${winner.name}=${show(spec, winner.name, winner.text)} (${winner.layer}) and ${other.name}=${show(spec, other.name, other.text)} (${other.layer}) are both set and differ: using ${winner.name} (${why})`,
+        );
+      }
+    } else if (spec.default !== undefined) {
+      const result = parseValue(spec, spec.name, spec.default);
+      if (!result.ok) throw new Error(`catalog default of ${spec.name} is invalid: ${result.message}`);
+      raw[spec.name] = result.value;
+      sources[spec.name] = "default";
+    } else {
+      raw[spec.name] = undefined;
+      sources[spec.name] = "default";
+    }
+    if (spec.status === "ignored" && explicit.has(spec.name)) {
+      warnings.push(`${spec.name} is set but ignored: ${ignoredReason(spec)}`);
+    }
+  }
+
+  // --- families (LANG_IMAGE_<CODE>...) and unknown names in .env -----------------
+  const families = VARIABLES.filter((spec) => spec.pattern);
+  const seen = new Set<string>([...Object.keys(env), ...Object.keys(fileValues)]);
+  for (const name of [...seen].sort()) {
+    const family = families.find((spec) => spec.pattern?.test(name));
+    if (!family) continue;
+    const found = lookup(name);
+    if (!found) continue;
+    raw[name] = found.text.trim();
+    sources[name] = found.layer;
+    if (family.status === "ignored") warnings.push(`${name} is set but ignored: ${ignoredReason(family)}`);
+  }
+  const known = new Set(literal.flatMap((spec) => [spec.name, ...spec.aliases]));
+  for (const name of Object.keys(fileValues)) {
+    if (!known.has(name) && !families.some((spec) => spec.pattern?.test(name))) warnings.push(`.env sets ${name}, which is not a known variable (ignored)`);
+  }
+
+  // --- derived defaults ------------------------------------------------------------
+  if (!explicit.has("COMPILE_TIMEOUT")) raw.COMPILE_TIMEOUT = raw.MAX_EXECUTION_TIME;
+  if (!explicit.has("SANDBOX_GID")) raw.SANDBOX_GID = raw.SANDBOX_UID;
+  if (raw.K8S_EXECUTION_MODE === "nsenter") {
+    warnings.push("K8S_EXECUTION_MODE=nsenter is not supported: mapped to agent (the sidecar-agent runs code without nsenter or extra capabilities)");
+    raw.K8S_EXECUTION_MODE = "agent";
+  }
+
+  const https = resolveHttps(raw, explicit, sources, cwd, errors, warnings);
+
+  // --- typed view --------------------------------------------------------------------
+  const num = (name: string): number => raw[name] as number;
+  const bool = (name: string): boolean => raw[name] as boolean;
+  const text = (name: string): string | undefined => raw[name] as string | undefined;
+
+  const apiKeys = [...new Set([text("API_KEY") ?? "", ...splitList(raw.API_KEYS)].map((key) => key.trim()).filter((key) => key.length > 0))];
+  const masterKey = text("MASTER_API_KEY");
+  const logFile = text("LOG_FILE");
+
+  const config: AppConfig = {
+    server: {
+      host: text("API_HOST")!,
+      port: num("API_PORT"),
+      transport: text("SERVER_TRANSPORT") as AppConfig["server"]["transport"],
+      debug: bool("API_DEBUG"),
+      https,
+      corsEnabled: bool("ENABLE_CORS"),
+      corsOrigins: splitList(raw.CORS_ORIGINS),
+      docsEnabled: bool("ENABLE_DOCS"),
+    },
+    auth: {
+      enabled: bool("AUTH_ENABLED"),
+      apiKeys,
+      header: text("API_KEY_HEADER")!.toLowerCase(),
+      ...(masterKey ? { masterKey } : {}),
+      keyCacheTtlMs: num("API_KEY_CACHE_TTL") * 1000,
+      rateLimitEnabled: bool("RATE_LIMIT_ENABLED"),
+    },
+    limits: {
+      execTimeoutMs: num("MAX_EXECUTION_TIME") * 1000,
+      compileTimeoutMs: num("COMPILE_TIMEOUT") * 1000,
+      memoryBytes: num("MAX_MEMORY_MB") * MIB,
+      cpuQuotaUs: num("MAX_CPU_QUOTA"),
+      pids: num("MAX_PIDS"),
+      openFiles: num("MAX_OPEN_FILES"),
+      outputBytes: num("MAX_OUTPUT_BYTES"),
+      codeBytes: num("MAX_CODE_BYTES"),
+      fileSizeBytes: num("MAX_FILE_SIZE_MB") * MIB,
+      totalFileSizeBytes: num("MAX_TOTAL_FILE_SIZE_MB") * MIB,
+      filesPerSession: num("MAX_FILES_PER_SESSION"),
+      outputFiles: num("MAX_OUTPUT_FILES"),
+      filenameLength: num("MAX_FILENAME_LENGTH"),
+      concurrentExecutions: num("MAX_CONCURRENT_EXECUTIONS"),
+      sessionsPerEntity: num("MAX_SESSIONS_PER_ENTITY"),
+    },
+    sessions: {
+      ttlMs: num("SESSION_TTL_HOURS") * 3_600_000,
+      cleanupIntervalMs: num("SESSION_CLEANUP_INTERVAL_MINUTES") * 60_000,
+      idLength: num("SESSION_ID_LENGTH"),
+      idleGraceMs: num("SESSION_IDLE_GRACE") * 1000,
+      replayFrames: num("SESSION_REPLAY_FRAMES"),
+    },
+    sandbox: {
+      backend: text("EXECUTION_BACKEND") as AppConfig["sandbox"]["backend"],
+      baseDir: text("SANDBOX_BASE_DIR")!,
+      uid: num("SANDBOX_UID"),
+      gid: num("SANDBOX_GID"),
+      tmpBytes: num("SANDBOX_TMPFS_SIZE_MB") * MIB,
+      dataBytes: num("SANDBOX_DATA_SIZE_MB") * MIB,
+      networkIsolation: bool("ENABLE_NETWORK_ISOLATION"),
+      filesystemIsolation: bool("ENABLE_FILESYSTEM_ISOLATION"),
+    },
+    logging: {
+      level: text("LOG_LEVEL") as LogLevel,
+      format: text("LOG_FORMAT") as AppConfig["logging"]["format"],
+      ...(logFile ? { file: resolve(cwd, logFile) } : {}),
+      maxSizeBytes: num("LOG_MAX_SIZE_MB") * MIB,
+      backupCount: num("LOG_BACKUP_COUNT"),
+      accessLogs: bool("ENABLE_ACCESS_LOGS"),
+      securityLogs: bool("ENABLE_SECURITY_LOGS"),
+    },
+    raw: Object.freeze({ ...raw }),
+  };
+
+  warnings.push(...checkConfig(config));
+  return { config, errors, warnings, sources };
+}
+
+function resolveHttps(
+  raw: Record<string, RawValue>,
+  explicit: Set<string>,
+  sources: Record<string, ValueSource>,
+  cwd: string,
+  errors: string[],
+  warnings: string[],
+): AppConfig["server"]["https"] {
+  const certsPath = resolve(cwd, raw.SSL_CERTS_PATH as string);
+  const derive = (primary: string, fallback: string): string => {
+    const first = join(certsPath, primary);
+    const second = join(certsPath, fallback);
+    return !isFile(first) && isFile(second) ? second : first;
+  };
+  // SSL_CERT_FILE and SSL_KEY_FILE count only as a pair: SSL_CERT_FILE alone is
+  // also OpenSSL's variable for the system CA bundle, which base images often set.
+  const givenCert = typeof raw.SSL_CERT_FILE === "string";
+  const givenKey = typeof raw.SSL_KEY_FILE === "string";
+  const pair = givenCert && givenKey;
+  if (givenCert !== givenKey) {
+    const [lone, missing] = givenCert ? ["SSL_CERT_FILE", "SSL_KEY_FILE"] : ["SSL_KEY_FILE", "SSL_CERT_FILE"];
+    if (givenKey || raw.ENABLE_HTTPS === true) {
+      warnings.push(`${lone} is set without ${missing}: ignored, both files come from SSL_CERTS_PATH (${certsPath}); set both to use your own paths`);
+    }
+    sources[lone] = "default";
+  }
+  const certFile = pair ? resolve(cwd, raw.SSL_CERT_FILE as string) : derive("cert.pem", "fullchain.pem");
+  const keyFile = pair ? resolve(cwd, raw.SSL_KEY_FILE as string) : derive("key.pem", "privkey.pem");
+  const caFile = typeof raw.SSL_CA_CERTS === "string" ? resolve(cwd, raw.SSL_CA_CERTS) : undefined;
+  raw.SSL_CERT_FILE = certFile;
+  raw.SSL_KEY_FILE = keyFile;
+  if (caFile) raw.SSL_CA_CERTS = caFile;
+
+  let enabled: boolean;
+  if (explicit.has("ENABLE_HTTPS")) {
+    enabled = raw.ENABLE_HTTPS as boolean;
+    if (enabled) {
+      if (!isFile(certFile)) errors.push(`ENABLE_HTTPS is true but the certificate file ${certFile} does not exist (set SSL_CERT_FILE or SSL_CERTS_PATH)`);
+      if (!isFile(keyFile)) errors.push(`ENABLE_HTTPS is true but the key file ${keyFile} does not exist (set SSL_KEY_FILE or SSL_CERTS_PATH)`);
+    }
+  } else {
+    const hasCert = isFile(certFile);
+    const hasKey = isFile(keyFile);
+    enabled = hasCert && hasKey;
+    if (hasCert !== hasKey) {
+      warnings.push(`HTTPS stays off: found ${hasCert ? certFile : keyFile} but not ${hasCert ? keyFile : certFile} (set ENABLE_HTTPS to decide explicitly)`);
+    }
+  }
+  if (enabled && caFile && !isFile(caFile)) errors.push(`SSL_CA_CERTS: the CA file ${caFile} does not exist`);
+  if (!enabled && raw.SSL_REDIRECT === true) warnings.push("SSL_REDIRECT is true but HTTPS is off: there is nothing to redirect to");
+  raw.ENABLE_HTTPS = enabled;
+  return {
+    enabled,
+    port: raw.HTTPS_PORT as number,
+    certFile,
+    keyFile,
+    ...(caFile ? { caFile } : {}),
+    redirect: raw.SSL_REDIRECT as boolean,
+  };
+}
+
+/** Warnings about insecure or inconsistent choices in a loaded configuration. */
+export function checkConfig(config: AppConfig): string[] {
+  const warnings: string[] = [];
+  const { auth, raw } = config;
+  if (!auth.enabled) {
+    warnings.push("AUTH_ENABLED is false: user routes accept anyone who can reach the port; keep the server behind a proxy, VPN or mTLS");
+  } else {
+    if (auth.apiKeys.includes(DEFAULT_API_KEY)) {
+      warnings.push(
+        `API_KEY is the default "${DEFAULT_API_KEY}": set API_KEY to a random secret of at least ${MIN_KEY_LENGTH} characters before exposing the server`,
+      );
+    }
+    if (auth.apiKeys.length === 0) warnings.push("no API key is configured: only MASTER_API_KEY can authenticate");
+  }
+  const short = auth.apiKeys.filter((key) => key !== DEFAULT_API_KEY && key.length < MIN_KEY_LENGTH).length;
+  if (short > 0) warnings.push(`${short === 1 ? "an API key is" : `${short} API keys are`} shorter than ${MIN_KEY_LENGTH} characters (API_KEY / API_KEYS)`);
+  if (auth.masterKey !== undefined) {
+    if (auth.masterKey.length < MIN_KEY_LENGTH) warnings.push(`MASTER_API_KEY is shorter than ${MIN_KEY_LENGTH} characters`);
+    if (auth.apiKeys.includes(auth.masterKey)) warnings.push("MASTER_API_KEY is also a user API key: give the master key its own value");
+  }
+  if (config.server.debug) warnings.push("API_DEBUG is true: disable debug mode in production, it may expose internals");
+  if (!config.sandbox.networkIsolation) {
+    warnings.push("ENABLE_NETWORK_ISOLATION is false: noted, but local sandboxes still get no network (their own empty network namespace)");
+  }
+  if (!config.sandbox.filesystemIsolation) {
+    warnings.push("ENABLE_FILESYSTEM_ISOLATION is false: noted, but local sandboxes still get a private, read-only filesystem view");
+  }
+  if (config.sandbox.backend === "kubernetes") {
+    warnings.push("EXECUTION_BACKEND=kubernetes is reserved (not yet active): sandboxes run locally for now");
+  }
+  if (config.server.corsEnabled && config.server.corsOrigins.includes("*")) warnings.push("CORS_ORIGINS allows every origin (*)");
+  if (raw.REDIS_TLS_INSECURE === true) warnings.push("REDIS_TLS_INSECURE is true: Redis certificates are not verified");
+  if (config.limits.fileSizeBytes > config.sandbox.dataBytes) {
+    warnings.push("MAX_FILE_SIZE_MB is larger than SANDBOX_DATA_SIZE_MB: files that large cannot be written to /mnt/data");
+  }
+  if (config.limits.fileSizeBytes > config.limits.totalFileSizeBytes) warnings.push("MAX_FILE_SIZE_MB is larger than MAX_TOTAL_FILE_SIZE_MB");
+  if (config.limits.cpuQuotaUs === 0) warnings.push("MAX_CPU_QUOTA is 0: sandboxes may use every CPU of the host");
+  return warnings;
+}

@@ -1,0 +1,602 @@
+/**
+ * The catalog of every configuration variable: those of the four seed guides
+ * (read as one product: the union of their variables, renamed ones as aliases)
+ * plus our own. The schema, the loader, the `config` command, `.env.example`
+ * and docs/CONFIGURATION.md are all derived from this one list.
+ */
+
+export type SectionId =
+  | "server"
+  | "https"
+  | "auth"
+  | "limits"
+  | "files"
+  | "sessions"
+  | "sandbox"
+  | "isolation"
+  | "logging"
+  | "development"
+  | "redis"
+  | "storage"
+  | "pool"
+  | "repl"
+  | "state"
+  | "egress"
+  | "kubernetes"
+  | "health"
+  | "legacy";
+
+export interface SectionSpec {
+  id: SectionId;
+  title: string;
+  description: string;
+}
+
+export const SECTIONS: readonly SectionSpec[] = [
+  { id: "server", title: "API server", description: "Where and how the API listens." },
+  { id: "https", title: "HTTPS / TLS", description: "TLS for the API. Unset ENABLE_HTTPS means: on only when the certificate and key files exist." },
+  { id: "auth", title: "Authentication", description: "API keys for user routes (x-api-key header or HTTP Basic) and the master key for admin routes." },
+  { id: "limits", title: "Execution limits", description: "Per-run and per-sandbox resource ceilings." },
+  { id: "files", title: "File limits", description: "Sizes and counts of session files." },
+  { id: "sessions", title: "Sessions", description: "Session ids, lifetime and resume." },
+  { id: "sandbox", title: "Sandboxes", description: "The execution backend and the local sandbox provider." },
+  { id: "isolation", title: "Isolation", description: "Network and filesystem isolation of sandboxes." },
+  { id: "logging", title: "Logging", description: "Log level, format, file and rotation, access and security logs." },
+  { id: "development", title: "Development", description: "CORS and API documentation endpoints." },
+  { id: "redis", title: "Redis", description: "Shared session state and caches across replicas (standalone, cluster or sentinel, optional TLS)." },
+  {
+    id: "storage",
+    title: "Object storage (S3 / MinIO)",
+    description: "S3-compatible storage for files and archived state. MINIO_* names are aliases of S3_*.",
+  },
+  {
+    id: "pool",
+    title: "Sandbox pool",
+    description: "Pre-warmed sandboxes per language. POD_POOL_* and the older CONTAINER_POOL_* names are aliases of SANDBOX_POOL_*.",
+  },
+  { id: "repl", title: "Python REPL", description: "A pre-warmed Python interpreter with common libraries imported." },
+  { id: "state", title: "Python state persistence", description: "Python variables kept across runs of a session, hot in Redis, archived to S3." },
+  { id: "egress", title: "Sandbox network egress", description: "An allowlist proxy that lets sandboxes reach package registries." },
+  {
+    id: "kubernetes",
+    title: "Kubernetes backend",
+    description: "Sandboxes as Kubernetes pods (EXECUTION_BACKEND=kubernetes), including GKE Sandbox (gVisor).",
+  },
+  { id: "health", title: "Health checks", description: "Background health checks of dependencies." },
+  {
+    id: "legacy",
+    title: "Variables of other backends",
+    description: "Accepted so that an existing .env keeps working; they have no effect here (see each note for our equivalent).",
+  },
+];
+
+export type VariableKind =
+  | { type: "string"; pattern?: RegExp; expected?: string }
+  | { type: "path"; absolute?: boolean }
+  | { type: "int"; min: number; max: number; expected?: string }
+  | { type: "number"; min: number; max: number }
+  | { type: "bool" }
+  | { type: "enum"; values: readonly string[] }
+  | { type: "list"; itemPattern?: RegExp; expected?: string }
+  | { type: "loglevel" }
+  | { type: "json"; shape: "object" | "array" };
+
+/**
+ * - active: read by the code today.
+ * - reserved: accepted and validated, for a feature built in later work (Redis, S3, pools, Kubernetes...).
+ * - ignored: belongs to a backend we do not have; accepted, reported when set, no effect.
+ */
+export type VariableStatus = "active" | "reserved" | "ignored";
+
+export interface VariableSpec {
+  /** Canonical name; for a family of names, a placeholder such as `LANG_IMAGE_<CODE>`. */
+  name: string;
+  /** Set for a family of names (the placeholder name is not an env var itself). */
+  pattern?: RegExp;
+  /** Other names accepted for the same setting, newest first; the canonical name wins over them. */
+  aliases: readonly string[];
+  section: SectionId;
+  kind: VariableKind;
+  /** The default as an env string; undefined: unset (or derived, see defaultText). */
+  default?: string;
+  /** Human text for a default that is derived or automatic ("= MAX_EXECUTION_TIME", "auto"). */
+  defaultText?: string;
+  /** Unit of the env value (seconds, MB...). */
+  unit?: string;
+  description: string;
+  /** Masked in summaries, exports and error messages. */
+  secret: boolean;
+  status: VariableStatus;
+  /** What we map it to, why it has no effect, or where the guides disagree on its default. */
+  note?: string;
+  /** Example value for the template, when there is no default. */
+  example?: string;
+}
+
+const PORT_EXPECTED = "an integer between 1 and 65535 (or 0 for a free port)";
+const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$/;
+const K8S_QUANTITY = /^\d+(\.\d+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/;
+const DNS_NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+const HOSTNAME = /^(\*\.)?[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$/;
+const HEADER_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const ORIGIN = /^(\*|https?:\/\/[^\s/]+)$/;
+
+type Options = Partial<Pick<VariableSpec, "aliases" | "defaultText" | "unit" | "secret" | "note" | "example" | "pattern">>;
+
+function def(
+  name: string,
+  section: SectionId,
+  status: VariableStatus,
+  kind: VariableKind,
+  defaultValue: string | undefined,
+  description: string,
+  options: Options = {},
+): VariableSpec {
+  const spec: VariableSpec = { name, aliases: options.aliases ?? [], section, kind, description, secret: options.secret ?? false, status };
+  if (defaultValue !== undefined) spec.default = defaultValue;
+  for (const key of ["defaultText", "unit", "note", "example", "pattern"] as const) {
+    if (options[key] !== undefined) (spec as unknown as Record<string, unknown>)[key] = options[key];
+  }
+  return spec;
+}
+
+const bool: VariableKind = { type: "bool" };
+const str: VariableKind = { type: "string" };
+const int = (min: number, max: number, expected?: string): VariableKind => (expected ? { type: "int", min, max, expected } : { type: "int", min, max });
+const num = (min: number, max: number): VariableKind => ({ type: "number", min, max });
+const oneOf = (...values: string[]): VariableKind => ({ type: "enum", values });
+const path: VariableKind = { type: "path" };
+const anything: VariableKind = { type: "string" };
+
+/** Pool languages of the guides (POD_POOL_<LANG>); bash has no pool variable in any guide. */
+const POOL_LANGUAGES: readonly [code: string, label: string, defaultSize: string][] = [
+  ["PY", "Python", "2"],
+  ["JS", "JavaScript", "2"],
+  ["TS", "TypeScript", "0"],
+  ["GO", "Go", "0"],
+  ["JAVA", "Java", "0"],
+  ["RS", "Rust", "0"],
+  ["C", "C", "0"],
+  ["CPP", "C++", "0"],
+  ["PHP", "PHP", "0"],
+  ["R", "R", "0"],
+  ["F90", "Fortran", "0"],
+  ["D", "D", "0"],
+];
+
+function poolVariables(): VariableSpec[] {
+  return POOL_LANGUAGES.map(([code, label, size]) => {
+    const aliases = [`POD_POOL_${code}`];
+    if (code === "PY" || code === "JS") aliases.push(`CONTAINER_POOL_${code}_MIN`);
+    const note =
+      code === "PY"
+        ? "Guides disagree: 2 (nsjail guide, SANDBOX_POOL_PY), 5 (POD_POOL_PY, CONTAINER_POOL_PY_MIN); we keep 2. CONTAINER_POOL_PY_MIN maps here (the warm count)."
+        : code === "JS"
+          ? "CONTAINER_POOL_JS_MIN maps here (the warm count)."
+          : undefined;
+    return def(`SANDBOX_POOL_${code}`, "pool", "reserved", int(0, 1000), size, `${label} sandboxes kept warm (0 = start one on demand)`, {
+      aliases,
+      ...(note ? { note } : {}),
+    });
+  });
+}
+
+export const VARIABLES: readonly VariableSpec[] = [
+  // --- API server -----------------------------------------------------------
+  def("API_HOST", "server", "active", { type: "string", pattern: /^\S+$/, expected: "a host name or IP address" }, "0.0.0.0", "Address the API binds to"),
+  def("API_PORT", "server", "active", int(0, 65535, PORT_EXPECTED), "8000", "Port of the API (HTTP and WebSocket on one port)", {
+    aliases: ["PORT"],
+    note: "PORT is the nsjail guide's name (there the docker-compose port).",
+  }),
+  def(
+    "SERVER_TRANSPORT",
+    "server",
+    "active",
+    oneOf("auto", "uws", "node"),
+    "auto",
+    "HTTP/WebSocket engine: uWebSockets.js, ws on node:http, or auto (uws when it loads)",
+  ),
+  def("API_DEBUG", "server", "reserved", bool, "false", "Debug mode: verbose error responses (disable in production)"),
+  def("API_RELOAD", "legacy", "ignored", anything, "false", "Auto-reload for development (uvicorn)", {
+    note: "Ignored: there is no reloader; rebuild and restart (npm run build).",
+  }),
+
+  // --- HTTPS -----------------------------------------------------------------
+  def("ENABLE_HTTPS", "https", "active", bool, undefined, "Serve TLS. Unset: on only when the certificate and key files exist", {
+    defaultText: "auto",
+    note: "Guides disagree: false (Docker/Kubernetes guides), auto (nsjail guide); we use auto, as the newest guide. Set it explicitly for predictable restarts.",
+  }),
+  def("HTTPS_PORT", "https", "active", int(0, 65535, PORT_EXPECTED), "443", "Port of the TLS listener"),
+  def("SSL_CERTS_PATH", "https", "active", path, "./ssl", "Folder holding the certificate and key (cert.pem/key.pem, or fullchain.pem/privkey.pem)"),
+  def("SSL_CERT_FILE", "https", "active", path, undefined, "Certificate file (PEM)", {
+    defaultText: "<SSL_CERTS_PATH>/cert.pem (or fullchain.pem when only that exists)",
+    note: "Used only together with SSL_KEY_FILE: alone it is ignored, as OpenSSL reads SSL_CERT_FILE as the system CA bundle and many base images set it.",
+  }),
+  def("SSL_KEY_FILE", "https", "active", path, undefined, "Private key file (PEM)", {
+    defaultText: "<SSL_CERTS_PATH>/key.pem (or privkey.pem when only that exists)",
+    note: "Used only together with SSL_CERT_FILE.",
+  }),
+  def("SSL_CA_CERTS", "https", "active", path, undefined, "CA bundle (optional)"),
+  def("SSL_REDIRECT", "https", "active", bool, "false", "Redirect plain HTTP to HTTPS"),
+
+  // --- Authentication ---------------------------------------------------------
+  def("AUTH_ENABLED", "auth", "active", bool, "true", "Require an API key on user routes (false: anyone who reaches the port may run code)"),
+  def("API_KEY", "auth", "active", str, "test-api-key", "Primary API key (CHANGE IN PRODUCTION)", { secret: true }),
+  def("API_KEYS", "auth", "active", { type: "list" }, undefined, "Additional API keys (comma-separated)", { secret: true, example: "key-one,key-two" }),
+  def(
+    "API_KEY_HEADER",
+    "auth",
+    "active",
+    { type: "string", pattern: HEADER_TOKEN, expected: "an HTTP header name" },
+    "x-api-key",
+    "Header that carries the API key (HTTP Basic with the key as user name is accepted too)",
+  ),
+  def("MASTER_API_KEY", "auth", "active", str, undefined, "Master key for admin routes (always required there, even with AUTH_ENABLED=false)", {
+    secret: true,
+  }),
+  def("API_KEY_CACHE_TTL", "auth", "reserved", int(0, 86400), "300", "Cache lifetime of key validations (keys stored in Redis)", { unit: "s" }),
+  def("RATE_LIMIT_ENABLED", "auth", "reserved", bool, "true", "Per-key rate limiting and the auth-failure limiter"),
+
+  // --- Execution limits -------------------------------------------------------
+  def("MAX_EXECUTION_TIME", "limits", "active", int(1, 86400), "30", "Wall-time ceiling of one run", {
+    unit: "s",
+    note: "Guides disagree: 30 (Docker and Kubernetes guides), 120 (nsjail guide, for runtime package installs); we keep 30 as our sandboxes have no network by default.",
+  }),
+  def("COMPILE_TIMEOUT", "limits", "active", int(1, 86400), undefined, "Wall-time ceiling of the compile stage of compiled languages", {
+    unit: "s",
+    defaultText: "= MAX_EXECUTION_TIME",
+  }),
+  def("MAX_MEMORY_MB", "limits", "active", int(16, 1048576), "512", "Memory of one sandbox (cgroup memory.max)", { unit: "MB" }),
+  def("MAX_CPU_QUOTA", "limits", "active", int(0, 10000000), "50000", "CPU quota per 100 ms period (100000 = one CPU, 0 = no limit)", { unit: "µs" }),
+  def("MAX_PIDS", "limits", "active", int(1, 4194304), "512", "Processes and threads of one sandbox (cgroup pids.max, stops fork bombs)", {
+    aliases: ["MAX_PROCESSES"],
+    note: "Guides disagree: 512 (MAX_PIDS, Kubernetes guides), 32 (MAX_PROCESSES, Docker guide); we keep 512 (JVM and Go runtimes start many threads).",
+  }),
+  def("MAX_OPEN_FILES", "limits", "active", int(16, 1048576), "1024", "Open files per process (RLIMIT_NOFILE)"),
+  def("MAX_OUTPUT_BYTES", "limits", "active", int(1024, 1073741824), "1048576", "stdout+stderr of one run before it ends with output_limit", {
+    unit: "bytes",
+  }),
+  def("MAX_CODE_BYTES", "limits", "active", int(1024, 16777216), "524288", "Largest accepted code body", { unit: "bytes" }),
+  def("MAX_CONCURRENT_EXECUTIONS", "limits", "reserved", int(1, 100000), "10", "Concurrent runs across the server"),
+  def("MAX_SESSIONS_PER_ENTITY", "limits", "reserved", int(1, 1000000), "100", "Sessions per entity_id"),
+
+  // --- File limits ------------------------------------------------------------
+  def(
+    "MAX_FILE_SIZE_MB",
+    "files",
+    "active",
+    int(1, 1048576),
+    "100",
+    "Largest file a program may write (RLIMIT_FSIZE); also the upload limit once uploads land",
+    {
+      unit: "MB",
+      note: "Guides disagree: 100 (nsjail guide), 10 (others); we use 100.",
+    },
+  ),
+  def("MAX_TOTAL_FILE_SIZE_MB", "files", "reserved", int(1, 1048576), "200", "Total size of a session's files", {
+    unit: "MB",
+    note: "Guides: 50 (with a 10 MB file limit); raised to 200 (= SANDBOX_DATA_SIZE_MB) so that it is not below MAX_FILE_SIZE_MB.",
+  }),
+  def("MAX_FILES_PER_SESSION", "files", "reserved", int(1, 100000), "300", "Files per session", {
+    note: "Guides disagree: 300 (nsjail guide, sized for skill bundles), 50 (others); we use 300.",
+  }),
+  def("MAX_OUTPUT_FILES", "files", "reserved", int(0, 10000), "10", "Files returned by one run"),
+  def("MAX_FILENAME_LENGTH", "files", "reserved", int(1, 4096), "255", "Longest file name"),
+
+  // --- Sessions ---------------------------------------------------------------
+  def("SESSION_ID_LENGTH", "sessions", "active", int(16, 128), "32", "Length of session ids (base62)"),
+  def("SESSION_IDLE_GRACE", "sessions", "active", int(0, 604800), "300", "How long a session outlives its last client (resume window)", { unit: "s" }),
+  def("SESSION_REPLAY_FRAMES", "sessions", "active", int(16, 1000000), "2000", "Frames kept per session for resume after a dropped connection"),
+  def("SESSION_TTL_HOURS", "sessions", "reserved", int(1, 8760), "24", "Lifetime of a session and its files", { unit: "h" }),
+  def("SESSION_CLEANUP_INTERVAL_MINUTES", "sessions", "reserved", int(1, 10080), "10", "Interval of the expired-session sweep", {
+    unit: "min",
+    note: "Guides disagree: 10 (Kubernetes guides), 60 (Docker and nsjail guides); we use 10.",
+  }),
+
+  // --- Sandboxes --------------------------------------------------------------
+  def("EXECUTION_BACKEND", "sandbox", "active", oneOf("local", "kubernetes"), "local", "Where sandboxes run: local bubblewrap sandboxes, or Kubernetes pods", {
+    note: "kubernetes is reserved (not yet active): sandboxes run locally until that backend lands.",
+  }),
+  def(
+    "SANDBOX_BASE_DIR",
+    "sandbox",
+    "active",
+    { type: "path", absolute: true },
+    "/var/lib/code-interpreter/sandboxes",
+    "Host folder of per-sandbox files (sockets, /etc files)",
+  ),
+  def("SANDBOX_UID", "sandbox", "active", int(1, 2147483647), "1001", "Unprivileged uid the sandboxed programs run as"),
+  def("SANDBOX_GID", "sandbox", "active", int(1, 2147483647), undefined, "Gid the sandboxed programs run as", { defaultText: "= SANDBOX_UID" }),
+  def("SANDBOX_TMPFS_SIZE_MB", "sandbox", "active", int(1, 1048576), "100", "Size of the sandbox's private /tmp", { unit: "MB" }),
+  def("SANDBOX_DATA_SIZE_MB", "sandbox", "active", int(1, 1048576), "200", "Size of the sandbox's private /mnt/data", { unit: "MB" }),
+  def("SANDBOX_TTL_MINUTES", "sandbox", "reserved", int(1, 10080), "5", "Lifetime of an idle sandbox", { unit: "min" }),
+  def("SANDBOX_CLEANUP_INTERVAL_MINUTES", "sandbox", "reserved", int(1, 10080), "5", "Interval of the idle-sandbox sweep", { unit: "min" }),
+
+  // --- Isolation --------------------------------------------------------------
+  def("ENABLE_NETWORK_ISOLATION", "isolation", "active", bool, "true", "Sandboxes get no network (reported by `config security`)", {
+    note: "Local sandboxes always run in their own empty network namespace; false is reported, it does not open the network (see ENABLE_SANDBOX_NETWORK).",
+  }),
+  def("ENABLE_FILESYSTEM_ISOLATION", "isolation", "active", bool, "true", "Sandboxes see only read-only system folders and their own /mnt/data and /tmp", {
+    note: "Local sandboxes always use a private mount namespace; false is reported, it does not weaken the sandbox.",
+  }),
+
+  // --- Logging ----------------------------------------------------------------
+  def("LOG_LEVEL", "logging", "active", { type: "loglevel" }, "INFO", "DEBUG, INFO, WARNING (or WARN), ERROR, CRITICAL; any case"),
+  def("LOG_FORMAT", "logging", "active", oneOf("json", "text"), "json", "json (one object a line) or text (time level msg key=value)"),
+  def("LOG_FILE", "logging", "active", path, undefined, "Log to this file instead of stdout", { example: "/var/log/code-interpreter/server.log" }),
+  def("LOG_MAX_SIZE_MB", "logging", "active", int(1, 102400), "100", "Size at which LOG_FILE is rotated", { unit: "MB" }),
+  def("LOG_BACKUP_COUNT", "logging", "active", int(0, 1000), "5", "Rotated files kept (file.1 ... file.N)"),
+  def("ENABLE_ACCESS_LOGS", "logging", "active", bool, "false", "Log every HTTP request at info (errors are always logged: 5xx at error, 4xx at warn)", {
+    note: "Guides disagree: true (older guides), false (nsjail guide, with status-aware request logging); we use false, as our request logging is status-aware too.",
+  }),
+  def("ENABLE_SECURITY_LOGS", "logging", "active", bool, "true", "Log security events (failed authentication...) with security=true"),
+
+  // --- Development ------------------------------------------------------------
+  def("ENABLE_CORS", "development", "reserved", bool, "false", "Answer CORS requests (for development)"),
+  def(
+    "CORS_ORIGINS",
+    "development",
+    "reserved",
+    { type: "list", itemPattern: ORIGIN, expected: "a comma-separated list of origins such as https://example.com (or *)" },
+    undefined,
+    "Allowed CORS origins (comma-separated)",
+    { example: "http://localhost:3080" },
+  ),
+  def("ENABLE_DOCS", "development", "reserved", bool, "true", "Serve API documentation endpoints"),
+
+  // --- Redis ------------------------------------------------------------------
+  def("REDIS_MODE", "redis", "reserved", oneOf("standalone", "cluster", "sentinel"), "standalone", "Deployment mode"),
+  def("REDIS_HOST", "redis", "reserved", { type: "string", pattern: /^\S+$/, expected: "a host name or IP address" }, "localhost", "Redis host"),
+  def("REDIS_PORT", "redis", "reserved", int(1, 65535), "6379", "Redis port"),
+  def("REDIS_PASSWORD", "redis", "reserved", str, undefined, "Redis password", { secret: true }),
+  def("REDIS_DB", "redis", "reserved", int(0, 65535), "0", "Database number (standalone and sentinel only)"),
+  def(
+    "REDIS_URL",
+    "redis",
+    "reserved",
+    { type: "string", pattern: /^(redis|rediss|unix):\/\/\S+$/, expected: "a redis://, rediss:// or unix:// URL" },
+    undefined,
+    "Complete Redis URL (overrides the individual settings)",
+    { secret: true, example: "redis://:password@localhost:6379/0" },
+  ),
+  def("REDIS_MAX_CONNECTIONS", "redis", "reserved", int(1, 10000), "20", "Connections in the pool"),
+  def("REDIS_SOCKET_TIMEOUT", "redis", "reserved", num(0.1, 3600), "5", "Socket timeout", { unit: "s" }),
+  def("REDIS_SOCKET_CONNECT_TIMEOUT", "redis", "reserved", num(0.1, 3600), "5", "Connect timeout", { unit: "s" }),
+  def("REDIS_KEY_PREFIX", "redis", "reserved", str, undefined, "Prefix of every Redis key", { example: "prod:" }),
+  def(
+    "REDIS_CLUSTER_NODES",
+    "redis",
+    "reserved",
+    { type: "list", itemPattern: HOST_PORT, expected: "a comma-separated list of host:port pairs" },
+    undefined,
+    "Cluster startup nodes (REDIS_MODE=cluster)",
+    { example: "node1:6379,node2:6379,node3:6379" },
+  ),
+  def(
+    "REDIS_SENTINEL_NODES",
+    "redis",
+    "reserved",
+    { type: "list", itemPattern: HOST_PORT, expected: "a comma-separated list of host:port pairs" },
+    undefined,
+    "Sentinel instances (REDIS_MODE=sentinel)",
+    { example: "sentinel1:26379,sentinel2:26379" },
+  ),
+  def("REDIS_SENTINEL_MASTER", "redis", "reserved", str, "mymaster", "Name of the Sentinel-monitored master"),
+  def("REDIS_SENTINEL_PASSWORD", "redis", "reserved", str, undefined, "Password of the Sentinel instances", { secret: true }),
+  def("REDIS_TLS_ENABLED", "redis", "reserved", bool, "false", "TLS to Redis (rediss://)"),
+  def("REDIS_TLS_CA_CERT_FILE", "redis", "reserved", path, undefined, "CA certificate that verifies the server"),
+  def("REDIS_TLS_CERT_FILE", "redis", "reserved", path, undefined, "Client certificate (mutual TLS)"),
+  def("REDIS_TLS_KEY_FILE", "redis", "reserved", path, undefined, "Client private key (mutual TLS)"),
+  def("REDIS_TLS_INSECURE", "redis", "reserved", bool, "false", "Skip certificate verification (NOT recommended)"),
+  def("REDIS_TLS_CHECK_HOSTNAME", "redis", "reserved", bool, "false", "Verify the server host name against the certificate"),
+
+  // --- Object storage -----------------------------------------------------------
+  def(
+    "S3_ENDPOINT",
+    "storage",
+    "reserved",
+    { type: "string", pattern: /^[A-Za-z0-9.-]+(:\d{1,5})?$/, expected: "host[:port] without a protocol (use S3_SECURE for https)" },
+    "localhost:9000",
+    "S3 endpoint",
+    { aliases: ["MINIO_ENDPOINT"], note: "Guides disagree: localhost:9000 (MinIO), localhost:3900 (Garage); we use 9000." },
+  ),
+  def("S3_ACCESS_KEY", "storage", "reserved", str, undefined, "Access key (required unless S3_USE_IAM)", {
+    secret: true,
+    aliases: ["MINIO_ACCESS_KEY"],
+    note: "Guides disagree: required, minioadmin, test-access-key; we ship no default credentials.",
+  }),
+  def("S3_SECRET_KEY", "storage", "reserved", str, undefined, "Secret key (required unless S3_USE_IAM)", {
+    secret: true,
+    aliases: ["MINIO_SECRET_KEY"],
+    note: "Guides disagree: required, minioadmin, test-secret-key; we ship no default credentials.",
+  }),
+  def("S3_SECURE", "storage", "reserved", bool, "false", "HTTPS to the endpoint", { aliases: ["MINIO_SECURE"] }),
+  def(
+    "S3_BUCKET",
+    "storage",
+    "reserved",
+    { type: "string", pattern: /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, expected: "a bucket name (3-63 of a-z 0-9 . -)" },
+    "code-interpreter-files",
+    "Bucket of session files",
+    { aliases: ["MINIO_BUCKET"], note: "Guides disagree: code-interpreter-files, kubecoderun-files; we use code-interpreter-files." },
+  ),
+  def("S3_REGION", "storage", "reserved", str, "us-east-1", "Region", {
+    aliases: ["MINIO_REGION"],
+    note: "Guides disagree: us-east-1, garage; we use us-east-1 (set it to match your backend).",
+  }),
+  def("S3_USE_IAM", "storage", "reserved", bool, "false", "Use IAM credentials instead of keys", { aliases: ["MINIO_USE_IAM"] }),
+  def("ENABLE_ORPHAN_S3_CLEANUP", "storage", "reserved", bool, "true", "Remove objects with no matching session during cleanup sweeps"),
+
+  // --- Sandbox pool -------------------------------------------------------------
+  def("SANDBOX_POOL_ENABLED", "pool", "reserved", bool, "true", "Keep pre-warmed sandboxes", { aliases: ["POD_POOL_ENABLED", "CONTAINER_POOL_ENABLED"] }),
+  def("SANDBOX_POOL_WARMUP_ON_STARTUP", "pool", "reserved", bool, "true", "Warm the pool at start-up", {
+    aliases: ["POD_POOL_WARMUP_ON_STARTUP", "CONTAINER_POOL_WARMUP_ON_STARTUP"],
+  }),
+  ...poolVariables(),
+  def("SANDBOX_POOL_PARALLEL_BATCH", "pool", "reserved", int(1, 1000), "5", "Sandboxes started in parallel while warming", {
+    aliases: ["POD_POOL_PARALLEL_BATCH"],
+  }),
+  def("SANDBOX_POOL_REPLENISH_INTERVAL", "pool", "reserved", num(0.1, 3600), "2", "Interval of pool replenishment checks", {
+    unit: "s",
+    aliases: ["POD_POOL_REPLENISH_INTERVAL"],
+  }),
+  def("SANDBOX_POOL_EXHAUSTION_TRIGGER", "pool", "reserved", bool, "true", "Replenish at once when the pool runs dry", {
+    aliases: ["POD_POOL_EXHAUSTION_TRIGGER"],
+  }),
+
+  // --- REPL ---------------------------------------------------------------------
+  def("REPL_ENABLED", "repl", "reserved", bool, "true", "Pre-warmed Python REPL in pooled sandboxes"),
+  def("REPL_WARMUP_TIMEOUT_SECONDS", "repl", "reserved", int(1, 600), "15", "Time allowed for the REPL to become ready", { unit: "s" }),
+  def("REPL_HEALTH_CHECK_TIMEOUT_SECONDS", "repl", "reserved", int(1, 600), "5", "Timeout of REPL health checks", { unit: "s" }),
+
+  // --- State persistence ----------------------------------------------------------
+  def("STATE_PERSISTENCE_ENABLED", "state", "reserved", bool, "true", "Keep Python variables across runs of a session"),
+  def("STATE_TTL_SECONDS", "state", "reserved", int(1, 31536000), "7200", "Lifetime of hot state in Redis", { unit: "s" }),
+  def("STATE_MAX_SIZE_MB", "state", "reserved", int(1, 102400), "50", "Largest serialized state", { unit: "MB" }),
+  def("STATE_MAX_REDIS_SIZE_MB", "state", "reserved", int(1, 102400), "100", "Largest state kept in Redis; larger states go straight to S3", { unit: "MB" }),
+  def("STATE_CAPTURE_ON_ERROR", "state", "reserved", bool, "false", "Save state even when the run failed"),
+  def("STATE_ARCHIVE_ENABLED", "state", "reserved", bool, "true", "Archive inactive state to S3"),
+  def("STATE_ARCHIVE_AFTER_SECONDS", "state", "reserved", int(1, 31536000), "3600", "Inactivity before archiving", { unit: "s" }),
+  def("STATE_ARCHIVE_TTL_DAYS", "state", "reserved", int(1, 3650), "7", "Lifetime of archives", {
+    unit: "days",
+    note: "Guides disagree: 7 (Docker and Kubernetes guides), 1 (nsjail guide); we use 7.",
+  }),
+  def("STATE_ARCHIVE_CHECK_INTERVAL_SECONDS", "state", "reserved", int(1, 86400), "300", "Interval of archive checks", { unit: "s" }),
+
+  // --- Egress -------------------------------------------------------------------
+  def("ENABLE_SANDBOX_NETWORK", "egress", "reserved", bool, "false", "Let sandboxes reach package registries through the allowlist proxy"),
+  def("SANDBOX_EGRESS_PORT", "egress", "reserved", int(1, 65535), "18443", "Port of the egress proxy on 127.0.0.1"),
+  def(
+    "SANDBOX_EGRESS_ALLOWLIST",
+    "egress",
+    "reserved",
+    { type: "list", itemPattern: HOSTNAME, expected: "a comma-separated list of host names" },
+    undefined,
+    "Host names allowed beyond the package registries",
+    { defaultText: "(package registries)", example: "files.example.com" },
+  ),
+  def("SKILL_DEPS_PATH", "egress", "reserved", path, "/opt/skill-deps", "Host folder mounted into sandboxes so install caches carry over"),
+
+  // --- Kubernetes ---------------------------------------------------------------
+  def("K8S_NAMESPACE", "kubernetes", "reserved", str, undefined, "Namespace of execution pods", { defaultText: "(the API's namespace)" }),
+  def("K8S_SIDECAR_IMAGE", "kubernetes", "reserved", str, "code-interpreter-sidecar-agent:latest", "Image of the sidecar-agent container", {
+    note: "Guides: aronmuon/kubecoderun-sidecar-agent:latest (another project's image); ours is built from sidecar-agent/.",
+  }),
+  def("K8S_IMAGE_REGISTRY", "kubernetes", "reserved", str, "code-interpreter", "Registry prefix of the sandbox image", {
+    note: "Guides: aronmuon/kubecoderun (another project's images); we use one image with every toolchain.",
+  }),
+  def("K8S_IMAGE_TAG", "kubernetes", "reserved", str, "latest", "Tag of the sandbox image"),
+  def("K8S_IMAGE_PULL_POLICY", "kubernetes", "reserved", oneOf("Always", "IfNotPresent", "Never"), "Always", "Image pull policy of execution pods"),
+  def(
+    "K8S_IMAGE_PULL_SECRETS",
+    "kubernetes",
+    "reserved",
+    { type: "list", itemPattern: DNS_NAME, expected: "a comma-separated list of Kubernetes secret names" },
+    undefined,
+    "Secrets for private registries (comma-separated)",
+    { example: "my-registry-secret" },
+  ),
+  def(
+    "K8S_CPU_LIMIT",
+    "kubernetes",
+    "reserved",
+    { type: "string", pattern: K8S_QUANTITY, expected: "a Kubernetes quantity (1, 500m...)" },
+    "1",
+    "CPU limit of an execution pod",
+  ),
+  def(
+    "K8S_MEMORY_LIMIT",
+    "kubernetes",
+    "reserved",
+    { type: "string", pattern: K8S_QUANTITY, expected: "a Kubernetes quantity (512Mi, 1Gi...)" },
+    "512Mi",
+    "Memory limit of an execution pod",
+  ),
+  def(
+    "K8S_CPU_REQUEST",
+    "kubernetes",
+    "reserved",
+    { type: "string", pattern: K8S_QUANTITY, expected: "a Kubernetes quantity (100m, 1...)" },
+    "100m",
+    "CPU request of an execution pod",
+  ),
+  def(
+    "K8S_MEMORY_REQUEST",
+    "kubernetes",
+    "reserved",
+    { type: "string", pattern: K8S_QUANTITY, expected: "a Kubernetes quantity (128Mi...)" },
+    "128Mi",
+    "Memory request of an execution pod",
+  ),
+  def("K8S_EXECUTION_MODE", "kubernetes", "reserved", oneOf("agent", "nsenter"), "agent", "How the server runs code in a pod", {
+    note: "Only agent exists here (our sidecar-agent); nsenter is accepted, reported, and mapped to agent.",
+  }),
+  def("K8S_EXECUTOR_PORT", "kubernetes", "reserved", int(1, 65535), "9090", "Port of the sidecar-agent inside the pod"),
+  def("GKE_SANDBOX_ENABLED", "kubernetes", "reserved", bool, "false", "Run execution pods under GKE Sandbox (gVisor)"),
+  def("GKE_SANDBOX_RUNTIME_CLASS", "kubernetes", "reserved", str, "gvisor", "RuntimeClass of sandboxed pods"),
+  def("GKE_SANDBOX_NODE_SELECTOR", "kubernetes", "reserved", { type: "json", shape: "object" }, "{}", "Node selector of sandbox nodes (JSON object)"),
+  def("GKE_SANDBOX_CUSTOM_TOLERATIONS", "kubernetes", "reserved", { type: "json", shape: "array" }, "[]", "Tolerations of sandbox nodes (JSON array)"),
+
+  // --- Health checks --------------------------------------------------------------
+  def("HEALTH_CHECK_INTERVAL", "health", "reserved", int(1, 86400), "30", "Interval of dependency health checks", { unit: "s" }),
+  def("HEALTH_CHECK_TIMEOUT", "health", "reserved", int(1, 3600), "5", "Timeout of one health check", { unit: "s" }),
+
+  // --- Other backends (ignored) ------------------------------------------------------
+  def("NSJAIL_BINARY", "legacy", "ignored", anything, "nsjail", "Path to the nsjail binary", {
+    note: "Ignored: local sandboxes use bubblewrap (bwrap on PATH), cgroups v2 and the sidecar-agent.",
+  }),
+  def("DOCKER_BASE_URL", "legacy", "ignored", anything, undefined, "Docker daemon URL", { note: "Ignored: no Docker daemon is used; see EXECUTION_BACKEND." }),
+  def("DOCKER_TIMEOUT", "legacy", "ignored", anything, "60", "Docker operation timeout", { unit: "s", note: "Ignored: no Docker daemon is used." }),
+  def("DOCKER_NETWORK_MODE", "legacy", "ignored", anything, "none", "Container network mode", {
+    note: "Ignored: sandboxes never have a network; our equivalent is ENABLE_NETWORK_ISOLATION (and ENABLE_SANDBOX_NETWORK).",
+  }),
+  def("DOCKER_READ_ONLY", "legacy", "ignored", anything, "true", "Read-only container filesystem", {
+    note: "Ignored: system folders are always read-only in sandboxes; our equivalent is ENABLE_FILESYSTEM_ISOLATION.",
+  }),
+  def("CONTAINER_POOL_MIN_SIZE", "legacy", "ignored", anything, "2", "Default minimum pool size per language", {
+    note: "Ignored: the pool keeps a fixed count per language, SANDBOX_POOL_<LANG>.",
+  }),
+  def("CONTAINER_POOL_MAX_SIZE", "legacy", "ignored", anything, "15", "Default maximum pool size per language", {
+    note: "Ignored: the pool keeps a fixed count per language, SANDBOX_POOL_<LANG>.",
+  }),
+  def("CONTAINER_POOL_PY_MAX", "legacy", "ignored", anything, "20", "Maximum Python containers in the pool", {
+    note: "Ignored: CONTAINER_POOL_PY_MIN maps to SANDBOX_POOL_PY; there is no maximum.",
+  }),
+  def("CONTAINER_POOL_JS_MAX", "legacy", "ignored", anything, "8", "Maximum JavaScript containers in the pool", {
+    note: "Ignored: CONTAINER_POOL_JS_MIN maps to SANDBOX_POOL_JS; there is no maximum.",
+  }),
+  def("LANG_IMAGE_<CODE>", "legacy", "ignored", anything, undefined, "Per-language container image (LANG_IMAGE_PY, LANG_IMAGE_JS...)", {
+    pattern: /^LANG_IMAGE_[A-Z0-9]+$/,
+    example: "python:3.12-slim",
+    note: "Ignored: every toolchain lives in one image (local: the host's /usr; Kubernetes: K8S_IMAGE_REGISTRY/K8S_IMAGE_TAG).",
+  }),
+  def("LANG_<LANGUAGE>_IMAGE", "legacy", "ignored", anything, undefined, "Per-language container image (LANG_PYTHON_IMAGE, LANG_NODEJS_IMAGE...)", {
+    pattern: /^LANG_[A-Z0-9]+_IMAGE$/,
+    example: "python:3.12-slim",
+    note: "Ignored: every toolchain lives in one image (local: the host's /usr; Kubernetes: K8S_IMAGE_REGISTRY/K8S_IMAGE_TAG).",
+  }),
+];
+
+/** True when the variable has (or will have) an effect in this project. */
+export function appliesToUs(spec: VariableSpec): boolean {
+  return spec.status !== "ignored";
+}
+
+const byName = new Map<string, VariableSpec>();
+for (const spec of VARIABLES) {
+  if (spec.pattern) continue;
+  byName.set(spec.name, spec);
+  for (const alias of spec.aliases) byName.set(alias, spec);
+}
+
+/** The catalog entry of a canonical name, an alias, or a member of a family (LANG_IMAGE_PY). */
+export function findVariable(name: string): VariableSpec | undefined {
+  const direct = byName.get(name);
+  if (direct) return direct;
+  return VARIABLES.find((spec) => spec.pattern?.test(name));
+}
+
+/** Every name the catalog accepts literally: canonical names and aliases (families excluded). */
+export function allVariableNames(): string[] {
+  return [...byName.keys()];
+}

@@ -1,0 +1,61 @@
+import type { ToolchainInfo } from "../../languages/toolchains.ts";
+import type { SandboxProvider } from "../../sandbox/provider.ts";
+import type { SessionManager } from "../../sessions/session-manager.ts";
+import { sendJson } from "../errors.ts";
+import type { Router } from "../router.ts";
+
+export interface HealthDeps {
+  version: string;
+  service: string;
+  transport: () => string;
+  provider: SandboxProvider;
+  sessions: SessionManager;
+  toolchains: () => readonly ToolchainInfo[];
+  /** Wraps a handler so it requires a valid API key. */
+  authenticated: (handler: Parameters<Router["add"]>[2]) => Parameters<Router["add"]>[2];
+}
+
+/** GET /health, /ready, /health/detailed and /languages. */
+export function addHealthRoutes(router: Router, deps: HealthDeps): void {
+  router.add("GET", "/health", ({ res }) => sendJson(res, 200, { status: "healthy", version: deps.version, service: deps.service }));
+
+  router.add("GET", "/ready", async ({ res }) => {
+    const sandbox = await deps.provider.health();
+    if (sandbox.status === "down") sendJson(res, 503, { status: "not_ready", reason: `sandbox backend is down: ${sandbox.warnings.join("; ")}` });
+    else sendJson(res, 200, { status: "ready" });
+  });
+
+  router.add(
+    "GET",
+    "/health/detailed",
+    deps.authenticated(async ({ res }) => {
+      const sandbox = await deps.provider.health();
+      const checks = {
+        store: { status: "ok", backend: "memory" },
+        files: { status: "ok", backend: "sandbox", note: "files live in each session's sandbox; a shared file store comes with the HTTP layer" },
+        sandbox: { status: sandbox.status, backend: deps.provider.kind, ...sandbox.details, warnings: sandbox.warnings },
+        pool: { status: "ok", enabled: false },
+      };
+      const status = sandbox.status === "down" ? "unhealthy" : sandbox.status === "degraded" ? "degraded" : "healthy";
+      if (status === "degraded") res.header("x-health-status", "degraded");
+      sendJson(res, status === "unhealthy" ? 503 : 200, {
+        status,
+        version: deps.version,
+        service: deps.service,
+        transport: deps.transport(),
+        sessions: deps.sessions.size,
+        checks,
+        languages: deps.toolchains(),
+        timestamp: new Date().toISOString(),
+      });
+    }),
+  );
+
+  router.add("GET", "/languages", ({ res }) =>
+    sendJson(
+      res,
+      200,
+      deps.toolchains().map((t) => ({ code: t.code, name: t.name, available: t.available, version: t.version ?? null })),
+    ),
+  );
+}

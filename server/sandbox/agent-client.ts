@@ -1,0 +1,201 @@
+import { randomUUID } from "node:crypto";
+import WebSocket from "ws";
+import {
+  AGENT_TOKEN_HEADER,
+  type AgentExec,
+  type AgentExit,
+  type AgentFileInfo,
+  type AgentFileResult,
+  type AgentOut,
+  type AgentToServer,
+  AgentToServerSchema,
+  parseJsonFrame,
+  type ServerToAgent,
+  type SignalName,
+  type Stage,
+} from "../../protocol/index.ts";
+import type { AgentEndpoint, Sandbox } from "./provider.ts";
+
+/** Receives the frames of one exec. */
+export interface ExecListener {
+  stage(stage: Stage): void;
+  out(frame: AgentOut): void;
+  display(frame: { mime: string; data: string; name?: string }): void;
+  exit(frame: AgentExit): void;
+  /** The agent refused or failed the exec before it ran (busy, unknown language...). */
+  error(code: string, message: string): void;
+}
+
+export class AgentRequestError extends Error {}
+
+function endpointUrl(endpoint: AgentEndpoint): string {
+  return endpoint.kind === "unix" ? `ws+unix://${endpoint.path}:/` : `ws://${endpoint.host}:${endpoint.port}/`;
+}
+
+/**
+ * The server's side of the WebSocket to one sandbox's agent: starts execs,
+ * routes their frames, moves files. The connection closing means the sandbox
+ * is lost to us: every pending request fails and `closed` settles.
+ */
+export class AgentClient {
+  readonly #socket: WebSocket;
+  readonly #execs = new Map<string, ExecListener>();
+  readonly #requests = new Map<string, { resolve: (r: AgentFileResult) => void; reject: (e: Error) => void }>();
+  readonly closed: Promise<string>;
+  #isClosed = false;
+
+  private constructor(socket: WebSocket) {
+    this.#socket = socket;
+    this.closed = new Promise((resolve) => {
+      socket.on("close", (code, reason) => {
+        this.#isClosed = true;
+        const why = `agent connection closed (${code}${reason.length ? ` ${reason.toString()}` : ""})`;
+        for (const request of this.#requests.values()) request.reject(new AgentRequestError(why));
+        this.#requests.clear();
+        resolve(why);
+      });
+    });
+    socket.on("message", (data, isBinary) => {
+      if (isBinary) return;
+      const parsed = parseJsonFrame(AgentToServerSchema, data.toString());
+      if (parsed.ok) this.#dispatch(parsed.value);
+    });
+  }
+
+  /** Connect to the sandbox's agent and wait for its `ready` frame. */
+  static connect(sandbox: Pick<Sandbox, "endpoint" | "token">, timeoutMs = 10_000): Promise<AgentClient> {
+    return new Promise((resolve, reject) => {
+      const socket = new WebSocket(endpointUrl(sandbox.endpoint), {
+        headers: { [AGENT_TOKEN_HEADER]: sandbox.token },
+        perMessageDeflate: false,
+        maxPayload: 256 * 1024 * 1024,
+      });
+      const timer = setTimeout(() => {
+        socket.terminate();
+        reject(new Error(`agent did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const fail = (error: Error) => {
+        clearTimeout(timer);
+        reject(error);
+      };
+      socket.once("error", fail);
+      socket.once("unexpected-response", (_req, res) => fail(new Error(`agent refused the connection (HTTP ${res.statusCode})`)));
+      socket.once("message", (data) => {
+        clearTimeout(timer);
+        socket.off("error", fail);
+        socket.on("error", () => {}); // "close" follows and reports it
+        const parsed = parseJsonFrame(AgentToServerSchema, data.toString());
+        if (!parsed.ok || parsed.value.type !== "ready") {
+          socket.terminate();
+          reject(new Error("agent sent no ready frame"));
+          return;
+        }
+        resolve(new AgentClient(socket));
+      });
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.#isClosed;
+  }
+
+  startExec(request: Omit<AgentExec, "type">, listener: ExecListener): void {
+    this.#execs.set(request.id, listener);
+    this.#send({ type: "exec", ...request });
+  }
+
+  /** Stop routing frames of an exec (after its exit, or when the session gives up on it). */
+  forgetExec(id: string): void {
+    this.#execs.delete(id);
+  }
+
+  stdin(id: string, data: string | undefined, eof: boolean | undefined): void {
+    this.#send({ type: "stdin", id, data, eof });
+  }
+
+  signal(id: string, signal: SignalName): void {
+    this.#send({ type: "signal", id, signal });
+  }
+
+  ack(id: string, bytes: number, frames: number): void {
+    this.#send({ type: "ack", id, bytes, frames });
+  }
+
+  async putFile(path: string, data: Buffer, readOnly = false): Promise<void> {
+    await this.#request({ type: "file.put", reqId: "", path, data: data.toString("base64"), readOnly });
+  }
+
+  async getFile(path: string): Promise<Buffer> {
+    const result = await this.#request({ type: "file.get", reqId: "", path });
+    return Buffer.from(result.data ?? "", "base64");
+  }
+
+  async listFiles(): Promise<AgentFileInfo[]> {
+    const result = await this.#request({ type: "file.list", reqId: "" });
+    return result.files ?? [];
+  }
+
+  async deleteFile(path: string): Promise<void> {
+    await this.#request({ type: "file.delete", reqId: "", path });
+  }
+
+  close(): void {
+    this.#socket.close(1000);
+  }
+
+  #request(frame: Extract<ServerToAgent, { reqId: string }>): Promise<AgentFileResult> {
+    if (this.#isClosed) return Promise.reject(new AgentRequestError("agent connection is closed"));
+    const reqId = randomUUID();
+    return new Promise((resolve, reject) => {
+      this.#requests.set(reqId, {
+        resolve: (result) => (result.ok ? resolve(result) : reject(new AgentRequestError(result.error ?? "file operation failed"))),
+        reject,
+      });
+      this.#send({ ...frame, reqId } as ServerToAgent);
+    });
+  }
+
+  #send(frame: ServerToAgent): void {
+    if (this.#socket.readyState === WebSocket.OPEN) this.#socket.send(JSON.stringify(frame));
+  }
+
+  #dispatch(frame: AgentToServer): void {
+    switch (frame.type) {
+      case "exec.stage":
+        this.#execs.get(frame.id)?.stage(frame.stage);
+        return;
+      case "out":
+        this.#execs.get(frame.id)?.out(frame);
+        return;
+      case "display":
+        this.#execs.get(frame.id)?.display(frame);
+        return;
+      case "exit": {
+        const listener = this.#execs.get(frame.id);
+        this.#execs.delete(frame.id);
+        listener?.exit(frame);
+        return;
+      }
+      case "error": {
+        if (frame.reqId) {
+          const request = this.#requests.get(frame.reqId);
+          this.#requests.delete(frame.reqId);
+          request?.reject(new AgentRequestError(frame.message));
+        } else if (frame.id) {
+          const listener = this.#execs.get(frame.id);
+          this.#execs.delete(frame.id);
+          listener?.error(frame.code, frame.message);
+        }
+        return;
+      }
+      case "file.result": {
+        const request = this.#requests.get(frame.reqId);
+        this.#requests.delete(frame.reqId);
+        request?.resolve(frame);
+        return;
+      }
+      case "ready":
+        return;
+    }
+  }
+}

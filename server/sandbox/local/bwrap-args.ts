@@ -1,0 +1,157 @@
+/**
+ * The bubblewrap argv of one local sandbox: a pure function of its inputs, so
+ * that the walls it builds can be read (and unit-tested) in one place.
+ */
+
+/** Where the sandbox sees things; fixed paths the agent and programs rely on. */
+export const SANDBOX_PATHS = {
+  agentDir: "/opt/agent",
+  agentEntry: "/opt/agent/agent.mjs",
+  launcher: "/opt/agent/launcher",
+  runDir: "/run/agent",
+  socket: "/run/agent/agent.sock",
+  cgroupDir: "/run/cgroup",
+  dataDir: "/mnt/data",
+  workDir: "/tmp/.agent",
+  home: "/tmp",
+} as const;
+
+export const SANDBOX_PATH_ENV = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/**
+ * Host files under /etc that toolchains read, bound read-only when present
+ * (`--ro-bind-try`). Everything else of the host's /etc stays invisible:
+ * passwd, group, hosts and nsswitch.conf are synthetic per sandbox.
+ * - alternatives: the /usr/bin/java, cc, c++... symlinks point through it
+ * - ld.so.*: the dynamic loader's cache and search path
+ * - localtime: the host's time zone
+ * - ssl, ca-certificates: certificates (for libraries that load them at start)
+ * - java-17-openjdk: the JDK's configuration (security, jvm.cfg)
+ * - R, php: Rscript's and php-cli's configuration
+ * - fonts, matplotlibrc: plotting
+ * - python3, python3.x: Debian's Python site configuration (globbed at start-up)
+ * - ldc2.conf: the D compiler's configuration; gprofng.rc: binutils
+ * - mime.types: content types (Python's mimetypes, PHP)
+ */
+export const ETC_TOOLCHAIN_FILES: readonly string[] = [
+  "/etc/alternatives",
+  "/etc/ld.so.cache",
+  "/etc/ld.so.conf",
+  "/etc/ld.so.conf.d",
+  "/etc/localtime",
+  "/etc/ssl",
+  "/etc/ca-certificates",
+  "/etc/java-17-openjdk",
+  "/etc/R",
+  "/etc/php",
+  "/etc/fonts",
+  "/etc/matplotlibrc",
+  "/etc/ldc2.conf",
+  "/etc/gprofng.rc",
+  "/etc/mime.types",
+];
+
+/** A top-level entry of the host root other than /usr: a merged-usr symlink, or a real directory on older layouts. */
+export type RootEntry = { kind: "symlink"; path: string; target: string } | { kind: "dir"; path: string };
+
+export interface BwrapArgsInput {
+  uid: number;
+  gid: number;
+  tmpBytes: number;
+  dataBytes: number;
+  /** Host folder holding the agent (agent.mjs, launcher), bound read-only at /opt/agent. */
+  agentDir: string;
+  /** Whether the agent folder holds a launcher binary. */
+  hasLauncher: boolean;
+  /** Host folder bound read-write at /run/agent, where the agent creates its socket. */
+  runDir: string;
+  /** Host files of the synthetic /etc, by their path inside the sandbox (/etc/passwd...). */
+  etcFiles: Readonly<Record<string, string>>;
+  /** Host /etc paths to bind read-only when present. */
+  etcBinds: readonly string[];
+  /** /bin, /lib... as the host has them. */
+  rootEntries: readonly RootEntry[];
+  /** Host memory cgroup folder of this sandbox, bound read-only at /run/cgroup for OOM detection. */
+  memoryCgroupDir?: string;
+  token: string;
+  /** JSON object: the base environment of programs the agent runs. */
+  programEnv: string;
+  /** bwrap >= 0.8: forbid nested user namespaces. */
+  disableUserns: boolean;
+}
+
+/** bwrap options (everything before `--` and the command). They carry the token: pass them with `--args FD`, never on a command line. */
+export function buildBwrapArgs(input: BwrapArgsInput): string[] {
+  const args: string[] = [
+    // New user, pid, net, ipc, uts and cgroup namespaces; the user namespace is required, not "try".
+    "--unshare-all",
+    "--unshare-user",
+    ...(input.disableUserns ? ["--disable-userns"] : []),
+    "--die-with-parent",
+    "--new-session",
+    "--cap-drop",
+    "ALL",
+    "--hostname",
+    "sandbox",
+    "--uid",
+    String(input.uid),
+    "--gid",
+    String(input.gid),
+    "--ro-bind",
+    "/usr",
+    "/usr",
+  ];
+  for (const entry of input.rootEntries) {
+    if (entry.kind === "symlink") args.push("--symlink", entry.target, entry.path);
+    else args.push("--ro-bind", entry.path, entry.path);
+  }
+  args.push(
+    "--proc",
+    "/proc",
+    "--dev",
+    "/dev",
+    // POSIX shared memory and semaphores (Python multiprocessing): writable, bounded like /tmp.
+    "--size",
+    String(Math.floor(input.tmpBytes)),
+    "--tmpfs",
+    "/dev/shm",
+    "--size",
+    String(Math.floor(input.tmpBytes)),
+    "--tmpfs",
+    "/tmp",
+    "--size",
+    String(Math.floor(input.dataBytes)),
+    "--tmpfs",
+    SANDBOX_PATHS.dataDir,
+  );
+  for (const [inside, host] of Object.entries(input.etcFiles)) args.push("--ro-bind", host, inside);
+  for (const path of input.etcBinds) args.push("--ro-bind-try", path, path);
+  args.push("--ro-bind", input.agentDir, SANDBOX_PATHS.agentDir, "--bind", input.runDir, SANDBOX_PATHS.runDir);
+  if (input.memoryCgroupDir) args.push("--ro-bind", input.memoryCgroupDir, SANDBOX_PATHS.cgroupDir);
+  // The root bwrap builds (a tmpfs holding the mount points) and its /dev (an unbounded tmpfs) become read-only:
+  // only /tmp, /mnt/data, /dev/shm and /run/agent take writes.
+  args.push("--remount-ro", "/dev", "--remount-ro", "/");
+
+  const env: [string, string][] = [
+    ["PATH", SANDBOX_PATH_ENV],
+    ["HOME", SANDBOX_PATHS.home],
+    ["LANG", "C.UTF-8"],
+    ["AGENT_LISTEN", `unix:${SANDBOX_PATHS.socket}`],
+    ["AGENT_TOKEN", input.token],
+    ["AGENT_DATA_DIR", SANDBOX_PATHS.dataDir],
+    ["AGENT_WORK_DIR", SANDBOX_PATHS.workDir],
+    ["AGENT_PROGRAM_ENV", input.programEnv],
+  ];
+  if (input.hasLauncher) env.push(["AGENT_LAUNCHER", SANDBOX_PATHS.launcher]);
+  if (input.memoryCgroupDir) env.push(["AGENT_CGROUP_DIR", SANDBOX_PATHS.cgroupDir]);
+  args.push("--clearenv");
+  for (const [name, value] of env) args.push("--setenv", name, value);
+  args.push("--chdir", SANDBOX_PATHS.dataDir);
+  return args;
+}
+
+/** Serialize options for `bwrap --args FD`: NUL-terminated strings. */
+export function encodeArgsFile(args: readonly string[]): Buffer {
+  for (const arg of args) if (arg.includes("\0")) throw new Error("bwrap argument contains NUL");
+  return Buffer.from(args.map((a) => `${a}\0`).join(""), "utf8");
+}

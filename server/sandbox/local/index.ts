@@ -1,0 +1,1 @@
+export { type LocalProviderOptions, LocalSandbox, LocalSandboxProvider, type ProviderLogger } from "./local-provider.ts";

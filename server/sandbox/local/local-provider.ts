@@ -1,0 +1,479 @@
+/**
+ * The local sandbox provider: one bubblewrap sandbox per session on this
+ * machine, each running the sidecar-agent as an unprivileged uid behind new
+ * namespaces, rlimits and (where the machine allows) cgroup limits.
+ *
+ * Launch chain: server -> /bin/bash (root: joins the cgroups, sets rlimits and
+ * its OOM score) -exec-> setpriv (drops to the uid) -exec-> bwrap -> node agent.
+ * The process the server spawned is bwrap itself, so --die-with-parent ties the
+ * sandbox to the server's life.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { existsSync, realpathSync } from "node:fs";
+import { link, lstat, rm } from "node:fs/promises";
+import { isAbsolute, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import type { Writable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { AgentEndpoint, ProviderHealth, Sandbox, SandboxExit, SandboxProvider, SandboxSpec } from "../provider.ts";
+import { buildBwrapArgs, ETC_TOOLCHAIN_FILES, encodeArgsFile, type RootEntry, SANDBOX_PATH_ENV, SANDBOX_PATHS } from "./bwrap-args.ts";
+import { type CgroupLayout, CONTROLLERS, createSandboxCgroups, detectCgroups, killCgroups, removeCgroups, type SandboxCgroups } from "./cgroups.ts";
+import { hostPythonEtc, hostRootEntries, makeSandboxDir, newSandboxId, newToken, prepareBaseDir, SANDBOX_ID_LENGTH } from "./host-files.ts";
+import { buildLaunchArgv, LAUNCH_ENV, OOM_PROBE_SCRIPT } from "./launch-script.ts";
+import { removeOrphanSandboxes } from "./orphans.ts";
+
+type LogFn = (obj: Record<string, unknown>, msg?: string) => void;
+/** The part of a pino logger this provider uses. */
+export interface ProviderLogger {
+  debug: LogFn;
+  info: LogFn;
+  warn: LogFn;
+  error: LogFn;
+}
+
+const silentLogger: ProviderLogger = { debug() {}, info() {}, warn() {}, error() {} };
+
+export interface LocalProviderOptions {
+  /** Host folder for per-sandbox folders (made 0711, root's). */
+  baseDir: string;
+  /** Host uid and gid sandboxed processes run as (not 0; no passwd entry needed). */
+  uid: number;
+  gid: number;
+  /** Folder with the built agent: agent.mjs and (optionally) launcher. */
+  agentDir: string;
+  /** Node binary for the agent; must live under /usr, the only host tree sandboxes see. Default: process.execPath. */
+  nodePath?: string;
+  logger?: ProviderLogger;
+  /** Default /sys/fs/cgroup. */
+  cgroupRoot?: string;
+  /** Base environment of the programs the agent runs (AGENT_PROGRAM_ENV). */
+  agentProgramEnv?: Record<string, string>;
+  /** How long create() waits for AGENT_READY. Default 15 s. */
+  readyTimeoutMs?: number;
+}
+
+const DEFAULT_PROGRAM_ENV: Readonly<Record<string, string>> = {
+  PATH: SANDBOX_PATH_ENV,
+  HOME: SANDBOX_PATHS.home,
+  LANG: "C.UTF-8",
+  TMPDIR: "/tmp",
+  USER: "sandbox",
+  LOGNAME: "sandbox",
+};
+
+/** Longest path a unix socket address holds (sun_path is 108 bytes with its NUL). */
+const MAX_SOCKET_PATH = 107;
+const STDERR_TAIL_LINES = 30;
+
+interface InitState {
+  layout: CgroupLayout;
+  rootEntries: RootEntry[];
+  etcBinds: string[];
+  bwrapVersion: string | null;
+  disableUserns: boolean;
+  setprivFound: boolean;
+  /** Whether the launch shell may lower the agent's oom_score_adj to -500 (needs CAP_SYS_RESOURCE). */
+  agentOomScoreLowered: boolean;
+}
+
+interface ProbeResult {
+  ok: boolean;
+  error?: string;
+}
+
+function run(file: string, args: string[], timeoutMs: number): Promise<{ ok: boolean; stdout: string; stderr: string; error?: string }> {
+  return new Promise((done) => {
+    execFile(file, args, { env: { ...LAUNCH_ENV }, timeout: timeoutMs, killSignal: "SIGKILL" }, (error, stdout, stderr) => {
+      done({ ok: !error, stdout: String(stdout), stderr: String(stderr), error: error ? (String(stderr).trim() || error.message).slice(0, 500) : undefined });
+    });
+  });
+}
+
+function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
+  if (signal) return `killed by ${signal}`;
+  return `exited with code ${code}`;
+}
+
+/** One local sandbox, as the provider hands it out. */
+export class LocalSandbox implements Sandbox {
+  readonly id: string;
+  readonly token: string;
+  readonly exited: Promise<SandboxExit>;
+  /** Host folder of this sandbox. */
+  readonly dir: string;
+  /** Host pid of the bwrap process the server spawned (the shell exec'd into it). */
+  readonly pid: number;
+  /** cgroup folders of this sandbox on the host. */
+  readonly cgroups: SandboxCgroups;
+  #endpoint: AgentEndpoint;
+  #child: ChildProcess;
+  #hasExited = false;
+  #destroyRequested = false;
+  #destroying: Promise<void> | undefined;
+  #onGone: (sandbox: LocalSandbox) => void;
+  #logger: ProviderLogger;
+  readonly #stderrTail: string[] = [];
+
+  constructor(init: {
+    id: string;
+    token: string;
+    dir: string;
+    child: ChildProcess;
+    cgroups: SandboxCgroups;
+    logger: ProviderLogger;
+    onGone: (sandbox: LocalSandbox) => void;
+  }) {
+    this.id = init.id;
+    this.token = init.token;
+    this.dir = init.dir;
+    this.#child = init.child;
+    this.pid = init.child.pid ?? -1;
+    this.cgroups = init.cgroups;
+    this.#logger = init.logger;
+    this.#onGone = init.onGone;
+    this.#endpoint = { kind: "unix", path: join(init.dir, "run", "agent.sock") };
+    this.exited = new Promise((resolveExit) => {
+      const onExit = (code: number | null, signal: NodeJS.Signals | null, error?: Error) => {
+        if (this.#hasExited) return;
+        this.#hasExited = true;
+        const reason = this.#destroyRequested ? "destroyed" : error ? `failed to start (${error.message})` : describeExit(code, signal);
+        this.#logger.debug({ sandbox: this.id, code, signal }, `sandbox process ${reason}`);
+        resolveExit({ reason });
+        // Whoever ended it, clean up what it left on the host.
+        if (!this.#destroyRequested) void this.destroy();
+      };
+      init.child.once("exit", onExit);
+      // spawn failures (no /bin/bash) come as "error" without "exit"
+      init.child.once("error", (error) => onExit(null, null, error));
+    });
+    const stderr = createInterface({ input: init.child.stderr! });
+    stderr.on("line", (line) => {
+      this.#stderrTail.push(line);
+      if (this.#stderrTail.length > STDERR_TAIL_LINES) this.#stderrTail.shift();
+      this.#logger.debug({ sandbox: this.id, stream: "stderr" }, line);
+    });
+  }
+
+  get endpoint(): AgentEndpoint {
+    return this.#endpoint;
+  }
+
+  get hasExited(): boolean {
+    return this.#hasExited;
+  }
+
+  stderrTail(): string {
+    return this.#stderrTail.join("\n");
+  }
+
+  /** Resolve on the agent's AGENT_READY line; reject on exit, spawn error or timeout. */
+  waitReady(timeoutMs: number): Promise<void> {
+    return new Promise((resolveReady, reject) => {
+      const stdout = createInterface({ input: this.#child.stdout! });
+      let settled = false;
+      const finish = (error?: Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (error) reject(error);
+        else resolveReady();
+      };
+      const timer = setTimeout(() => finish(new Error(`agent not ready within ${timeoutMs} ms`)), timeoutMs);
+      stdout.on("line", (line) => {
+        if (!settled && line.trim() === "AGENT_READY") finish();
+        else this.#logger.debug({ sandbox: this.id, stream: "stdout" }, line);
+      });
+      this.#child.once("error", (error) => finish(new Error(`cannot start the sandbox: ${error.message}`)));
+      void this.exited.then(({ reason }) => finish(new Error(`sandbox ${reason} before its agent was ready`)));
+    });
+  }
+
+  /**
+   * Give the server its own name for the agent's socket: a hard link in the
+   * sandbox's host folder, outside the folder the sandbox can write. Programs
+   * run as the agent's uid and could later swap run/agent.sock for a symlink to
+   * a host socket; the link pins the inode the agent bound (no user code has
+   * run yet when this is called).
+   */
+  async pinEndpoint(): Promise<void> {
+    const bound = join(this.dir, "run", "agent.sock");
+    const pinned = join(this.dir, "agent.sock");
+    if (!(await lstat(bound)).isSocket()) throw new Error(`${bound} is not a socket`);
+    await link(bound, pinned);
+    if (!(await lstat(pinned)).isSocket()) throw new Error(`${pinned} is not a socket`);
+    this.#endpoint = { kind: "unix", path: pinned };
+  }
+
+  destroy(): Promise<void> {
+    if (!this.#destroying) {
+      if (!this.#hasExited) this.#destroyRequested = true;
+      this.#destroying = this.#teardown();
+    }
+    return this.#destroying;
+  }
+
+  async #teardown(): Promise<void> {
+    try {
+      if (!this.#hasExited) this.#child.kill("SIGKILL");
+      await killCgroups(this.cgroups.dirs, 5_000);
+      await Promise.race([this.exited, sleep(5_000, undefined, { ref: false })]);
+      const left = await removeCgroups(this.cgroups.dirs, 5_000);
+      if (left.length > 0) this.#logger.warn({ sandbox: this.id, cgroups: left }, "sandbox cgroups could not be removed");
+      await rm(this.dir, { recursive: true, force: true, maxRetries: 3 });
+    } catch (error) {
+      this.#logger.warn({ sandbox: this.id, err: error }, "sandbox cleanup failed");
+    } finally {
+      this.#onGone(this);
+    }
+  }
+}
+
+export class LocalSandboxProvider implements SandboxProvider {
+  readonly kind = "local" as const;
+  readonly #options: Required<Omit<LocalProviderOptions, "agentProgramEnv" | "logger">>;
+  readonly #programEnv: string;
+  readonly #logger: ProviderLogger;
+  readonly #sandboxes = new Map<string, LocalSandbox>();
+  /** Ids whose folder or cgroups exist but whose sandbox is not in #sandboxes yet (spared by removeOrphans). */
+  readonly #pending = new Set<string>();
+  readonly #warnings = new Set<string>();
+  #init: Promise<InitState> | undefined;
+  #probe: Promise<ProbeResult> | undefined;
+
+  constructor(options: LocalProviderOptions) {
+    const nodePath = options.nodePath ?? process.execPath;
+    for (const [name, id] of [
+      ["uid", options.uid],
+      ["gid", options.gid],
+    ] as const) {
+      if (!Number.isInteger(id) || id <= 0 || id > 0xfffffffe) throw new Error(`local sandbox ${name} must be a positive integer other than 0 (got ${id})`);
+    }
+    if (!isAbsolute(options.baseDir)) throw new Error(`local sandbox baseDir must be absolute (got ${options.baseDir})`);
+    if (!isAbsolute(options.agentDir)) throw new Error(`local sandbox agentDir must be absolute (got ${options.agentDir})`);
+    let realNode: string;
+    try {
+      realNode = realpathSync(nodePath);
+    } catch {
+      throw new Error(`node binary not found: ${nodePath}`);
+    }
+    if (!resolve(nodePath).startsWith("/usr/") || !realNode.startsWith("/usr/")) {
+      throw new Error(`the node binary for sandboxes must live under /usr (sandboxes see only /usr of the host); got ${nodePath} -> ${realNode}`);
+    }
+    const baseDir = resolve(options.baseDir);
+    const socketPath = join(baseDir, "x".repeat(SANDBOX_ID_LENGTH), "agent.sock");
+    if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) {
+      throw new Error(`local sandbox baseDir is too long: agent socket paths (${Buffer.byteLength(socketPath)} bytes) must fit in ${MAX_SOCKET_PATH} bytes`);
+    }
+    this.#options = {
+      baseDir,
+      uid: options.uid,
+      gid: options.gid,
+      agentDir: resolve(options.agentDir),
+      nodePath: resolve(nodePath),
+      cgroupRoot: options.cgroupRoot ?? "/sys/fs/cgroup",
+      readyTimeoutMs: options.readyTimeoutMs ?? 15_000,
+    };
+    this.#programEnv = JSON.stringify(options.agentProgramEnv ?? DEFAULT_PROGRAM_ENV);
+    this.#logger = options.logger ?? silentLogger;
+  }
+
+  /** Sandboxes alive right now. */
+  get size(): number {
+    return this.#sandboxes.size;
+  }
+
+  #initialize(): Promise<InitState> {
+    this.#init ??= (async () => {
+      await prepareBaseDir(this.#options.baseDir);
+      const layout = await detectCgroups(this.#options.cgroupRoot);
+      for (const warning of layout.warnings) this.#warnings.add(warning);
+      const version = await run("bwrap", ["--version"], 5_000);
+      const bwrapVersion = version.ok ? version.stdout.trim() : null;
+      const [major = 0, minor = 0] = (bwrapVersion?.match(/(\d+)\.(\d+)/)?.slice(1) ?? []).map(Number);
+      const setpriv = await run("setpriv", ["--version"], 5_000);
+      // Not a wall or a limit, so a detail rather than a warning: programs (+500) stay the preferred OOM victims either way.
+      const oom = await run("/bin/bash", ["-c", OOM_PROBE_SCRIPT], 5_000);
+      return {
+        layout,
+        rootEntries: hostRootEntries(),
+        etcBinds: [...ETC_TOOLCHAIN_FILES, ...hostPythonEtc()],
+        bwrapVersion,
+        // --disable-userns arrived in bubblewrap 0.8.0.
+        disableUserns: major > 0 || minor >= 8,
+        setprivFound: setpriv.ok,
+        agentOomScoreLowered: oom.ok,
+      };
+    })();
+    // A failure (no base folder yet...) is not cached: the next call tries again.
+    this.#init.catch(() => {
+      this.#init = undefined;
+    });
+    return this.#init;
+  }
+
+  async create(spec: SandboxSpec): Promise<Sandbox> {
+    const init = await this.#initialize();
+    const { uid, gid, baseDir, agentDir, nodePath } = this.#options;
+    if (!existsSync(join(agentDir, "agent.mjs"))) throw new Error(`sandbox agent not found: ${join(agentDir, "agent.mjs")} (run the build)`);
+    const id = newSandboxId();
+    const token = newToken();
+    this.#pending.add(id);
+    let host: Awaited<ReturnType<typeof makeSandboxDir>>;
+    let cgroups: SandboxCgroups;
+    try {
+      host = await makeSandboxDir(baseDir, id, uid, gid);
+      cgroups = await createSandboxCgroups(init.layout, id, spec.limits);
+    } catch (error) {
+      await rm(join(baseDir, id), { recursive: true, force: true });
+      this.#pending.delete(id);
+      throw error;
+    }
+    for (const warning of cgroups.warnings) this.#warnings.add(warning);
+
+    const bwrapArgs = buildBwrapArgs({
+      uid,
+      gid,
+      tmpBytes: spec.limits.tmpBytes,
+      dataBytes: spec.limits.dataBytes,
+      agentDir,
+      hasLauncher: existsSync(join(agentDir, "launcher")),
+      runDir: host.runDir,
+      etcFiles: host.etcFiles,
+      etcBinds: init.etcBinds,
+      rootEntries: init.rootEntries,
+      memoryCgroupDir: cgroups.memoryDir,
+      token,
+      programEnv: this.#programEnv,
+      disableUserns: init.disableUserns,
+    });
+    const argv = buildLaunchArgv({
+      uid,
+      gid,
+      openFiles: spec.limits.openFiles,
+      fileSizeBytes: spec.limits.fileSizeBytes,
+      nproc: cgroups.enforced.pids ? undefined : spec.limits.pids,
+      nodePath,
+      entry: SANDBOX_PATHS.agentEntry,
+      cgroupProcsFiles: cgroups.procsFiles,
+    });
+    const child = spawn("/bin/bash", argv, { env: { ...LAUNCH_ENV }, cwd: "/", stdio: ["ignore", "pipe", "pipe", "pipe"] });
+    const argsPipe = child.stdio[3] as Writable;
+    argsPipe.on("error", () => {}); // the shell failed before bwrap read its options: "exit" reports it
+    argsPipe.end(encodeArgsFile(bwrapArgs));
+
+    const sandbox = new LocalSandbox({
+      id,
+      token,
+      dir: host.dir,
+      child,
+      cgroups,
+      logger: this.#logger,
+      onGone: (gone) => {
+        if (this.#sandboxes.get(gone.id) === gone) this.#sandboxes.delete(gone.id);
+      },
+    });
+    this.#sandboxes.set(id, sandbox);
+    this.#pending.delete(id);
+    this.#logger.debug({ sandbox: id, session: spec.sessionId, pid: sandbox.pid, enforced: cgroups.enforced }, "sandbox starting");
+    try {
+      await sandbox.waitReady(this.#options.readyTimeoutMs);
+      await sandbox.pinEndpoint();
+    } catch (error) {
+      await sandbox.destroy();
+      const tail = sandbox.stderrTail();
+      throw new Error(`sandbox ${id} failed to start: ${(error as Error).message}${tail ? `\n${tail}` : ""}`);
+    }
+    this.#logger.info({ sandbox: id, session: spec.sessionId }, "sandbox ready");
+    return sandbox;
+  }
+
+  async removeOrphans(): Promise<number> {
+    const init = await this.#initialize();
+    const report = await removeOrphanSandboxes(init.layout, this.#options.baseDir, new Set([...this.#sandboxes.keys(), ...this.#pending]));
+    for (const failure of report.failures) this.#logger.warn({ failure }, "orphan sandbox cleanup incomplete");
+    if (report.removed > 0) this.#logger.info({ count: report.removed }, "removed orphan sandboxes");
+    return report.removed;
+  }
+
+  /** Can bwrap make a sandbox as the uid here? Run once; the answer is cached. */
+  #probeSandbox(init: InitState): Promise<ProbeResult> {
+    this.#probe ??= (async () => {
+      if (!init.bwrapVersion) return { ok: false, error: "bubblewrap (bwrap) is not installed or does not run" };
+      if (!init.setprivFound) return { ok: false, error: "setpriv (util-linux) is not installed" };
+      const { uid, gid } = this.#options;
+      const args = [
+        `--reuid=${uid}`,
+        `--regid=${gid}`,
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--no-new-privs",
+        "bwrap",
+        "--unshare-all",
+        "--unshare-user",
+        ...(init.disableUserns ? ["--disable-userns"] : []),
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--uid",
+        String(uid),
+        "--gid",
+        String(gid),
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        ...init.rootEntries.flatMap((e) => (e.kind === "symlink" ? ["--symlink", e.target, e.path] : ["--ro-bind", e.path, e.path])),
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--",
+        "/usr/bin/true",
+      ];
+      const result = await run("setpriv", args, 10_000);
+      return result.ok ? { ok: true } : { ok: false, error: `bubblewrap cannot create a sandbox as uid ${uid}: ${result.error}` };
+    })();
+    return this.#probe;
+  }
+
+  async health(): Promise<ProviderHealth> {
+    const init = await this.#initialize();
+    const probe = await this.#probeSandbox(init);
+    const warnings = [...this.#warnings];
+    let status: ProviderHealth["status"] = "ok";
+    if (!probe.ok) {
+      status = "down";
+      warnings.unshift(probe.error ?? "sandboxes cannot be created");
+    }
+    const agentEntry = join(this.#options.agentDir, "agent.mjs");
+    if (!existsSync(agentEntry)) {
+      status = "down";
+      warnings.unshift(`sandbox agent not found: ${agentEntry}`);
+    }
+    if (status === "ok" && warnings.length > 0) status = "degraded";
+    const enforced = CONTROLLERS.filter((c) => init.layout.parents[c] !== undefined);
+    return {
+      status,
+      details: {
+        bwrap: init.bwrapVersion,
+        userNamespaces: probe.ok,
+        nestedUserNamespaces: init.disableUserns ? "disabled" : "allowed",
+        cgroupVersion: init.layout.version,
+        cgroupControllers: enforced,
+        agentOomScoreAdj: init.agentOomScoreLowered ? -500 : "unchanged (no CAP_SYS_RESOURCE)",
+        uid: this.#options.uid,
+        gid: this.#options.gid,
+        sandboxes: this.#sandboxes.size,
+        baseDir: this.#options.baseDir,
+        agentDir: this.#options.agentDir,
+        launcher: existsSync(join(this.#options.agentDir, "launcher")),
+        node: this.#options.nodePath,
+      },
+      warnings,
+    };
+  }
+
+  async shutdown(): Promise<void> {
+    await Promise.all([...this.#sandboxes.values()].map((sandbox) => sandbox.destroy()));
+  }
+}

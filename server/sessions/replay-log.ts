@@ -1,0 +1,48 @@
+/**
+ * A bounded log of a session's serialized frames, by seq, so that a client that
+ * reconnects can be sent what it missed. Frames are kept as the exact text that
+ * was sent, so a replay is byte-identical to the original.
+ */
+export interface LoggedFrame {
+  seq: number;
+  text: string;
+}
+
+export class ReplayLog {
+  #frames: LoggedFrame[] = [];
+  #start = 0;
+  /** Highest seq that fell out of the log (0: nothing dropped yet). */
+  #droppedUpTo = 0;
+
+  constructor(readonly capacity: number) {}
+
+  append(seq: number, text: string): void {
+    this.#frames.push({ seq, text });
+    if (this.#frames.length - this.#start > this.capacity) {
+      this.#droppedUpTo = this.#frames[this.#start]!.seq;
+      this.#start++;
+    }
+    // Compact now and then instead of shifting on every append.
+    if (this.#start > 1024 && this.#start * 2 > this.#frames.length) {
+      this.#frames = this.#frames.slice(this.#start);
+      this.#start = 0;
+    }
+  }
+
+  get size(): number {
+    return this.#frames.length - this.#start;
+  }
+
+  /**
+   * Frames after `lastSeq`, oldest first. `complete` is false when some frame
+   * after lastSeq already fell out, so the replay cannot start at lastSeq + 1.
+   */
+  since(lastSeq: number): { frames: LoggedFrame[]; complete: boolean } {
+    const frames: LoggedFrame[] = [];
+    for (let i = this.#start; i < this.#frames.length; i++) {
+      const frame = this.#frames[i]!;
+      if (frame.seq > lastSeq) frames.push(frame);
+    }
+    return { frames, complete: lastSeq >= this.#droppedUpTo };
+  }
+}

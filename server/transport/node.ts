@@ -1,0 +1,538 @@
+/**
+ * The fallback transport: node:http / node:https and `ws` (noServer) on one port,
+ * with the same semantics as the uWebSockets.js transport.
+ *
+ * Binary WebSocket frames go to `WsConnection.binary` when the connection has one;
+ * otherwise the socket is closed with 1003 (unsupported data).
+ */
+import { readFileSync } from "node:fs";
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { Duplex } from "node:stream";
+import { WebSocket, WebSocketServer } from "ws";
+import {
+  ChunkQueue,
+  DEFAULT_BODY_HIGH_WATER_MARK,
+  DEFAULT_WS_HIGH_WATER_MARK,
+  declaredLength,
+  INTERNAL_ERROR_BODY,
+  normalizeAddress,
+  sendableCloseCode,
+  statusText,
+  toBuffer,
+  truncateCloseReason,
+} from "./common.ts";
+import {
+  BodyConsumedError,
+  BodyTooLargeError,
+  type HttpRequest,
+  type HttpResponse,
+  type ListenOptions,
+  RequestAbortedError,
+  type Transport,
+  type TransportHandlers,
+  type TransportOptions,
+  type UpgradeRequest,
+  type WsConnection,
+  type WsSocket,
+} from "./types.ts";
+
+export interface NodeTransportOptions extends TransportOptions {
+  /** Ping every WebSocket this often; a peer that did not answer the previous ping is terminated. Default 30 s. */
+  wsPingIntervalMs?: number;
+  /** How long close() waits for WebSocket close handshakes before terminating. Default 1 s. */
+  closeGraceMs?: number;
+}
+
+type ErrorReporter = (error: unknown, context: { where: "http" | "ws"; method?: string; path?: string }) => void;
+
+function splitUrl(url: string | undefined): { path: string; query: URLSearchParams } {
+  const raw = url ?? "/";
+  const q = raw.indexOf("?");
+  if (q < 0) return { path: raw, query: new URLSearchParams() };
+  return { path: raw.slice(0, q), query: new URLSearchParams(raw.slice(q + 1)) };
+}
+
+/** Lower-cased names, repeated headers joined with ", " (including the ones node would drop or keep as arrays). */
+function collectHeaders(req: IncomingMessage): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, values] of Object.entries(req.headersDistinct)) {
+    if (values) headers[name] = values.join(", ");
+  }
+  return headers;
+}
+
+// ---------------------------------------------------------------- HTTP
+
+class NodeHttpRequest implements HttpRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly query: URLSearchParams;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly remoteAddress: string;
+  #consumed = false;
+  #queue: ChunkQueue | undefined;
+  #discarded = false;
+
+  constructor(
+    private readonly req: IncomingMessage,
+    readonly secure: boolean,
+    private readonly highWaterMark: number,
+  ) {
+    this.method = (req.method ?? "GET").toUpperCase();
+    const { path, query } = splitUrl(req.url);
+    this.path = path;
+    this.query = query;
+    this.headers = collectHeaders(req);
+    this.remoteAddress = normalizeAddress(req.socket.remoteAddress);
+  }
+
+  /** Whether the response must close the connection (a body we stopped reading). */
+  get unfinished(): boolean {
+    return this.#discarded && !this.req.complete;
+  }
+
+  async body(limitBytes: number): Promise<Buffer> {
+    this.#claim();
+    const declared = declaredLength(this.headers);
+    if (declared !== undefined && declared > limitBytes) {
+      this.#discard();
+      throw new BodyTooLargeError(limitBytes);
+    }
+    const queue = this.#open();
+    const parts: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = await queue.next();
+      if (!chunk) break;
+      total += chunk.length;
+      if (total > limitBytes) {
+        this.#discard();
+        throw new BodyTooLargeError(limitBytes);
+      }
+      parts.push(chunk);
+    }
+    return Buffer.concat(parts, total);
+  }
+
+  bodyStream(): AsyncIterable<Uint8Array> {
+    this.#claim();
+    const queue = this.#open();
+    const discard = () => this.#discard();
+    return (async function* stream() {
+      let finished = false;
+      try {
+        for (;;) {
+          const chunk = await queue.next();
+          if (!chunk) {
+            finished = true;
+            return;
+          }
+          yield chunk;
+        }
+      } finally {
+        if (!finished) discard();
+      }
+    })();
+  }
+
+  #claim(): void {
+    if (this.#consumed) throw new BodyConsumedError();
+    this.#consumed = true;
+  }
+
+  /** Start reading the IncomingMessage into a queue that pauses it above the high-water mark. */
+  #open(): ChunkQueue {
+    const req = this.req;
+    const queue = new ChunkQueue(this.highWaterMark, () => {
+      if (!this.#discarded) req.resume();
+    });
+    this.#queue = queue;
+    req.on("data", (chunk: Buffer) => {
+      if (this.#discarded) return;
+      if (!queue.push(chunk)) req.pause();
+    });
+    req.on("end", () => queue.end());
+    // The only errors an IncomingMessage reports are the connection going away ("aborted", ECONNRESET).
+    req.on("error", () => queue.fail(new RequestAbortedError()));
+    req.on("close", () => {
+      if (!req.complete) queue.fail(new RequestAbortedError());
+    });
+    return queue;
+  }
+
+  /** Stop reading; the response will carry Connection: close. */
+  #discard(): void {
+    if (this.req.complete) return;
+    this.#discarded = true;
+    this.#queue?.clear();
+    this.req.pause();
+  }
+}
+
+class NodeHttpResponse implements HttpResponse {
+  #status = 200;
+  readonly #headers = new Map<string, [string, string]>();
+  #started = false;
+  #ended = false;
+  #aborted = false;
+  #abortListeners: (() => void)[] = [];
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly request: NodeHttpRequest,
+  ) {
+    res.on("close", () => {
+      if (this.#ended || this.#aborted) return;
+      this.#aborted = true;
+      const listeners = this.#abortListeners;
+      this.#abortListeners = [];
+      for (const l of listeners) {
+        try {
+          l();
+        } catch {
+          // a listener's failure must not reach the server
+        }
+      }
+    });
+    // A write after the peer went away reports an error on the response: nothing to do with it.
+    res.on("error", () => {});
+  }
+
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  get headersSent(): boolean {
+    return this.#started;
+  }
+
+  get done(): boolean {
+    return this.#ended || this.#aborted;
+  }
+
+  status(code: number): this {
+    if (!this.#started) this.#status = code;
+    return this;
+  }
+
+  header(name: string, value: string): this {
+    if (!this.#started) this.#headers.set(name.toLowerCase(), [name, value]);
+    return this;
+  }
+
+  write(chunk: string | Uint8Array): boolean {
+    if (this.done) return false;
+    this.#writeHead();
+    const data = toBuffer(chunk);
+    if (data.length === 0) return !this.res.writableNeedDrain;
+    return this.res.write(data);
+  }
+
+  drained(): Promise<void> {
+    if (this.done || !this.res.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve) => {
+      const finish = () => {
+        this.res.off("drain", finish);
+        this.res.off("close", finish);
+        resolve();
+      };
+      this.res.on("drain", finish);
+      this.res.on("close", finish);
+    });
+  }
+
+  end(chunk?: string | Uint8Array): void {
+    if (this.done) return;
+    this.#ended = true;
+    const data = chunk === undefined ? undefined : toBuffer(chunk);
+    // Whole response in one piece: say how long it is. Node does so itself except for HEAD,
+    // where a missing length makes it close the connection.
+    const bodiless = this.#status === 204 || this.#status === 304 || this.#status < 200;
+    if (!this.#started && !bodiless && !this.#headers.has("content-length") && !this.#headers.has("transfer-encoding")) {
+      this.#headers.set("content-length", ["Content-Length", String(data?.length ?? 0)]);
+    }
+    this.#writeHead();
+    if (data === undefined) this.res.end();
+    else this.res.end(data);
+  }
+
+  onAborted(listener: () => void): void {
+    if (this.#aborted) {
+      queueMicrotask(listener);
+      return;
+    }
+    if (!this.#ended) this.#abortListeners.push(listener);
+  }
+
+  fail(): void {
+    if (this.done) return;
+    if (!this.#started) {
+      this.#status = 500;
+      this.#headers.clear();
+      this.#headers.set("content-type", ["Content-Type", "application/json"]);
+      this.end(INTERNAL_ERROR_BODY);
+    } else {
+      this.end();
+    }
+  }
+
+  #writeHead(): void {
+    if (this.#started) return;
+    this.#started = true;
+    const headers: Record<string, string> = {};
+    for (const [name, value] of this.#headers.values()) headers[name] = value;
+    // A body we stopped reading: do not keep the connection for another request.
+    if (this.request.unfinished) headers.Connection = "close";
+    const text = statusText(this.#status);
+    if (text) this.res.writeHead(this.#status, text, headers);
+    else this.res.writeHead(this.#status, headers);
+  }
+}
+
+// ---------------------------------------------------------------- WebSocket
+
+class NodeWsSocket implements WsSocket {
+  connection: WsConnection | undefined;
+  alive = true;
+  #high = false;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly remoteAddress: string,
+    private readonly highWaterMark: number,
+  ) {}
+
+  get closed(): boolean {
+    return this.ws.readyState !== WebSocket.OPEN;
+  }
+
+  send(text: string): boolean {
+    if (this.closed) return false;
+    this.ws.send(text);
+    if (this.ws.bufferedAmount > this.highWaterMark) {
+      this.#high = true;
+      return false;
+    }
+    return true;
+  }
+
+  bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  close(code?: number, reason?: string): void {
+    if (this.closed) return;
+    if (code === undefined) this.ws.close();
+    else this.ws.close(sendableCloseCode(code) ?? 1011, truncateCloseReason(reason));
+  }
+
+  terminate(): void {
+    if (this.ws.readyState === WebSocket.CLOSED) return;
+    this.ws.terminate();
+  }
+
+  onDrain(): void {
+    if (!this.#high || this.closed) return;
+    if (this.ws.bufferedAmount > this.highWaterMark) return;
+    this.#high = false;
+    this.connection?.drain();
+  }
+}
+
+// ---------------------------------------------------------------- transport
+
+export function createNodeTransport(handlers: TransportHandlers, options: NodeTransportOptions = {}): Transport {
+  const wsHighWaterMark = options.wsHighWaterMark ?? DEFAULT_WS_HIGH_WATER_MARK;
+  const bodyHighWaterMark = options.bodyHighWaterMark ?? DEFAULT_BODY_HIGH_WATER_MARK;
+  const pingIntervalMs = options.wsPingIntervalMs ?? 30_000;
+  const closeGraceMs = options.closeGraceMs ?? 1_000;
+  const report: ErrorReporter = (error, context) => {
+    try {
+      options.onError?.(error, context);
+    } catch {
+      // the reporter must not crash the transport
+    }
+  };
+  const wsPaths = new Set(handlers.ws.paths);
+  const subprotocol = handlers.ws.subprotocol;
+
+  let server: Server | undefined;
+  let wss: WebSocketServer | undefined;
+  let pinger: NodeJS.Timeout | undefined;
+  const sockets = new Set<NodeWsSocket>();
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse, secure: boolean) => {
+    let request: NodeHttpRequest;
+    let response: NodeHttpResponse;
+    try {
+      request = new NodeHttpRequest(req, secure, bodyHighWaterMark);
+      response = new NodeHttpResponse(res, request);
+    } catch (error) {
+      report(error, { where: "http", method: req.method, path: req.url });
+      if (!res.headersSent) res.writeHead(500, { "Content-Type": "application/json" });
+      res.end(INTERNAL_ERROR_BODY);
+      return;
+    }
+    const fail = (error: unknown) => {
+      // A body read that failed because the client left is not a handler bug.
+      if (!(response.aborted && error instanceof RequestAbortedError)) report(error, { where: "http", method: request.method, path: request.path });
+      try {
+        response.fail();
+      } catch (inner) {
+        report(inner, { where: "http", method: request.method, path: request.path });
+        res.destroy();
+      }
+    };
+    try {
+      const result = handlers.http(request, response);
+      if (result && typeof (result as Promise<void>).then === "function") (result as Promise<void>).then(undefined, fail);
+    } catch (error) {
+      fail(error);
+    }
+  };
+
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer, secure: boolean) => {
+    socket.on("error", () => {});
+    const { path, query } = splitUrl(req.url);
+    const target = wss;
+    if (!target || !wsPaths.has(path)) {
+      socket.once("finish", () => socket.destroy());
+      socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      return;
+    }
+    const request: UpgradeRequest = {
+      path,
+      query,
+      headers: collectHeaders(req),
+      remoteAddress: normalizeAddress(req.socket.remoteAddress),
+      secure,
+    };
+    target.handleUpgrade(req, socket, head, (ws) => {
+      const wrapped = new NodeWsSocket(ws, request.remoteAddress, wsHighWaterMark);
+      sockets.add(wrapped);
+      ws.on("error", () => {
+        // Protocol errors (too big, invalid UTF-8) already close the socket with the right code.
+      });
+      ws.on("pong", () => {
+        wrapped.alive = true;
+      });
+      ws.on("message", (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+        const connection = wrapped.connection;
+        if (!connection || wrapped.closed) return;
+        const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+        try {
+          if (isBinary) {
+            if (connection.binary) connection.binary(buffer);
+            else wrapped.close(1003, "binary frames are not supported");
+            return;
+          }
+          connection.message(buffer.toString("utf8"));
+        } catch (error) {
+          report(error, { where: "ws", path });
+          wrapped.close(1011, "internal error");
+        }
+      });
+      ws.on("close", (code: number, reason: Buffer) => {
+        sockets.delete(wrapped);
+        socket.off("drain", onDrain);
+        try {
+          wrapped.connection?.close(code, reason.toString("utf8"));
+        } catch (error) {
+          report(error, { where: "ws", path });
+        }
+      });
+      const onDrain = () => {
+        try {
+          wrapped.onDrain();
+        } catch (error) {
+          report(error, { where: "ws", path });
+        }
+      };
+      socket.on("drain", onDrain);
+      try {
+        wrapped.connection = handlers.ws.open(wrapped, request);
+      } catch (error) {
+        report(error, { where: "ws", path });
+        wrapped.close(1011, "internal error");
+      }
+    });
+  };
+
+  return {
+    name: "node",
+
+    async listen(listenOptions: ListenOptions): Promise<{ port: number }> {
+      if (server) throw new Error("node transport: already listening");
+      const tls = listenOptions.tls;
+      const secure = Boolean(tls);
+      const created: Server = tls
+        ? createHttpsServer({
+            cert: readFileSync(tls.certFile),
+            key: readFileSync(tls.keyFile),
+            ...(tls.caFile ? { ca: readFileSync(tls.caFile) } : {}),
+          })
+        : createHttpServer();
+      created.on("request", (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, secure));
+      created.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => onUpgrade(req, socket, head, secure));
+      wss = new WebSocketServer({
+        noServer: true,
+        maxPayload: handlers.ws.maxPayloadBytes,
+        perMessageDeflate: false,
+        clientTracking: false,
+        // Only called when the client offered protocols: ours if offered, else none (the client decides).
+        handleProtocols: (offered: Set<string>) => (offered.has(subprotocol) ? subprotocol : false),
+      });
+      server = created;
+      try {
+        await new Promise<void>((resolve, reject) => {
+          created.once("error", reject);
+          created.listen({ host: listenOptions.host, port: listenOptions.port, exclusive: true }, () => {
+            created.off("error", reject);
+            resolve();
+          });
+        });
+      } catch (error) {
+        server = undefined;
+        wss = undefined;
+        throw error;
+      }
+      pinger = setInterval(() => {
+        for (const socket of sockets) {
+          if (!socket.alive) {
+            socket.terminate();
+            continue;
+          }
+          socket.alive = false;
+          try {
+            socket.ws.ping();
+          } catch {
+            // closing already
+          }
+        }
+      }, pingIntervalMs);
+      pinger.unref();
+      const address = created.address();
+      return { port: typeof address === "object" && address ? address.port : listenOptions.port };
+    },
+
+    async close(): Promise<void> {
+      const current = server;
+      if (!current) return;
+      server = undefined;
+      clearInterval(pinger);
+      const closed = new Promise<void>((resolve) => current.close(() => resolve()));
+      current.closeAllConnections();
+      const open = [...sockets];
+      for (const socket of open) socket.close(1001, "server shutting down");
+      if (open.length > 0) {
+        const deadline = Date.now() + closeGraceMs;
+        while (sockets.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+        for (const socket of [...sockets]) socket.terminate();
+      }
+      wss?.close();
+      wss = undefined;
+      await closed;
+    },
+  };
+}

@@ -1,0 +1,75 @@
+/**
+ * The sidecar-agent's entry: read the environment, start the agent, print
+ * AGENT_READY once it listens. See agent-server.ts for what it does.
+ *
+ *   AGENT_LISTEN       unix:/run/agent/agent.sock (default) or tcp:HOST:PORT
+ *   AGENT_TOKEN        required shared secret (removed from the environment at once)
+ *   AGENT_DATA_DIR     programs' working directory (default /mnt/data)
+ *   AGENT_WORK_DIR     per-exec build folders (default /tmp/.agent)
+ *   AGENT_LAUNCHER     launcher binary (default: `launcher` next to this bundle)
+ *   AGENT_CGROUP_DIR   memory cgroup folder, to detect OOM kills (optional)
+ *   AGENT_PROGRAM_ENV  JSON object: the whole environment of programs
+ */
+import { fileURLToPath } from "node:url";
+import { DEFAULT_PROGRAM_ENV, parseListen, startAgent } from "./agent-server.ts";
+
+function fail(message: string): never {
+  process.stderr.write(`agent: ${message}\n`);
+  process.exit(2);
+}
+
+function programEnv(text: string | undefined): Record<string, string> {
+  if (!text) return { ...DEFAULT_PROGRAM_ENV };
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    fail("AGENT_PROGRAM_ENV is not valid JSON");
+  }
+  if (!value || typeof value !== "object" || Array.isArray(value)) fail("AGENT_PROGRAM_ENV must be a JSON object");
+  const env: Record<string, string> = {};
+  for (const [key, val] of Object.entries(value as Record<string, unknown>)) {
+    if (typeof val !== "string") fail(`AGENT_PROGRAM_ENV.${key} must be a string`);
+    env[key] = val;
+  }
+  return env;
+}
+
+async function main(): Promise<void> {
+  const token = process.env.AGENT_TOKEN;
+  delete process.env.AGENT_TOKEN;
+  if (!token) fail("AGENT_TOKEN is required");
+
+  let listen: ReturnType<typeof parseListen>;
+  try {
+    listen = parseListen(process.env.AGENT_LISTEN || "unix:/run/agent/agent.sock");
+  } catch (error) {
+    fail((error as Error).message);
+  }
+  const agent = await startAgent({
+    listen,
+    token,
+    dataDir: process.env.AGENT_DATA_DIR || "/mnt/data",
+    workDir: process.env.AGENT_WORK_DIR || "/tmp/.agent",
+    launcher: process.env.AGENT_LAUNCHER || fileURLToPath(new URL("./launcher", import.meta.url)),
+    cgroupDir: process.env.AGENT_CGROUP_DIR || null,
+    programEnv: programEnv(process.env.AGENT_PROGRAM_ENV),
+  });
+
+  // Stay up on a stray bug: a dead agent takes the whole sandbox with it.
+  process.on("uncaughtException", (error) => process.stderr.write(`agent: uncaught: ${error.stack ?? error.message}\n`));
+  process.on("unhandledRejection", (error) => process.stderr.write(`agent: unhandled rejection: ${String(error)}\n`));
+
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    agent.close().finally(() => process.exit(0));
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+
+  process.stdout.write("AGENT_READY\n");
+}
+
+main().catch((error: Error) => fail(`cannot start: ${error.message}`));

@@ -1,0 +1,92 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { uwsNodePrefix } from "./uws-runtime.ts";
+
+export const REPO_ROOT = resolve(import.meta.dirname, "..", "..");
+export const TEST_API_KEY = "test-key-0123456789abcdef";
+export const TEST_MASTER_KEY = "master-key-0123456789abcdef";
+
+export interface ServerProcess {
+  port: number;
+  httpUrl: string;
+  wsUrl: string;
+  pid: number;
+  child: ChildProcess;
+  /** The server's SANDBOX_BASE_DIR: one folder per live sandbox. */
+  baseDir: string;
+  /** Every log line the server printed so far. */
+  logs: string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Start the built server (dist/server.mjs) as a real child process on a free
+ * loopback port, with its own sandbox folder, and wait until it listens.
+ */
+export async function startServer(options: { transport: "node" | "uws"; env?: Record<string, string> }): Promise<ServerProcess> {
+  const baseDir = mkdtempSync(join(tmpdir(), "ci-sandboxes-"));
+  const prefix = options.transport === "uws" ? await uwsNodePrefix() : [];
+  const argv = [...prefix, process.execPath, join(REPO_ROOT, "dist/server.mjs"), "serve"];
+  const child = spawn(argv[0]!, argv.slice(1), {
+    cwd: REPO_ROOT,
+    env: {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      API_HOST: "127.0.0.1",
+      API_PORT: "0",
+      SERVER_TRANSPORT: options.transport,
+      API_KEY: TEST_API_KEY,
+      MASTER_API_KEY: TEST_MASTER_KEY,
+      SANDBOX_BASE_DIR: baseDir,
+      LOG_FORMAT: "json",
+      LOG_LEVEL: "info",
+      ...options.env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const logs: string[] = [];
+  const port = await new Promise<number>((resolvePort, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${logs.join("\n")}`)), 30_000);
+    let buffered = "";
+    const onData = (chunk: Buffer) => {
+      buffered += chunk.toString();
+      let newline = buffered.indexOf("\n");
+      while (newline >= 0) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        logs.push(line);
+        if (line.includes('"msg":"listening"')) {
+          clearTimeout(timer);
+          resolvePort((JSON.parse(line) as { port: number }).port);
+        }
+        newline = buffered.indexOf("\n");
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", (chunk: Buffer) => logs.push(chunk.toString()));
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}:\n${logs.join("\n")}`));
+    });
+  });
+  return {
+    port,
+    httpUrl: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}/ws`,
+    pid: child.pid!,
+    child,
+    baseDir,
+    logs,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once("exit", r));
+        child.kill("SIGTERM");
+        const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      rmSync(baseDir, { recursive: true, force: true });
+    },
+  };
+}

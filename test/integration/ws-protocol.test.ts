@@ -1,0 +1,340 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ServerProcess, startServer, TEST_API_KEY, TEST_MASTER_KEY } from "../helpers/server-process.ts";
+import { type Frame, TestClient } from "../helpers/ws-client.ts";
+
+type Timed = Frame & { at: number };
+
+/**
+ * The PROTOCOL.md core against the real server, with real bubblewrap
+ * sandboxes, on both transports.
+ */
+describe.each(["node", "uws"] as const)("WebSocket protocol over the %s transport", (transport) => {
+  let server: ServerProcess;
+  const clients: TestClient[] = [];
+  const connect = async (options: { apiKey?: string; headers?: Record<string, string> } = { apiKey: TEST_API_KEY }) => {
+    const client = await TestClient.connect(server.wsUrl, options);
+    clients.push(client);
+    return client;
+  };
+  const sessionClient = async () => {
+    const client = await connect();
+    const ready = await client.openSession();
+    expect(ready.type).toBe("session.ready");
+    return { client, ready };
+  };
+
+  beforeAll(async () => {
+    server = await startServer({
+      transport,
+      env: { MAX_OUTPUT_BYTES: "200000", MAX_MEMORY_MB: "256", MAX_PIDS: "128", SESSION_IDLE_GRACE: "20", MAX_CODE_BYTES: "65536" },
+    });
+  });
+
+  afterAll(async () => {
+    for (const client of clients) client.terminate();
+    await server?.stop();
+  });
+
+  it("uses the transport it was asked for", () => {
+    expect(server.logs.join("\n")).toContain(`"transport":"${transport}"`);
+  });
+
+  it("opens a session with limits and languages", async () => {
+    const { ready } = await sessionClient();
+    expect(ready).toMatchObject({ type: "session.ready", resumed: false, seq: 1 });
+    expect(ready.sessionId).toMatch(/^[A-Za-z0-9]{32}$/);
+    expect(ready.limits).toMatchObject({ outputBytes: 200000, memoryBytes: 256 * 1024 * 1024, codeBytes: 65536 });
+    expect(ready.languages).toEqual(expect.arrayContaining(["py", "js", "bash", "c"]));
+  });
+
+  it("streams output while the program runs: the first line arrives before the sleep ends", async () => {
+    const { client } = await sessionClient();
+    const code = "import time\nprint('first', flush=True)\ntime.sleep(1)\nprint('second')\n";
+    const { exit, frames, stdout } = await client.run("live", "py", code);
+    expect(exit).toMatchObject({ type: "exit", reason: "exited", code: 0, truncated: false });
+    expect(stdout).toBe("first\nsecond\n");
+    const first = frames.find((f) => f.type === "out") as Timed;
+    expect(first.data).toBe("first\n");
+    // The first line came at least ~800 ms before the exit: it was not held back until the end.
+    expect((exit as Timed).at - first.at).toBeGreaterThan(800);
+    expect(frames.map((f) => f.type)).toEqual(expect.arrayContaining(["exec.start", "out", "exit"]));
+  });
+
+  it("runs js, bash and c, reporting both stages for the compiled one", async () => {
+    const { client } = await sessionClient();
+    const js = await client.run("js", "js", "let s=0; for (let i=1;i<=10;i++) s+=i; console.log(`sum(1..10)=${s}`)");
+    expect(js.stdout).toBe("sum(1..10)=55\n");
+    const bash = await client.run("sh", "bash", 's=0; for i in $(seq 1 10); do s=$((s+i)); done; echo "sum(1..10)=$s"');
+    expect(bash.stdout).toBe("sum(1..10)=55\n");
+    const c = await client.run("c", "c", '#include <stdio.h>\nint main(void){int s=0;for(int i=1;i<=10;i++)s+=i;printf("sum(1..10)=%d\\n",s);return 0;}');
+    expect(c.stdout).toBe("sum(1..10)=55\n");
+    expect(c.frames.filter((f) => f.type === "exec.stage").map((f) => f.stage)).toEqual(["compile", "run"]);
+    const broken = await client.run("c-bad", "c", "int main(void) { return nope; }");
+    expect(broken.exit).toMatchObject({ reason: "exited" });
+    expect(broken.exit.code).not.toBe(0);
+    expect(broken.stderr).toContain("nope");
+  });
+
+  it("feeds stdin and delivers EOF", async () => {
+    const { client } = await sessionClient();
+    const from = client.frames.length;
+    client.send({ type: "exec", id: "echo", lang: "py", code: "import sys\nprint('got:' + sys.stdin.read().upper(), end='')", stdin: true });
+    await client.waitFor((f) => f.type === "exec.start" && f.id === "echo", 30_000, from);
+    client.send({ type: "stdin", id: "echo", data: "hello " });
+    client.send({ type: "stdin", id: "echo", data: "world", eof: true });
+    const exit = await client.waitFor((f) => f.type === "exit" && f.id === "echo", 30_000, from);
+    expect(exit).toMatchObject({ reason: "exited", code: 0 });
+    const out = client.frames
+      .slice(from)
+      .filter((f) => f.type === "out")
+      .map((f) => f.data)
+      .join("");
+    expect(out).toBe("got:HELLO WORLD");
+  });
+
+  it("refuses stdin to an exec that did not ask for it, and stays usable", async () => {
+    const { client } = await sessionClient();
+    const from = client.frames.length;
+    client.send({ type: "exec", id: "nostdin", lang: "bash", code: "sleep 0.5; echo done" });
+    await client.waitFor((f) => f.type === "exec.start", 30_000, from);
+    client.send({ type: "stdin", id: "nostdin", data: "x" });
+    const error = await client.waitFor((f) => f.type === "error", 30_000, from);
+    expect(error).toMatchObject({ code: "stdin_not_enabled", id: "nostdin" });
+    const exit = await client.waitFor((f) => f.type === "exit" && f.id === "nostdin", 30_000, from);
+    expect(exit).toMatchObject({ reason: "exited", code: 0 });
+  });
+
+  it("ends an endless loop on SIGINT with reason killed", async () => {
+    const { client } = await sessionClient();
+    const from = client.frames.length;
+    client.send({ type: "exec", id: "loop", lang: "py", code: "import time\nprint('looping', flush=True)\nwhile True:\n    time.sleep(0.01)\n" });
+    await client.waitFor((f) => f.type === "out" && f.id === "loop", 30_000, from);
+    client.send({ type: "signal", id: "loop", signal: "SIGINT" });
+    const exit = await client.waitFor((f) => f.type === "exit" && f.id === "loop", 30_000, from);
+    expect(exit.reason).toBe("killed");
+  });
+
+  it("ends a program past its time limit with reason timeout", async () => {
+    const { client } = await sessionClient();
+    const { exit } = await client.run("slow", "bash", "echo start; sleep 30", { timeoutMs: 1000 });
+    expect(exit).toMatchObject({ reason: "timeout", signal: "SIGKILL" });
+    expect(exit.wallMs as number).toBeGreaterThanOrEqual(1000);
+    expect(exit.wallMs as number).toBeLessThan(5000);
+  });
+
+  it("caps output: a flood ends with output_limit and truncated, at exactly the cap", async () => {
+    const { client } = await sessionClient();
+    const { exit, stdout } = await client.run("flood", "py", "import sys\nwhile True:\n    sys.stdout.write('x' * 8192)\n");
+    expect(exit).toMatchObject({ reason: "output_limit", truncated: true });
+    expect(stdout.length).toBe(200000);
+  });
+
+  it("contains a fork bomb and a memory bomb, and other sessions stay healthy", async () => {
+    const { client } = await sessionClient();
+    const { client: other } = await sessionClient();
+    const bomb = await client.run("forkbomb", "bash", "bomb() { bomb | bomb & }; bomb; sleep 2; echo survived", { timeoutMs: 4000 }, 60_000);
+    expect(["timeout", "exited", "signaled"]).toContain(bomb.exit.reason);
+    const memory = await client.run("membomb", "py", "chunks = []\nwhile True:\n    chunks.append(bytearray(16 * 1024 * 1024))\n", {}, 60_000);
+    expect(memory.exit.reason).toBe("memory");
+    const healthy = await other.run("after", "py", "print(6 * 7)");
+    expect(healthy.stdout).toBe("42\n");
+    // And the session that ran the bombs still works too.
+    const again = await client.run("again", "bash", "echo still here");
+    expect(again.stdout).toBe("still here\n");
+  });
+
+  it("has no network, not even to the server's own port", async () => {
+    const { client } = await sessionClient();
+    const code = [
+      "import socket",
+      `for host, port in [('127.0.0.1', ${server.port}), ('1.1.1.1', 53)]:`,
+      "    try:",
+      "        socket.create_connection((host, port), timeout=2)",
+      "        print('connected', host)",
+      "    except OSError as e:",
+      "        print('refused', host, type(e).__name__)",
+      "print(sorted(i[1] for i in socket.if_nameindex()))",
+    ].join("\n");
+    const { stdout } = await client.run("net", "py", code);
+    expect(stdout).not.toContain("connected");
+    expect(stdout).toContain("refused 127.0.0.1");
+    expect(stdout).toContain("['lo']");
+  });
+
+  it("cannot read host files, the checkout or the server's environment", async () => {
+    const { client } = await sessionClient();
+    const code = [
+      "import os",
+      `for path in ['/root', '/home', '${process.cwd()}', '/proc/${server.pid}/environ', '/etc/shadow', '/var/lib']:`,
+      "    try:",
+      "        if os.path.isdir(path):",
+      "            print('listed', path, os.listdir(path))",
+      "        else:",
+      "            print('read', path, open(path, 'rb').read(40))",
+      "    except OSError as e:",
+      "        print('blocked', path, type(e).__name__)",
+      "print('uid', os.getuid())",
+      "print('env', sorted(os.environ))",
+    ].join("\n");
+    const { stdout } = await client.run("walls", "py", code);
+    expect(stdout).not.toMatch(/^(listed|read) /m);
+    expect(stdout).toContain("uid 1001");
+    expect(stdout).not.toMatch(/API_KEY|MASTER|AGENT_TOKEN/);
+  });
+
+  it("reports files written to /mnt/data in exit.files, nested ones with their path", async () => {
+    const { client, ready } = await sessionClient();
+    const { exit } = await client.run("files", "bash", "mkdir -p out && echo hi > out/result.txt && echo x > top.csv");
+    const files = exit.files as Array<Record<string, unknown>>;
+    expect(files.map((f) => f.name).sort()).toEqual(["out/result.txt", "top.csv"]);
+    expect(files[0]).toMatchObject({ session_id: ready.sessionId, storage_session_id: ready.sessionId });
+    const second = await client.run("files2", "bash", "echo more >> top.csv; cat out/result.txt");
+    expect(second.stdout).toBe("hi\n");
+    const changed = second.exit.files as Array<Record<string, unknown>>;
+    expect(changed).toHaveLength(1);
+    const original = files.find((f) => f.name === "top.csv")!;
+    expect(changed[0]).toMatchObject({ name: "top.csv", modified_from: { id: original.id } });
+  });
+
+  it("resumes after a dropped socket with no frame lost or repeated", async () => {
+    const first = await connect();
+    const ready = await first.openSession();
+    const sessionId = ready.sessionId as string;
+    first.send({
+      type: "exec",
+      id: "count",
+      lang: "py",
+      code: "import time\nfor i in range(40):\n    print(i, flush=True)\n    time.sleep(0.05)\n",
+    });
+    await first.waitFor((f) => f.type === "out" && String(f.data).includes("5\n"));
+    first.terminate();
+    await first.closed;
+    const seen = first.frames.filter((f) => f.type !== "session.ready" && f.type !== "pong");
+    const lastSeq = Math.max(...seen.map((f) => f.seq ?? 0));
+    await new Promise((r) => setTimeout(r, 500)); // output keeps coming while nobody listens
+    const second = await connect();
+    second.send({ type: "session.open", sessionId, lastSeq });
+    await second.waitFor((f) => f.type === "exit" && f.id === "count");
+    const resumed = second.frames.find((f) => f.type === "session.ready")!;
+    expect(resumed).toMatchObject({ resumed: true, sessionId });
+    expect(resumed.gap).toBeUndefined();
+    const replayed = second.frames.filter((f) => f.type !== "session.ready" && f.type !== "pong");
+    const all = [...seen, ...replayed];
+    const seqs = all.map((f) => f.seq!);
+    expect(new Set(seqs).size).toBe(seqs.length); // nothing repeated
+    const output = all
+      .filter((f) => f.type === "out")
+      .map((f) => f.data)
+      .join("");
+    expect(output).toBe(Array.from({ length: 40 }, (_, i) => `${i}\n`).join("")); // nothing lost
+  });
+
+  it("answers bad input with clear errors and keeps the session", async () => {
+    const { client } = await sessionClient();
+    const from = client.frames.length;
+    client.send({ type: "exec", id: "u1", lang: "cobol", code: "DISPLAY 'x'" });
+    expect(await client.waitFor((f) => f.type === "error" && f.id === "u1", 10_000, from)).toMatchObject({ code: "unsupported_language" });
+    client.send({ type: "exec", id: "big", lang: "py", code: "x".repeat(70_000) });
+    expect(await client.waitFor((f) => f.type === "error" && f.id === "big", 10_000, from)).toMatchObject({ code: "code_too_large" });
+    client.send({ type: "exec", id: "empty", lang: "py", code: "  " });
+    expect(await client.waitFor((f) => f.type === "error" && f.id === "empty", 10_000, from)).toMatchObject({ code: "empty_code" });
+    client.send({ type: "exec", id: "b1", lang: "bash", code: "sleep 1; echo one" });
+    client.send({ type: "exec", id: "b2", lang: "bash", code: "echo two" });
+    expect(await client.waitFor((f) => f.type === "error" && f.id === "b2", 10_000, from)).toMatchObject({ code: "busy" });
+    expect(await client.waitFor((f) => f.type === "exit" && f.id === "b1", 10_000, from)).toMatchObject({ code: 0 });
+    client.send({ type: "exec", id: "b1", lang: "bash", code: "echo again" });
+    expect(await client.waitFor((f) => f.type === "error" && f.id === "b1" && f.code === "duplicate_exec_id", 10_000, from)).toBeTruthy();
+    client.send({ type: "signal", id: "nope", signal: "SIGINT" });
+    expect(await client.waitFor((f) => f.type === "error" && f.id === "nope", 10_000, from)).toMatchObject({ code: "unknown_exec" });
+    client.send({ type: "ping" });
+    expect(await client.waitFor((f) => f.type === "pong", 10_000, from)).toHaveProperty("seq");
+    const ok = await client.run("fine", "py", "print('still fine')");
+    expect(ok.stdout).toBe("still fine\n");
+    // seq numbers of the session stream only ever increase.
+    const seqs = client.frames.map((f) => f.seq ?? 0);
+    expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
+  });
+
+  it("closes with 4002 after an invalid frame", async () => {
+    const client = await connect();
+    client.socket.send("{not json");
+    await client.closed;
+    expect(client.closeCode).toBe(4002);
+    expect(client.frames[0]).toMatchObject({ type: "error", code: "invalid_frame" });
+    const other = await connect();
+    other.send({ type: "exec", id: 5 });
+    await other.closed;
+    expect(other.closeCode).toBe(4002);
+  });
+
+  it("authenticates by header, Bearer, Basic or a first frame, and closes 4001 otherwise", async () => {
+    const bad = await connect({ apiKey: "wrong-key" });
+    await bad.closed;
+    expect(bad.closeCode).toBe(4001);
+    expect(bad.frames[0]).toMatchObject({ type: "error", code: "auth_failed" });
+
+    const none = await connect({});
+    none.send({ type: "session.open" });
+    await none.closed;
+    expect(none.closeCode).toBe(4001);
+
+    const bearer = await connect({ headers: { authorization: `Bearer ${TEST_API_KEY}` } });
+    bearer.send({ type: "ping" });
+    expect(await bearer.waitFor((f) => f.type === "pong")).toBeTruthy();
+
+    const basic = await connect({ headers: { authorization: `Basic ${Buffer.from(`${TEST_API_KEY}:`).toString("base64")}` } });
+    basic.send({ type: "ping" });
+    expect(await basic.waitFor((f) => f.type === "pong")).toBeTruthy();
+
+    const browser = await connect({});
+    browser.send({ type: "auth", apiKey: TEST_API_KEY });
+    const ready = await browser.openSession();
+    expect(ready.type).toBe("session.ready");
+  });
+
+  it("keeps a session to the key that opened it, and refuses unknown sessions with 4003", async () => {
+    const { ready } = await sessionClient();
+    const master = await connect({ apiKey: TEST_MASTER_KEY });
+    master.send({ type: "session.open", sessionId: ready.sessionId, lastSeq: 0 });
+    expect(await master.waitFor((f) => f.type === "session.ready")).toMatchObject({ resumed: true });
+
+    const client = await connect();
+    client.send({ type: "session.open", sessionId: "doesnotexist", lastSeq: 0 });
+    await client.closed;
+    expect(client.closeCode).toBe(4003);
+    expect(client.frames[0]).toMatchObject({ type: "error", code: "session_not_found" });
+  });
+
+  it("ends the exec with sandbox_lost when the sandbox dies, and the next exec gets a new sandbox", async () => {
+    const { client } = await sessionClient();
+    const code = [
+      "import os, signal, time",
+      "print('killing the agent', flush=True)",
+      "for pid in os.listdir('/proc'):",
+      "    if pid.isdigit():",
+      "        try:",
+      "            if b'agent.mjs' in open(f'/proc/{pid}/cmdline', 'rb').read():",
+      "                os.kill(int(pid), signal.SIGKILL)",
+      "        except OSError:",
+      "            pass",
+      "time.sleep(5)",
+    ].join("\n");
+    const { exit } = await client.run("suicide", "py", code);
+    expect(exit.reason).toBe("sandbox_lost");
+    const next = await client.run("reborn", "py", "print('new sandbox')");
+    expect(next.stdout).toBe("new sandbox\n");
+  });
+
+  it("delivers execution events to a master-key subscriber only", async () => {
+    const operator = await connect({ apiKey: TEST_MASTER_KEY });
+    operator.send({ type: "subscribe", topic: "executions" });
+    const user = await connect();
+    user.send({ type: "subscribe", topic: "executions" });
+    expect(await user.waitFor((f) => f.type === "error")).toMatchObject({ code: "forbidden" });
+    await new Promise((r) => setTimeout(r, 100));
+    const { client } = await sessionClient();
+    await client.run("observed", "bash", "echo hi");
+    const finished = await operator.waitFor((f) => f.type === "event" && f.kind === "finished" && f.execId === "observed");
+    expect(finished).toMatchObject({ topic: "executions", lang: "bash", reason: "exited" });
+  });
+});

@@ -1,0 +1,119 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { build } from "esbuild";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AgentConn, buildLauncher, REPO_ROOT, TOKEN } from "./helpers.ts";
+
+/** The agent as it ships: main.ts bundled the way scripts/build.mjs does, the launcher next to it. */
+let dir: string;
+let launcher: string;
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "agent-main-"));
+  await build({
+    bundle: true,
+    platform: "node",
+    target: "node20",
+    format: "esm",
+    logLevel: "warning",
+    entryPoints: [join(REPO_ROOT, "sidecar-agent/main.ts")],
+    outfile: join(dir, "agent.mjs"),
+    external: ["bufferutil", "utf-8-validate"],
+    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+  });
+  launcher = buildLauncher();
+  copyFileSync(launcher, join(dir, "launcher"));
+}, 30_000);
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(dirname(launcher), { recursive: true, force: true });
+});
+
+function startMain(env: Record<string, string>): { child: ChildProcess; ready: Promise<void>; stderr: () => string } {
+  const child = spawn(process.execPath, [join(dir, "agent.mjs")], { env: { PATH: process.env.PATH ?? "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  child.stderr!.on("data", (d) => {
+    err += d;
+  });
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout!.on("data", (d) => {
+      out += d;
+      if (out.includes("AGENT_READY\n")) resolve();
+    });
+    child.on("exit", (code) => reject(new Error(`agent exited with ${code}: ${err}`)));
+  });
+  return { child, ready, stderr: () => err };
+}
+
+describe("sidecar-agent main", () => {
+  it("starts from the environment, prints AGENT_READY, hides its token, uses the launcher next to it", async () => {
+    const root = mkdtempSync(join(tmpdir(), "agent-main-run-"));
+    const socket = join(root, "run", "agent.sock");
+    const agent = startMain({
+      AGENT_LISTEN: `unix:${socket}`,
+      AGENT_TOKEN: TOKEN,
+      AGENT_DATA_DIR: join(root, "data"),
+      AGENT_WORK_DIR: join(root, "work"),
+      AGENT_PROGRAM_ENV: JSON.stringify({ PATH: "/usr/local/bin:/usr/bin:/bin", HOME: "/tmp", LANG: "C.UTF-8", EXTRA: "1" }),
+    });
+    try {
+      await agent.ready;
+      const conn = await AgentConn.open(socket);
+      const exit = await conn.run({
+        id: "m",
+        lang: "py",
+        code: "import os\nprint(os.environ.get('AGENT_TOKEN'), os.environ.get('EXTRA'), sorted(os.environ))",
+      });
+      expect(conn.text("m")).toBe("None 1 ['EXTRA', 'HOME', 'LANG', 'MPLBACKEND', 'PATH', 'PYTHONDONTWRITEBYTECODE', 'PYTHONUNBUFFERED']\n");
+      expect(exit.code).toBe(0);
+      expect(exit.cpuMs).toBeGreaterThanOrEqual(0);
+      expect(exit.memBytes).toBeGreaterThan(0);
+      await conn.close();
+      const exited = new Promise<number | null>((resolve) => agent.child.on("exit", (code) => resolve(code)));
+      agent.child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+      expect(existsSync(socket)).toBe(false);
+    } finally {
+      agent.child.kill("SIGKILL");
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, 20_000);
+
+  it("listens on TCP", async () => {
+    const root = mkdtempSync(join(tmpdir(), "agent-main-run-"));
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const agent = startMain({
+      AGENT_LISTEN: `tcp:127.0.0.1:${port}`,
+      AGENT_TOKEN: TOKEN,
+      AGENT_DATA_DIR: join(root, "data"),
+      AGENT_WORK_DIR: join(root, "work"),
+    });
+    try {
+      await agent.ready;
+      const { default: WebSocket } = await import("ws");
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { headers: { "x-agent-token": TOKEN } });
+      const first = await new Promise<string>((resolve, reject) => {
+        ws.once("message", (d) => resolve(d.toString()));
+        ws.once("error", reject);
+      });
+      expect(JSON.parse(first)).toMatchObject({ type: "ready", version: "1" });
+      ws.close();
+    } finally {
+      agent.child.kill("SIGKILL");
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, 20_000);
+
+  it("refuses to start without a token", async () => {
+    const child = spawn(process.execPath, [join(dir, "agent.mjs")], { env: { AGENT_LISTEN: "tcp:127.0.0.1:0" }, stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    child.stderr.on("data", (d) => {
+      err += d;
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+    expect(code).toBe(2);
+    expect(err).toMatch(/AGENT_TOKEN is required/);
+  });
+});
