@@ -57,4 +57,4 @@ if (existsSync(launcherSrc)) {
   }
 }
 if (!existsSync(dirname(launcherOut))) throw new Error("build output missing");
-console.log("build: dist/server.mjs, dist/agent/agent.mjs" + (existsSync(launcherOut) ? ", dist/agent/launcher" : ""));
+console.log(`build: dist/server.mjs, dist/agent/agent.mjs${existsSync(launcherOut) ? ", dist/agent/launcher" : ""}`);

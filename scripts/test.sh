@@ -11,4 +11,14 @@ npx biome check .
 echo "test: typescript"
 npx tsc -p tsconfig.json --noEmit
 echo "test: vitest"
-npx vitest run "$@"
+mkdir -p .cache
+report=.cache/vitest-report.json
+rm -f "$report"
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
+# One plain closing line that any CI log reader understands.
+node -e '
+const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
+' "$report" || echo "0 passed, 1 failed (no vitest report)"
+exit "$status"

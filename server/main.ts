@@ -14,7 +14,7 @@ async function serve(): Promise<void> {
     process.stderr.write("fix the configuration (see docs/CONFIGURATION.md, or run: npm run config validate)\n");
     process.exit(1);
   }
-  const logger = createLogger(config.logging);
+  const logger = createLogger(config.logging, { redactKeys: [config.auth.header] });
   for (const warning of warnings) logger.warn(warning);
   if (process.getuid?.() !== 0) {
     logger.warn("not running as root: sandboxes need root to set cgroup limits and switch to SANDBOX_UID");

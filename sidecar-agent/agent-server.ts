@@ -228,7 +228,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         return;
       }
       case "ack":
-        if (exec && exec.id === frame.id) exec.ack(frame.bytes);
+        if (exec && exec.id === frame.id) exec.ack(frame.bytes, frame.frames);
         return;
       default:
         void fileOp(socket, frame);

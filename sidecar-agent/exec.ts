@@ -53,11 +53,14 @@ export class ExecRun {
   readonly #spec: LanguageSpec;
   readonly #ctx: ExecContext;
   readonly #window: number;
+  readonly #frameWindow: number;
   #proc: ProgramProcess | null = null;
   #chunkers = { stdout: new Utf8Chunker(), stderr: new Utf8Chunker() };
-  /** Bytes sent in `out` frames, and of those, acknowledged. */
+  /** Bytes sent in `out` frames, and of those, acknowledged; the same in frames. */
   #sent = 0;
   #acked = 0;
+  #sentFrames = 0;
+  #ackedFrames = 0;
   /** Output bytes taken from the pipes (all stages), against maxOutputBytes. */
   #outBytes = 0;
   #truncated = false;
@@ -79,6 +82,7 @@ export class ExecRun {
     this.#spec = spec;
     this.#ctx = ctx;
     this.#window = frame.windowBytes ?? DEFAULT_WINDOW_BYTES;
+    this.#frameWindow = frame.windowFrames ?? Number.POSITIVE_INFINITY;
   }
 
   get acceptsStdin(): boolean {
@@ -240,6 +244,7 @@ export class ExecRun {
   #emit(stream: StreamName, segments: Utf8Segment[]): void {
     for (const seg of segments) {
       this.#sent += seg.bytes;
+      this.#sentFrames += 1;
       this.#ctx.send(
         seg.encoding
           ? { type: "out", id: this.id, stream, data: seg.data, encoding: seg.encoding, bytes: seg.bytes }
@@ -252,15 +257,17 @@ export class ExecRun {
   #flow(): void {
     const proc = this.#proc;
     if (!proc) return;
-    const blocked = !this.#discarding && (!this.#ctx.connected || this.#sent - this.#acked >= this.#window);
+    const windowFull = this.#sent - this.#acked >= this.#window || this.#sentFrames - this.#ackedFrames >= this.#frameWindow;
+    const blocked = !this.#discarding && (!this.#ctx.connected || windowFull);
     for (const stream of [proc.stdout, proc.stderr]) {
       if (blocked) stream.pause();
       else stream.resume();
     }
   }
 
-  ack(bytes: number): void {
+  ack(bytes: number, frames = 0): void {
     this.#acked = Math.min(this.#sent, this.#acked + bytes);
+    this.#ackedFrames = Math.min(this.#sentFrames, this.#ackedFrames + frames);
     this.#flow();
   }
 
@@ -269,7 +276,10 @@ export class ExecRun {
    * window: frames in flight on the old one will never be acknowledged.
    */
   connectionChanged(): void {
-    if (this.#ctx.connected) this.#acked = this.#sent;
+    if (this.#ctx.connected) {
+      this.#acked = this.#sent;
+      this.#ackedFrames = this.#sentFrames;
+    }
     this.#flow();
   }
 

@@ -20,8 +20,8 @@ import { ReplayLog } from "./replay-log.ts";
 
 /** A client attached to a session: one WebSocket, seen through what the session needs. */
 export interface SessionClient {
+  /** False when the socket's send buffer is above its high-water mark; the transport then calls `clientDrained` once it is below. */
   send(text: string): boolean;
-  bufferedAmount(): number;
 }
 
 export interface SessionOptions {
@@ -58,8 +58,6 @@ interface RunningExec {
   watchdog?: NodeJS.Timeout;
 }
 
-/** Client send buffers above this stop acknowledging output, which stops the agent reading the program's pipes. */
-const CLIENT_BUFFER_HIGH_WATER = 512 * 1024;
 /** Output the agent may send ahead of the clients: bytes and frames. */
 const OUTPUT_WINDOW_BYTES = 256 * 1024;
 const OUTPUT_WINDOW_FRAMES = 256;
@@ -85,6 +83,8 @@ export class Session {
   readonly #options: SessionOptions;
   readonly #log: ReplayLog;
   readonly #clients = new Set<SessionClient>();
+  /** Clients whose send buffer is full: while any is, output is not acknowledged, which stops the agent reading the program's pipes. */
+  readonly #blockedClients = new Set<SessionClient>();
   readonly #execIds = new Set<string>();
   /** Ids of files in /mnt/data by path, so a changed file gets a new id that names the old one. */
   readonly #fileIds = new Map<string, string>();
@@ -134,7 +134,7 @@ export class Session {
     if (lastSeq !== undefined) {
       const replay = this.#log.since(lastSeq);
       gap = !replay.complete || lastSeq > this.#seq;
-      for (const frame of replay.frames) client.send(frame.text);
+      for (const frame of replay.frames) this.#sendTo(client, frame.text);
     }
     this.#clients.add(client);
     this.lastActiveAt = Date.now();
@@ -148,12 +148,13 @@ export class Session {
       limits: this.#options.limits,
       languages: this.#options.availableLanguages(),
     };
-    client.send(JSON.stringify(ready));
+    this.#sendTo(client, JSON.stringify(ready));
     this.#releaseCredit();
     return true;
   }
 
   detach(client: SessionClient): void {
+    this.#blockedClients.delete(client);
     if (!this.#clients.delete(client) || this.#ended) return;
     if (this.#clients.size === 0) {
       this.#graceTimer = setTimeout(() => this.#graceExpired(), this.#options.idleGraceMs);
@@ -162,13 +163,14 @@ export class Session {
   }
 
   /** A client's send buffer drained: output held back for it may flow again. */
-  clientDrained(): void {
+  clientDrained(client: SessionClient): void {
+    this.#blockedClients.delete(client);
     this.#releaseCredit();
   }
 
   /** Answer one client's ping. Like session.ready it takes a seq but is not logged or sent to other clients. */
   pong(client: SessionClient): void {
-    client.send(JSON.stringify({ type: "pong", sessionId: this.id, seq: ++this.#seq }));
+    this.#sendTo(client, JSON.stringify({ type: "pong", sessionId: this.id, seq: ++this.#seq }));
   }
 
   /** Send an `error` frame to the session's clients. */
@@ -223,6 +225,7 @@ export class Session {
     const exec = this.#exec;
     if (exec) this.#finishExec(exec, this.#lostExit(exec, reason));
     this.#clients.clear();
+    this.#blockedClients.clear();
     await this.#dropSandbox();
     this.#options.onEnded(this);
   }
@@ -233,7 +236,11 @@ export class Session {
     const seq = ++this.#seq;
     const text = JSON.stringify({ ...frame, sessionId: this.id, seq });
     this.#log.append(seq, text);
-    for (const client of this.#clients) client.send(text);
+    for (const client of this.#clients) this.#sendTo(client, text);
+  }
+
+  #sendTo(client: SessionClient, text: string): void {
+    if (!client.send(text)) this.#blockedClients.add(client);
   }
 
   #rememberExecId(id: string): void {
@@ -294,7 +301,7 @@ export class Session {
   #releaseCredit(): void {
     const exec = this.#exec;
     if (!exec || exec.pendingFrames === 0 || this.#clients.size === 0) return;
-    for (const client of this.#clients) if (client.bufferedAmount() > CLIENT_BUFFER_HIGH_WATER) return;
+    if (this.#blockedClients.size > 0) return;
     this.#agent?.ack(exec.id, exec.pendingBytes, exec.pendingFrames);
     exec.pendingBytes = 0;
     exec.pendingFrames = 0;

@@ -63,10 +63,6 @@ export class ClientConnection implements WsConnection, SessionClient {
     return this.#closed ? false : this.#socket.send(text);
   }
 
-  bufferedAmount(): number {
-    return this.#socket.bufferedAmount();
-  }
-
   // ---- WsConnection ----
 
   message(text: string): void {
@@ -89,8 +85,14 @@ export class ClientConnection implements WsConnection, SessionClient {
     this.#handle(frame);
   }
 
+  /** The protocol is JSON text frames only. */
+  binary(): void {
+    if (this.#closed) return;
+    this.#fail(CloseCodes.protocolError, "invalid_frame", "binary frames are not part of the protocol: send JSON text frames");
+  }
+
   drain(): void {
-    this.#session?.clientDrained();
+    this.#session?.clientDrained(this);
   }
 
   close(): void {

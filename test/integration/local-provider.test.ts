@@ -4,7 +4,7 @@
  * enough of the agent protocol to run bash commands.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -390,16 +390,19 @@ describe.skipIf(!canRun)("local sandbox provider (bubblewrap)", () => {
     expect(await until(() => readdirNames(join(tmp, "sb-silent")).length === 0)).toBe(true);
   });
 
-  it("removeOrphans kills and removes leftover cgroups and folders, and spares live sandboxes", async () => {
+  it("removeOrphans kills and removes leftover cgroups and folders, and spares live sandboxes and other servers' cgroups", async () => {
     const live = (await provider.create({ sessionId: "lp-live", limits })) as LocalSandbox;
     const fakeId = "orphan0000000000test";
     const leftoverDir = join(tmp, "sb", fakeId);
     mkdirSync(join(leftoverDir, "run"), { recursive: true });
     let sleeper: ChildProcess | undefined;
     const fakeCgroup = join(MEMORY_CGROUP, fakeId);
+    // A sandbox of another server (another base folder): not ours to remove.
+    const foreignCgroup = join(MEMORY_CGROUP, "foreign000000000test");
     try {
       if (existsSync(MEMORY_CGROUP)) {
         mkdirSync(fakeCgroup);
+        mkdirSync(foreignCgroup);
         sleeper = spawn("sleep", ["60"], { stdio: "ignore" });
         writeFileSync(join(fakeCgroup, "cgroup.procs"), String(sleeper.pid));
       }
@@ -408,6 +411,7 @@ describe.skipIf(!canRun)("local sandbox provider (bubblewrap)", () => {
       expect(removed).toBeGreaterThanOrEqual(1);
       expect(existsSync(leftoverDir)).toBe(false);
       expect(existsSync(fakeCgroup)).toBe(false);
+      if (existsSync(MEMORY_CGROUP)) expect(existsSync(foreignCgroup)).toBe(true);
       await within(sleeperGone, 5_000, "orphan process killed");
       // The live sandbox was spared.
       expect(existsSync(live.dir)).toBe(true);
@@ -417,6 +421,7 @@ describe.skipIf(!canRun)("local sandbox provider (bubblewrap)", () => {
     } finally {
       sleeper?.kill("SIGKILL");
       rmSync(fakeCgroup, { recursive: false, force: true });
+      if (existsSync(foreignCgroup)) rmdirSync(foreignCgroup);
       await live.destroy();
     }
   });

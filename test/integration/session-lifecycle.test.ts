@@ -4,7 +4,7 @@ import { type ServerProcess, startServer, TEST_API_KEY, TEST_MASTER_KEY } from "
 import { TestClient } from "../helpers/ws-client.ts";
 
 /** Session life and flow control: idle grace, session.close, backpressure to the program. */
-describe("session lifecycle", () => {
+describe.each(["node", "uws"] as const)("session lifecycle over the %s transport", (transport) => {
   let server: ServerProcess;
   const clients: TestClient[] = [];
   const connect = async (apiKey = TEST_API_KEY) => {
@@ -15,7 +15,7 @@ describe("session lifecycle", () => {
   const liveSandboxes = () => readdirSync(server.baseDir).length;
 
   beforeAll(async () => {
-    server = await startServer({ transport: "node", env: { SESSION_IDLE_GRACE: "2", MAX_OUTPUT_BYTES: String(64 * 1024 * 1024) } });
+    server = await startServer({ transport, env: { SESSION_IDLE_GRACE: "2", MAX_OUTPUT_BYTES: String(64 * 1024 * 1024) } });
   });
 
   afterAll(async () => {
@@ -40,6 +40,9 @@ describe("session lifecycle", () => {
   });
 
   it("frees the sandbox on session.close", async () => {
+    // The sandbox of the session forgotten above may still be on its way out.
+    const settle = Date.now() + 5000;
+    while (liveSandboxes() > 0 && Date.now() < settle) await new Promise((r) => setTimeout(r, 50));
     const before = liveSandboxes();
     const client = await connect();
     await client.openSession();

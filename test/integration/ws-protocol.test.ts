@@ -62,7 +62,7 @@ describe.each(["node", "uws"] as const)("WebSocket protocol over the %s transpor
 
   it("runs js, bash and c, reporting both stages for the compiled one", async () => {
     const { client } = await sessionClient();
-    const js = await client.run("js", "js", "let s=0; for (let i=1;i<=10;i++) s+=i; console.log(`sum(1..10)=${s}`)");
+    const js = await client.run("js", "js", "let s=0; for (let i=1;i<=10;i++) s+=i; console.log('sum(1..10)=' + s)");
     expect(js.stdout).toBe("sum(1..10)=55\n");
     const bash = await client.run("sh", "bash", 's=0; for i in $(seq 1 10); do s=$((s+i)); done; echo "sum(1..10)=$s"');
     expect(bash.stdout).toBe("sum(1..10)=55\n");
@@ -265,6 +265,11 @@ describe.each(["node", "uws"] as const)("WebSocket protocol over the %s transpor
     other.send({ type: "exec", id: 5 });
     await other.closed;
     expect(other.closeCode).toBe(4002);
+    const binary = await connect();
+    binary.socket.send(Buffer.from([1, 2, 3]));
+    await binary.closed;
+    expect(binary.closeCode).toBe(4002);
+    expect(binary.frames[0]).toMatchObject({ type: "error", code: "invalid_frame" });
   });
 
   it("authenticates by header, Bearer, Basic or a first frame, and closes 4001 otherwise", async () => {

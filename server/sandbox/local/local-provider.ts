@@ -11,7 +11,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, realpathSync } from "node:fs";
 import { link, lstat, rm } from "node:fs/promises";
-import { isAbsolute, join, resolve } from "node:path";
+import { basename, isAbsolute, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import type { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -228,6 +228,16 @@ export class LocalSandbox implements Sandbox {
   }
 }
 
+/**
+ * The node binary running this server. Started through a dynamic loader (as
+ * the uWebSockets.js glibc shim does), `process.execPath` is the loader, and
+ * argv0 names the node binary.
+ */
+function hostNodeBinary(): string {
+  if (basename(process.execPath).startsWith("ld-linux") && isAbsolute(process.argv0)) return process.argv0;
+  return process.execPath;
+}
+
 export class LocalSandboxProvider implements SandboxProvider {
   readonly kind = "local" as const;
   readonly #options: Required<Omit<LocalProviderOptions, "agentProgramEnv" | "logger">>;
@@ -241,7 +251,7 @@ export class LocalSandboxProvider implements SandboxProvider {
   #probe: Promise<ProbeResult> | undefined;
 
   constructor(options: LocalProviderOptions) {
-    const nodePath = options.nodePath ?? process.execPath;
+    const nodePath = options.nodePath ?? hostNodeBinary();
     for (const [name, id] of [
       ["uid", options.uid],
       ["gid", options.gid],

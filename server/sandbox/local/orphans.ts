@@ -13,30 +13,31 @@ export interface OrphanReport {
   failures: string[];
 }
 
-/** Kill and remove every sandbox cgroup and folder that is not in `keep` (ids of live sandboxes). */
+/**
+ * Kill and remove the sandboxes left in `baseDir` that are not in `keep` (ids of
+ * live sandboxes): their folders and the cgroups of the same ids. Cgroups of
+ * other servers (other base folders) on the same machine are never touched.
+ */
 export async function removeOrphanSandboxes(layout: CgroupLayout | undefined, baseDir: string, keep: ReadonlySet<string>): Promise<OrphanReport> {
-  const ids = new Set<string>();
   const failures: string[] = [];
-  if (layout) {
-    const dirs = (await listSandboxCgroups(layout)).filter((dir) => !keep.has(basename(dir)));
-    for (const dir of dirs) ids.add(basename(dir));
-    await killCgroups(dirs);
-    for (const dir of await removeCgroups(dirs)) failures.push(`cannot remove cgroup ${dir}`);
-  }
   let entries: string[] = [];
   try {
     entries = await readdir(baseDir);
   } catch {
     // no base folder yet: nothing left behind
   }
-  for (const name of entries) {
-    if (keep.has(name)) continue;
-    ids.add(name);
+  const orphans = new Set(entries.filter((name) => !keep.has(name)));
+  if (layout) {
+    const dirs = (await listSandboxCgroups(layout)).filter((dir) => orphans.has(basename(dir)));
+    await killCgroups(dirs);
+    for (const dir of await removeCgroups(dirs)) failures.push(`cannot remove cgroup ${dir}`);
+  }
+  for (const name of orphans) {
     try {
       await rm(join(baseDir, name), { recursive: true, force: true });
     } catch (error) {
       failures.push(`cannot remove ${join(baseDir, name)} (${(error as Error).message})`);
     }
   }
-  return { removed: ids.size, failures };
+  return { removed: orphans.size, failures };
 }

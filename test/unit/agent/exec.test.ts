@@ -262,6 +262,29 @@ describe("exec", () => {
     expect(conn.text("bp", "stderr")).toBe("done");
   }, 30_000);
 
+  it("applies a frame window: many small writes stop at windowFrames until acked", async () => {
+    await setup({}, { autoAck: false });
+    const lines = 2000;
+    conn.startExec({
+      id: "fw",
+      lang: "py",
+      windowFrames: 8,
+      code: `import sys, time\nfor i in range(${lines}):\n  print(i, flush=True)\n  time.sleep(0.0005)`,
+    });
+    await conn.waitFor((f) => f.type === "out" && f.id === "fw");
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    const framesWhileBlocked = conn.outOf("fw").length;
+    // The window is checked after each pipe read; one read may add the frames of a stdout and a stderr segment.
+    expect(framesWhileBlocked).toBeGreaterThanOrEqual(8);
+    expect(framesWhileBlocked).toBeLessThanOrEqual(10);
+    expect(conn.of("fw").some((f) => f.type === "exit")).toBe(false);
+    conn.send({ type: "ack", id: "fw", bytes: 0, frames: framesWhileBlocked });
+    conn.autoAck = true;
+    const exit = await conn.exitOf("fw", 20_000);
+    expect(exit).toMatchObject({ reason: "exited", code: 0 });
+    expect(conn.text("fw")).toBe(Array.from({ length: lines }, (_, i) => `${i}\n`).join(""));
+  }, 30_000);
+
   it("keeps a blocked exec going across a reconnect, without losing output", async () => {
     await setup({}, { autoAck: false });
     const lines = 300;

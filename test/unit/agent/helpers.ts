@@ -91,7 +91,7 @@ export class AgentConn {
       }
       const frame = parsed.value;
       this.frames.push({ ...frame, at: performance.now() });
-      if (frame.type === "out" && this.autoAck) this.send({ type: "ack", id: frame.id, bytes: frame.bytes });
+      if (frame.type === "out" && this.autoAck) this.send({ type: "ack", id: frame.id, bytes: frame.bytes, frames: 1 });
       this.#notify();
     });
   }
