@@ -19,7 +19,7 @@ function bare(command: string, args: string[]): Promise<void> {
 }
 
 async function benchTransport(transport: "node" | "uws") {
-  const server = await startServer({ transport, env: { LOG_LEVEL: "warn", MAX_CPU_QUOTA: process.env.MAX_CPU_QUOTA ?? "100000" } });
+  const server = await startServer({ transport, env: { MAX_CPU_QUOTA: process.env.MAX_CPU_QUOTA ?? "100000" } });
   try {
     const sessionOpen = await timeRepeated(SESSIONS, async () => {
       const client = await TestClient.connect(server.wsUrl, { apiKey: TEST_API_KEY });
