@@ -235,6 +235,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       idLength: num("SESSION_ID_LENGTH"),
       idleGraceMs: num("SESSION_IDLE_GRACE") * 1000,
       replayFrames: num("SESSION_REPLAY_FRAMES"),
+      replayBytes: num("SESSION_REPLAY_BYTES"),
     },
     sandbox: {
       backend: text("EXECUTION_BACKEND") as AppConfig["sandbox"]["backend"],

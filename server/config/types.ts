@@ -65,6 +65,7 @@ export interface AppConfig {
     idleGraceMs: number;
     /** Frames kept per session for resume (SESSION_REPLAY_FRAMES). */
     replayFrames: number;
+    replayBytes: number;
   };
   sandbox: {
     backend: "local" | "kubernetes";

@@ -287,6 +287,17 @@ export const VARIABLES: readonly VariableSpec[] = [
   def("SESSION_ID_LENGTH", "sessions", "active", int(16, 128), "32", "Length of session ids (base62)"),
   def("SESSION_IDLE_GRACE", "sessions", "active", int(0, 604800), "300", "How long a session outlives its last client (resume window)", { unit: "s" }),
   def("SESSION_REPLAY_FRAMES", "sessions", "active", int(16, 1000000), "2000", "Frames kept per session for resume after a dropped connection"),
+  def(
+    "SESSION_REPLAY_BYTES",
+    "sessions",
+    "active",
+    int(65536, 1073741824),
+    "8388608",
+    "Bytes of frames kept per session for resume (whichever bound is hit first)",
+    {
+      unit: "bytes",
+    },
+  ),
   def("SESSION_TTL_HOURS", "sessions", "reserved", int(1, 8760), "24", "Lifetime of a session and its files", { unit: "h" }),
   def("SESSION_CLEANUP_INTERVAL_MINUTES", "sessions", "reserved", int(1, 10080), "10", "Interval of the expired-session sweep", {
     unit: "min",

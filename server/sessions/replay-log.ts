@@ -8,18 +8,26 @@ export interface LoggedFrame {
   text: string;
 }
 
+/** Bounded in frames and in bytes (UTF-16 length of the text, close enough to memory use); the newest frame always stays. */
 export class ReplayLog {
   #frames: LoggedFrame[] = [];
   #start = 0;
+  #bytes = 0;
   /** Highest seq that fell out of the log (0: nothing dropped yet). */
   #droppedUpTo = 0;
 
-  constructor(readonly capacity: number) {}
+  constructor(
+    readonly capacity: number,
+    readonly maxBytes = Number.POSITIVE_INFINITY,
+  ) {}
 
   append(seq: number, text: string): void {
     this.#frames.push({ seq, text });
-    if (this.#frames.length - this.#start > this.capacity) {
-      this.#droppedUpTo = this.#frames[this.#start]!.seq;
+    this.#bytes += text.length;
+    while (this.size > 1 && (this.size > this.capacity || this.#bytes > this.maxBytes)) {
+      const oldest = this.#frames[this.#start]!;
+      this.#droppedUpTo = oldest.seq;
+      this.#bytes -= oldest.text.length;
       this.#start++;
     }
     // Compact now and then instead of shifting on every append.

@@ -59,6 +59,7 @@ export class SessionManager {
       sandboxLimits: this.#sandboxLimits,
       compileTimeoutMs: config.limits.compileTimeoutMs,
       replayFrames: config.sessions.replayFrames,
+      replayBytes: config.sessions.replayBytes,
       idleGraceMs: config.sessions.idleGraceMs,
       availableLanguages,
       provider,

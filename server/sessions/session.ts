@@ -33,6 +33,7 @@ export interface SessionOptions {
   sandboxLimits: SandboxLimits;
   compileTimeoutMs: number;
   replayFrames: number;
+  replayBytes: number;
   idleGraceMs: number;
   /** Languages this instance can run now. */
   availableLanguages: () => readonly string[];
@@ -102,7 +103,7 @@ export class Session {
     this.owner = options.owner;
     this.userId = options.userId;
     this.entityId = options.entityId;
-    this.#log = new ReplayLog(options.replayFrames);
+    this.#log = new ReplayLog(options.replayFrames, options.replayBytes);
   }
 
   get ended(): boolean {

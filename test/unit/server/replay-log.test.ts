@@ -40,4 +40,17 @@ describe("ReplayLog", () => {
     expect(frames.map((f) => f.seq)).toEqual(Array.from({ length: 50 }, (_, i) => 4951 + i));
     expect(log.since(4899).complete).toBe(false);
   });
+
+  it("drops the oldest frames past its byte bound, and always keeps the newest", () => {
+    const log = new ReplayLog(100, 10);
+    log.append(1, "aaaa");
+    log.append(2, "bbbb");
+    log.append(3, "cccc");
+    expect(log.since(0).frames.map((f) => f.seq)).toEqual([2, 3]);
+    expect(log.since(1).complete).toBe(true);
+    expect(log.since(0).complete).toBe(false);
+    log.append(4, "x".repeat(50));
+    expect(log.since(0).frames.map((f) => f.seq)).toEqual([4]);
+    expect(log.since(3).complete).toBe(true);
+  });
 });
