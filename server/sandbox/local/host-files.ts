@@ -7,22 +7,15 @@ import { randomBytes } from "node:crypto";
 import { lstatSync, readdirSync, readlinkSync } from "node:fs";
 import { chmod, chown, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { randomId } from "../../ids.ts";
 import type { RootEntry } from "./bwrap-args.ts";
 
 const ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
 export const SANDBOX_ID_LENGTH = 20;
 
-/** A random sandbox id: 20 characters of [a-z0-9] (about 103 bits). */
+/** A random sandbox id: 20 characters of [a-z0-9] (about 103 bits); lower case because it names cgroups and folders. */
 export function newSandboxId(): string {
-  let out = "";
-  while (out.length < SANDBOX_ID_LENGTH) {
-    for (const byte of randomBytes(SANDBOX_ID_LENGTH * 2)) {
-      // 252 = 36 * 7: reject the tail so every character is equally likely.
-      if (byte < 252) out += ID_ALPHABET[byte % 36];
-      if (out.length === SANDBOX_ID_LENGTH) break;
-    }
-  }
-  return out;
+  return randomId(SANDBOX_ID_LENGTH, ID_ALPHABET);
 }
 
 export const SANDBOX_ID_PATTERN = /^[a-z0-9]{20}$/;
