@@ -58,7 +58,14 @@ describe("defaults", () => {
       concurrentExecutions: 10,
       sessionsPerEntity: 100,
     });
-    expect(config.sessions).toEqual({ ttlMs: 24 * 3_600_000, cleanupIntervalMs: 600_000, idLength: 32, idleGraceMs: 300_000, replayFrames: 2000, replayBytes: 8 * MIB });
+    expect(config.sessions).toEqual({
+      ttlMs: 24 * 3_600_000,
+      cleanupIntervalMs: 600_000,
+      idLength: 32,
+      idleGraceMs: 300_000,
+      replayFrames: 2000,
+      replayBytes: 8 * MIB,
+    });
     expect(config.sandbox).toEqual({
       backend: "local",
       baseDir: "/var/lib/code-interpreter/sandboxes",
