@@ -32,6 +32,14 @@ export const AgentExecSchema = v.object({
   windowBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024))),
   /** `out` frames the agent may send before it must wait for an `ack` (bounds the replay log while no client reads). */
   windowFrames: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
+  /**
+   * Run the code in the sandbox's persistent interpreter of the language
+   * (Python only; ignored for the others): what one repl exec defines is there
+   * in the next. The interpreter starts on the first repl exec and is lost when
+   * a signal other than SIGINT, the wall time, the output cap or the memory
+   * limit ends an exec; the next repl exec then starts a fresh one.
+   */
+  repl: v.optional(v.boolean()),
 });
 
 export const AgentStdinSchema = v.object({ type: v.literal("stdin"), id: v.string(), data: v.optional(v.string()), eof: v.optional(v.boolean()) });
@@ -108,6 +116,8 @@ export const AgentExitSchema = v.object({
   memBytes: v.optional(v.number()),
   truncated: v.boolean(),
   files: v.array(AgentFileChangeSchema),
+  /** Paths of regular files under /mnt/data that were there when the exec started and are gone at its end. */
+  deleted: v.optional(v.array(v.string())),
 });
 export const AgentErrorSchema = v.object({
   type: v.literal("error"),

@@ -14,7 +14,11 @@ export interface LanguageSpec {
   name: string;
   /** Source file name, in the build directory. */
   sourceFile: string;
-  /** Compiler command, for compiled languages. */
+  /**
+   * Compiler command, for compiled languages. It runs in {dir}, so it names
+   * the source by its file name: compiler messages then say `main.c:3:5`, not
+   * a temporary path. A non-zero exit ends the exec before the run stage.
+   */
   compile?: readonly string[];
   run: readonly string[];
   /**
@@ -28,9 +32,28 @@ export interface LanguageSpec {
   lineBuffer?: boolean;
   /** Command whose first output line names the toolchain version. */
   version: readonly string[];
-  /** Debian packages that provide the toolchain. */
+  /**
+   * Debian packages that provide the toolchain (and, for Python, the data
+   * libraries programs expect). scripts/setup.sh installs the same list; a unit
+   * test fails when the two disagree.
+   */
   debianPackages: readonly string[];
 }
+
+/**
+ * JVM flags for javac and java: the serial GC and the C1 compiler alone start
+ * fastest and use the fewest threads. The JVM cannot see the sandbox's memory
+ * cgroup (no /sys/fs/cgroup inside) and would size its heap from the host's RAM,
+ * so the provider passes the limit in SANDBOX_MEMORY_BYTES and the heap takes
+ * 60% of it (the rest: metaspace, code cache, stacks, and the agent).
+ * JAVA_TOOL_OPTIONS would do the same without a shell, but the JVM then prints
+ * "Picked up JAVA_TOOL_OPTIONS" on every program's stderr.
+ */
+const JVM_FLAGS = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:MaxRAMPercentage=60 ${SANDBOX_MEMORY_BYTES:+-XX:MaxRAM=$SANDBOX_MEMORY_BYTES}";
+const JAVAC_FLAGS = JVM_FLAGS.replace(/-XX:/g, "-J-XX:");
+
+/** Where TypeScript finds @types/node: Debian's nodejs package, else the copy scripts/setup.sh installs. */
+export const TS_TYPE_ROOTS = ["/usr/share/nodejs/@types", "/usr/local/lib/code-interpreter/typescript/node_modules/@types"] as const;
 
 export const LANGUAGE_CODES = ["py", "js", "ts", "go", "java", "c", "cpp", "php", "rs", "r", "f90", "d", "bash"] as const;
 export type LanguageCode = (typeof LANGUAGE_CODES)[number];
@@ -44,7 +67,7 @@ const table: readonly LanguageSpec[] = [
     feed: "file",
     env: { PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1", MPLBACKEND: "Agg" },
     version: ["python3", "--version"],
-    debianPackages: ["python3"],
+    debianPackages: ["python3", "python3-numpy", "python3-pandas", "python3-matplotlib", "python3-scipy", "python3-sklearn"],
   },
   {
     code: "js",
@@ -59,17 +82,39 @@ const table: readonly LanguageSpec[] = [
     code: "ts",
     name: "TypeScript",
     sourceFile: "main.ts",
-    compile: ["tsc", "--outDir", "{dir}", "--target", "es2020", "--module", "commonjs", "--skipLibCheck", "--types", "node", "{src}"],
+    // tsc prints its diagnostics on stdout: the shell moves them to stderr, with the other compilers' errors.
+    compile: [
+      "sh",
+      "-c",
+      'exec tsc "$@" >&2',
+      "tsc",
+      "--outDir",
+      "{dir}",
+      "--target",
+      "es2022",
+      // No DOM declarations (tsc's default): they double its start time, and @types/node declares console and the rest.
+      "--lib",
+      "es2022",
+      "--module",
+      "commonjs",
+      "--skipLibCheck",
+      "--typeRoots",
+      TS_TYPE_ROOTS.join(","),
+      "--types",
+      "node",
+      "main.ts",
+    ],
     run: ["node", "{dir}/main.js"],
     feed: "file",
     version: ["tsc", "--version"],
-    debianPackages: ["node-typescript", "node-types-node"],
+    // @types/node is not a Debian package of its own: see TS_TYPE_ROOTS.
+    debianPackages: ["node-typescript"],
   },
   {
     code: "go",
     name: "Go",
     sourceFile: "main.go",
-    compile: ["go", "build", "-o", "{bin}", "{src}"],
+    compile: ["go", "build", "-o", "{bin}", "main.go"],
     run: ["{bin}"],
     feed: "file",
     env: { GOCACHE: "/tmp/.cache/go-build", GOPATH: "/tmp/go", GO111MODULE: "off", GOFLAGS: "-buildvcs=false" },
@@ -80,10 +125,11 @@ const table: readonly LanguageSpec[] = [
     code: "java",
     name: "Java",
     sourceFile: "{main}.java",
-    compile: ["javac", "-d", "{dir}", "{src}"],
-    run: ["java", "-cp", "{dir}", "{main}"],
+    // Through sh for JVM_FLAGS' memory limit; "$@" is the rest of the command (and, for java, the caller's args).
+    compile: ["sh", "-c", `exec javac ${JAVAC_FLAGS} "$@"`, "javac", "-d", "{dir}", "{main}.java"],
+    // -Xss8m: deep recursion, as in other languages' 8 MiB main stack.
+    run: ["sh", "-c", `exec java ${JVM_FLAGS} -Xss8m -cp "$0" "$@"`, "{dir}", "{main}"],
     feed: "file",
-    env: { JAVA_TOOL_OPTIONS: "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss8m" },
     version: ["javac", "-version"],
     debianPackages: ["default-jdk-headless"],
   },
@@ -91,7 +137,7 @@ const table: readonly LanguageSpec[] = [
     code: "c",
     name: "C",
     sourceFile: "main.c",
-    compile: ["gcc", "-O2", "-o", "{bin}", "{src}", "-lm"],
+    compile: ["gcc", "-O2", "-o", "{bin}", "main.c", "-lm"],
     run: ["{bin}"],
     feed: "file",
     lineBuffer: true,
@@ -102,7 +148,7 @@ const table: readonly LanguageSpec[] = [
     code: "cpp",
     name: "C++",
     sourceFile: "main.cpp",
-    compile: ["g++", "-O2", "-o", "{bin}", "{src}"],
+    compile: ["g++", "-O2", "-o", "{bin}", "main.cpp"],
     run: ["{bin}"],
     feed: "file",
     lineBuffer: true,
@@ -122,7 +168,7 @@ const table: readonly LanguageSpec[] = [
     code: "rs",
     name: "Rust",
     sourceFile: "main.rs",
-    compile: ["rustc", "-O", "-o", "{bin}", "{src}"],
+    compile: ["rustc", "-O", "-o", "{bin}", "main.rs"],
     run: ["{bin}"],
     feed: "file",
     version: ["rustc", "--version"],
@@ -141,7 +187,7 @@ const table: readonly LanguageSpec[] = [
     code: "f90",
     name: "Fortran",
     sourceFile: "main.f90",
-    compile: ["gfortran", "-O2", "-o", "{bin}", "{src}"],
+    compile: ["gfortran", "-O2", "-o", "{bin}", "main.f90"],
     run: ["{bin}"],
     feed: "file",
     env: { GFORTRAN_UNBUFFERED_PRECONNECTED: "y" },
@@ -152,7 +198,8 @@ const table: readonly LanguageSpec[] = [
     code: "d",
     name: "D",
     sourceFile: "main.d",
-    compile: ["ldc2", "-O", "-of={bin}", "{src}"],
+    // No -O: it costs ldc2 over a second even for a ten-line program.
+    compile: ["ldc2", "-of={bin}", "main.d"],
     run: ["{bin}"],
     feed: "file",
     lineBuffer: true,

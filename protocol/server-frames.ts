@@ -92,7 +92,7 @@ export const ErrorCodes = {
   unknownExec: "unknown_exec",
   stdinNotEnabled: "stdin_not_enabled",
   duplicateExecId: "duplicate_exec_id",
-  filesUnsupported: "files_unsupported",
+  fileNotFound: "file_not_found",
   forbidden: "forbidden",
   sandboxUnavailable: "sandbox_unavailable",
   rateLimited: "rate_limited",

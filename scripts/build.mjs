@@ -2,7 +2,7 @@
 // One build for everything: bundle the server and the sidecar-agent with esbuild,
 // compile the agent's process launcher with the system C compiler.
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
@@ -29,6 +29,9 @@ await build({
   // Bundled CommonJS dependencies (ws) call require(); give the ESM output one.
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
 });
+
+// The persistent Python interpreter's driver: the agent finds it next to its bundle.
+copyFileSync(join(root, "sidecar-agent/python-repl-driver.py"), join(dist, "agent/python-repl-driver.py"));
 
 await build({
   ...common,
@@ -57,4 +60,4 @@ if (existsSync(launcherSrc)) {
   }
 }
 if (!existsSync(dirname(launcherOut))) throw new Error("build output missing");
-console.log(`build: dist/server.mjs, dist/agent/agent.mjs${existsSync(launcherOut) ? ", dist/agent/launcher" : ""}`);
+console.log(`build: dist/server.mjs, dist/agent/agent.mjs, dist/agent/python-repl-driver.py${existsSync(launcherOut) ? ", dist/agent/launcher" : ""}`);

@@ -6,14 +6,22 @@ import { WS_SUBPROTOCOL } from "../protocol/index.ts";
 import { ApiKeyVerifier } from "./auth/api-keys.ts";
 import type { AppConfig } from "./config/types.ts";
 import { InProcessEventBus } from "./events/event-bus.ts";
+import { LocalFileStore } from "./files/local-file-store.ts";
+import { withCors } from "./http/cors.ts";
 import { createHttpHandler, requireAuth } from "./http/http-handler.ts";
 import { Router } from "./http/router.ts";
+import { addDocsRoutes } from "./http/routes/docs.ts";
+import { addExecRoute } from "./http/routes/exec.ts";
+import { addFileRoutes } from "./http/routes/files.ts";
 import { addHealthRoutes } from "./http/routes/health.ts";
+import { addUploadRoutes } from "./http/routes/upload.ts";
 import { detectToolchains, type ToolchainInfo } from "./languages/toolchains.ts";
 import { securityLog } from "./logging/logger.ts";
 import { LocalSandboxProvider } from "./sandbox/local/local-provider.ts";
 import type { SandboxProvider } from "./sandbox/provider.ts";
+import { LocalSessionStore } from "./sessions/local-session-store.ts";
 import { SessionManager } from "./sessions/session-manager.ts";
+import { startListeners } from "./transport/listeners.ts";
 import { createTransport } from "./transport/select.ts";
 import type { Transport } from "./transport/types.ts";
 import { ClientConnection } from "./ws/connection.ts";
@@ -23,6 +31,10 @@ export const SERVICE_NAME = "code-interpreter";
 /** A client that sends nothing for this long, with nothing running, is closed with 4009. */
 const WS_IDLE_TIMEOUT_MS = 15 * 60_000;
 const WS_AUTH_TIMEOUT_MS = 5_000;
+const WS_PATHS = ["/ws"];
+/** A long /exec commits to 200 after this long and then writes a space this often, so idle proxies keep the connection. */
+const EXEC_KEEPALIVE_AFTER_MS = 3_000;
+const EXEC_KEEPALIVE_EVERY_MS = 5_000;
 
 export interface RunningApp {
   port: number;
@@ -75,7 +87,17 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
   const available = () => toolchains.filter((t) => t.available).map((t) => t.code);
   logger.info({ languages: available() }, "toolchains detected");
 
-  const sessions = new SessionManager({ config, provider, events, logger: logger.child({ component: "session" }), availableLanguages: available });
+  const [store, files] = await Promise.all([LocalSessionStore.open(config.sessions.storagePath), LocalFileStore.open(config.sessions.storagePath)]);
+  const sessions = new SessionManager({
+    config,
+    provider,
+    events,
+    logger: logger.child({ component: "session" }),
+    availableLanguages: available,
+    store,
+    files,
+  });
+  sessions.startSweeps();
 
   const router = new Router();
   const authenticated = requireAuth(verifier, config.auth.header, (reason, remoteAddress) => logSecurity("auth_failed", { reason, remoteAddress }));
@@ -89,14 +111,33 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
     toolchains: () => toolchains,
     authenticated,
   });
+  addExecRoute(router, {
+    sessions,
+    availableLanguages: available,
+    authenticated,
+    keepAliveAfterMs: EXEC_KEEPALIVE_AFTER_MS,
+    keepAliveEveryMs: EXEC_KEEPALIVE_EVERY_MS,
+  });
+  addUploadRoutes(router, {
+    sessions,
+    filenameLength: config.limits.filenameLength,
+    authenticated,
+    onRefused: (reason, remoteAddress) => logSecurity("upload_refused", { reason, remoteAddress }),
+  });
+  addFileRoutes(router, { sessions, authenticated });
+  addDocsRoutes(router, { enabled: config.server.docsEnabled, version, keyHeader: config.auth.header, websocketPaths: WS_PATHS });
 
-  const http = createHttpHandler({ router, logger: logger.child({ component: "http" }), accessLogs: config.logging.accessLogs });
+  const http = withCors(createHttpHandler({ router, logger: logger.child({ component: "http" }), accessLogs: config.logging.accessLogs }), {
+    enabled: config.server.corsEnabled,
+    origins: config.server.corsOrigins,
+    keyHeader: config.auth.header,
+  });
   transport = createTransport(
     config.server.transport,
     {
       http,
       ws: {
-        paths: ["/ws"],
+        paths: WS_PATHS,
         subprotocol: WS_SUBPROTOCOL,
         // Room for the largest accepted code body plus JSON escaping and the other fields.
         maxPayloadBytes: config.limits.codeBytes * 2 + 64 * 1024,
@@ -115,8 +156,8 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
     },
     logger,
   );
-  const { port } = await transport.listen({ host: config.server.host, port: config.server.port });
-  logger.info({ host: config.server.host, port, transport: transport.name, version }, "listening");
+  // API_PORT, and HTTPS_PORT when HTTPS is on; one "listening" line each.
+  const { port } = await startListeners(transport, config.server, logger, { version });
 
   // Toolchains can be installed while the server runs: look again now and then.
   const refresh = setInterval(async () => {

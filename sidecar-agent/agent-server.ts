@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { dirname } from "node:path";
 import type { Duplex } from "node:stream";
+import { fileURLToPath } from "node:url";
 import { type RawData, WebSocket, WebSocketServer } from "ws";
 import {
   AGENT_PROTOCOL_VERSION,
@@ -12,12 +13,14 @@ import {
   type AgentFileResult,
   type AgentToServer,
   findLanguage,
+  type LanguageSpec,
   parseJsonFrame,
   type ServerToAgent,
   ServerToAgentSchema,
 } from "../protocol/index.ts";
 import { type ExecContext, ExecRun } from "./exec.ts";
 import { DataDir, FileOpError } from "./files.ts";
+import { PythonRepl } from "./python-repl.ts";
 
 export type ListenAddress = { kind: "unix"; path: string } | { kind: "tcp"; host: string; port: number };
 
@@ -36,6 +39,8 @@ export interface AgentOptions {
   cgroupDir?: string | null;
   /** The whole environment programs get. */
   programEnv?: Record<string, string>;
+  /** The persistent Python interpreter's driver; default: python-repl-driver.py next to this module (or bundle). */
+  pythonDriver?: string;
   /** stdbuf for line-buffered languages; default /usr/bin/stdbuf when present, null to never use it. */
   stdbuf?: string | null;
   /** Where agent errors go; default stderr. */
@@ -65,6 +70,7 @@ export const CLOSE_REPLACED = 4000;
 /** Frames kept for a server that is not connected (the pipes are paused meanwhile, so few). */
 const MAX_QUEUED_FRAMES = 10_000;
 const MAX_PAYLOAD = 256 * 1024 * 1024;
+const DEFAULT_PYTHON_DRIVER = fileURLToPath(new URL("./python-repl-driver.py", import.meta.url));
 
 /** `unix:/path` or `tcp:HOST:PORT` (IPv6 hosts in brackets). */
 export function parseListen(value: string): ListenAddress {
@@ -134,6 +140,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   let queue: string[] = [];
   let exec: ExecRun | null = null;
   let execDone: Promise<void> = Promise.resolve();
+  let python: PythonRepl | null = null;
+  const programEnv = options.programEnv ?? DEFAULT_PROGRAM_ENV;
 
   const context: ExecContext = {
     send(frame) {
@@ -155,8 +163,18 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     workDir: options.workDir,
     launcher,
     cgroupDir: options.cgroupDir ?? null,
-    programEnv: options.programEnv ?? DEFAULT_PROGRAM_ENV,
+    programEnv,
     stdbuf,
+    persistentInterpreter(spec: LanguageSpec) {
+      if (spec.code !== "py") return null;
+      if (!python?.alive) {
+        // The one-shot command with the driver in place of the source: same interpreter, same flags.
+        const driver = options.pythonDriver ?? DEFAULT_PYTHON_DRIVER;
+        const argv = spec.run.map((arg) => (arg === "{src}" ? driver : arg));
+        python = PythonRepl.start({ argv, env: { ...programEnv, ...spec.env }, cwd: data.root, launcher, workDir: options.workDir, log });
+      }
+      return python;
+    },
     log,
   };
 
@@ -325,6 +343,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     close() {
       closing ??= (async () => {
         exec?.abort();
+        python?.kill();
         await Promise.race([execDone, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
         for (const client of wss.clients) client.terminate();
         current = null;

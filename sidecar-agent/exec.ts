@@ -2,8 +2,9 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { AgentExec, AgentToServer, ExitReason, LanguageSpec, SignalName, StreamName } from "../protocol/index.ts";
 import { javaMainClass } from "../protocol/index.ts";
-import { diffSnapshots, type Snapshot, snapshot } from "./files.ts";
-import { type ProcessOutcome, ProgramProcess } from "./process.ts";
+import { deletedFiles, diffSnapshots, type Snapshot, snapshot } from "./files.ts";
+import { type ProcessOutcome, ProgramProcess, type RunningProgram } from "./process.ts";
+import type { PythonRepl } from "./python-repl.ts";
 import { Utf8Chunker, type Utf8Segment } from "./utf8-chunker.ts";
 
 export const DEFAULT_WINDOW_BYTES = 256 * 1024;
@@ -23,6 +24,8 @@ export interface ExecContext {
   readonly programEnv: Readonly<Record<string, string>>;
   /** Path of stdbuf, when installed. */
   readonly stdbuf: string | null;
+  /** The live persistent interpreter of the language (started if needed), or null when it has none. */
+  persistentInterpreter(spec: LanguageSpec): PythonRepl | null;
   log(line: string): void;
 }
 
@@ -40,7 +43,7 @@ export async function readOomKills(cgroupDir: string | null): Promise<number | n
   return null;
 }
 
-type Outcome = ProcessOutcome & { wallMs: number; internal?: boolean };
+type Outcome = ProcessOutcome & { wallMs: number };
 
 /**
  * One exec: build folder, optional compile stage, run stage, output under a
@@ -54,7 +57,7 @@ export class ExecRun {
   readonly #ctx: ExecContext;
   readonly #window: number;
   readonly #frameWindow: number;
-  #proc: ProgramProcess | null = null;
+  #proc: RunningProgram | null = null;
   #chunkers = { stdout: new Utf8Chunker(), stderr: new Utf8Chunker() };
   /** Bytes sent in `out` frames, and of those, acknowledged; the same in frames. */
   #sent = 0;
@@ -100,29 +103,36 @@ export class ExecRun {
     let outcome: Outcome;
     let oomBefore: number | null = null;
     try {
-      buildDir = await mkdtemp(join(this.#ctx.workDir, "exec-"));
-      const main = this.#spec.code === "java" ? javaMainClass(this.#frame.code) : "Code";
-      const src = join(buildDir, this.#spec.sourceFile.replaceAll("{main}", main));
-      const bin = join(buildDir, "main");
-      const dir = buildDir;
-      const fill = (arg: string) => arg.replaceAll("{src}", src).replaceAll("{dir}", dir).replaceAll("{bin}", bin).replaceAll("{main}", main);
-      await writeFile(src, this.#frame.code, { mode: 0o644 });
       const env = { ...this.#ctx.programEnv, ...this.#spec.env };
-      before = await snapshot(this.#ctx.dataDir);
-      oomBefore = await readOomKills(this.#ctx.cgroupDir);
+      const interpreter = this.#frame.repl ? this.#ctx.persistentInterpreter(this.#spec) : null;
+      if (interpreter) {
+        before = await snapshot(this.#ctx.dataDir);
+        oomBefore = await readOomKills(this.#ctx.cgroupDir);
+        outcome = await this.#replStage(interpreter);
+      } else {
+        buildDir = await mkdtemp(join(this.#ctx.workDir, "exec-"));
+        const main = this.#spec.code === "java" ? javaMainClass(this.#frame.code) : "Code";
+        const src = join(buildDir, this.#spec.sourceFile.replaceAll("{main}", main));
+        const bin = join(buildDir, "main");
+        const dir = buildDir;
+        const fill = (arg: string) => arg.replaceAll("{src}", src).replaceAll("{dir}", dir).replaceAll("{bin}", bin).replaceAll("{main}", main);
+        await writeFile(src, this.#frame.code, { mode: 0o644 });
+        before = await snapshot(this.#ctx.dataDir);
+        oomBefore = await readOomKills(this.#ctx.cgroupDir);
 
-      let compiled = true;
-      outcome = { code: 0, signal: null, wallMs: 0 };
-      if (this.#spec.compile) {
-        this.#ctx.send({ type: "exec.stage", id: this.id, stage: "compile" });
-        outcome = await this.#stage(this.#spec.compile.map(fill), buildDir, env, this.#frame.compileTimeoutMs ?? this.#frame.timeoutMs, false);
-        compiled = outcome.code === 0 && outcome.signal === null && !outcome.internal && this.#agentKill === null;
-        if (compiled && !this.#aborted) this.#ctx.send({ type: "exec.stage", id: this.id, stage: "run" });
-      }
-      if (compiled) {
-        let argv = [...this.#spec.run.map(fill), ...(this.#frame.args ?? [])];
-        if (this.#spec.lineBuffer && this.#ctx.stdbuf) argv = [this.#ctx.stdbuf, "-oL", "-eL", ...argv];
-        outcome = await this.#stage(argv, this.#ctx.dataDir, env, this.#frame.timeoutMs, this.#frame.stdin);
+        let compiled = true;
+        outcome = { code: 0, signal: null, wallMs: 0 };
+        if (this.#spec.compile) {
+          this.#ctx.send({ type: "exec.stage", id: this.id, stage: "compile" });
+          outcome = await this.#stage(this.#spec.compile.map(fill), buildDir, env, this.#frame.compileTimeoutMs ?? this.#frame.timeoutMs, false);
+          compiled = outcome.code === 0 && outcome.signal === null && !outcome.internal && this.#agentKill === null;
+          if (compiled && !this.#aborted) this.#ctx.send({ type: "exec.stage", id: this.id, stage: "run" });
+        }
+        if (compiled) {
+          let argv = [...this.#spec.run.map(fill), ...(this.#frame.args ?? [])];
+          if (this.#spec.lineBuffer && this.#ctx.stdbuf) argv = [this.#ctx.stdbuf, "-oL", "-eL", ...argv];
+          outcome = await this.#stage(argv, this.#ctx.dataDir, env, this.#frame.timeoutMs, this.#frame.stdin);
+        }
       }
     } catch (error) {
       this.#ctx.log(`exec ${this.id}: ${(error as Error).message}`);
@@ -132,7 +142,9 @@ export class ExecRun {
     try {
       const oomAfter = oomBefore === null ? null : await readOomKills(this.#ctx.cgroupDir);
       const oomKilled = oomBefore !== null && oomAfter !== null && oomAfter > oomBefore;
-      const files = before ? diffSnapshots(before, await snapshot(this.#ctx.dataDir)) : [];
+      const after = before ? await snapshot(this.#ctx.dataDir) : null;
+      const files = before && after ? diffSnapshots(before, after) : [];
+      const deleted = before && after ? await deletedFiles(this.#ctx.dataDir, before, after) : [];
       if (buildDir) await rm(buildDir, { recursive: true, force: true }).catch(() => {});
       this.#finished = true;
       this.#ctx.send({
@@ -146,11 +158,22 @@ export class ExecRun {
         ...(outcome.memBytes !== undefined ? { memBytes: outcome.memBytes } : {}),
         truncated: this.#truncated,
         files,
+        deleted,
       });
     } catch (error) {
       this.#ctx.log(`exec ${this.id}: ${(error as Error).message}`);
       this.#finished = true;
-      this.#ctx.send({ type: "exit", id: this.id, code: null, signal: null, reason: "internal", wallMs: 0, truncated: this.#truncated, files: [] });
+      this.#ctx.send({
+        type: "exit",
+        id: this.id,
+        code: null,
+        signal: null,
+        reason: "internal",
+        wallMs: 0,
+        truncated: this.#truncated,
+        files: [],
+        deleted: [],
+      });
     }
   }
 
@@ -176,14 +199,26 @@ export class ExecRun {
       this.#ctx.log(`exec ${this.id}: spawn ${argv[0]}: ${(error as Error).message}`);
       return { code: null, signal: null, wallMs: 0, internal: true };
     }
-    this.#proc = proc;
     for (const stream of ["stdout", "stderr"] as const) {
       const readable = stream === "stdout" ? proc.stdout : proc.stderr;
       readable.on("data", (chunk: Buffer) => this.#onData(stream, chunk));
-      readable.on("end", () => {
-        if (!this.#discarding) this.#emit(stream, this.#chunkers[stream].end());
-      });
+      readable.on("end", () => this.#onEnd(stream));
     }
+    return this.#supervise(proc, argv[0]!, timeoutMs);
+  }
+
+  /** Run the exec's code in the persistent interpreter. */
+  async #replStage(interpreter: PythonRepl): Promise<Outcome> {
+    if (this.#aborted) return { code: null, signal: null, wallMs: 0, internal: true };
+    this.#chunkers = { stdout: new Utf8Chunker(), stderr: new Utf8Chunker() };
+    const request = { code: this.#frame.code, cwd: this.#ctx.dataDir, args: this.#frame.args ?? [], stdin: this.#frame.stdin };
+    const run = interpreter.exec(request, { data: (stream, chunk) => this.#onData(stream, chunk), end: (stream) => this.#onEnd(stream) });
+    return this.#supervise(run, this.#spec.run[0]!, this.#frame.timeoutMs);
+  }
+
+  /** Stdin, signals, wall time and flow control of what runs, to its end. */
+  async #supervise(proc: RunningProgram, program: string, timeoutMs: number): Promise<Outcome> {
+    this.#proc = proc;
     if (proc.stdin) {
       for (const data of this.#stdinQueue) proc.stdin.write(data, "utf8");
       this.#stdinQueue = [];
@@ -211,15 +246,19 @@ export class ExecRun {
       const err = result.spawnError;
       if (!this.#ctx.launcher && (err.code === "ENOENT" || err.code === "EACCES")) {
         // Like a shell (and the launcher): a message on stderr and code 127.
-        const text = `agent: cannot run ${argv[0]}: ${err.message}\n`;
+        const text = `agent: cannot run ${program}: ${err.message}\n`;
         this.#onData("stderr", Buffer.from(text));
         this.#emit("stderr", this.#chunkers.stderr.end());
         return { code: 127, signal: null, wallMs };
       }
-      this.#ctx.log(`exec ${this.id}: spawn ${argv[0]}: ${err.message}`);
+      this.#ctx.log(`exec ${this.id}: spawn ${program}: ${err.message}`);
       return { code: null, signal: null, wallMs, internal: true };
     }
     return { ...result, wallMs };
+  }
+
+  #onEnd(stream: StreamName): void {
+    if (!this.#discarding) this.#emit(stream, this.#chunkers[stream].end());
   }
 
   #onData(stream: StreamName, chunk: Buffer): void {
@@ -259,10 +298,7 @@ export class ExecRun {
     if (!proc) return;
     const windowFull = this.#sent - this.#acked >= this.#window || this.#sentFrames - this.#ackedFrames >= this.#frameWindow;
     const blocked = !this.#discarding && (!this.#ctx.connected || windowFull);
-    for (const stream of [proc.stdout, proc.stderr]) {
-      if (blocked) stream.pause();
-      else stream.resume();
-    }
+    proc.setReading(!blocked);
   }
 
   ack(bytes: number, frames = 0): void {

@@ -75,6 +75,21 @@ export function diffSnapshots(before: Snapshot, after: Snapshot): AgentFileChang
   return changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
+/**
+ * Files of `before` that are gone from `after`, sorted. A path missing from
+ * `after` is checked once more on disk: a walk cut short by its bounds misses
+ * files that are still there.
+ */
+export async function deletedFiles(root: string, before: Snapshot, after: Snapshot): Promise<string[]> {
+  const deleted: string[] = [];
+  for (const path of before.keys()) {
+    if (after.has(path)) continue;
+    const st = await lstat(join(root, path)).catch(() => null);
+    if (!st?.isFile()) deleted.push(path);
+  }
+  return deleted.sort();
+}
+
 export function listFromSnapshot(snap: Snapshot): AgentFileInfo[] {
   return [...snap]
     .map(([path, e]) => ({ path, size: e.size, mtimeMs: e.mtimeMs, readOnly: e.readOnly }))

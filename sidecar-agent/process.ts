@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { constants } from "node:os";
-import type { Readable, Writable } from "node:stream";
+import type { Duplex, Readable, Writable } from "node:stream";
 
 /** How one program (a compiler or the user's program) ended. */
 export interface ProcessOutcome {
@@ -12,6 +12,23 @@ export interface ProcessOutcome {
   memBytes?: number;
   /** The program could not be started at all. */
   spawnError?: NodeJS.ErrnoException;
+  /** The agent failed to run it (logged). */
+  internal?: boolean;
+}
+
+/** What an exec drives: one program's process, or one exec of the persistent interpreter. */
+export interface RunningProgram {
+  readonly startedAt: number;
+  /** A pipe to the program's stdin, when the exec asked for one. */
+  readonly stdin: Writable | null;
+  /** It has ended: a signal now would reach nobody. */
+  readonly exited: boolean;
+  /** Settles once it ended and its output is all read. */
+  readonly done: Promise<ProcessOutcome>;
+  /** Read its output, or stop reading it (the program then blocks in write once the pipes are full). */
+  setReading(on: boolean): void;
+  /** Send a signal; false when there was nobody to signal. */
+  kill(signal: NodeJS.Signals): boolean;
 }
 
 export interface SpawnOptions {
@@ -22,6 +39,17 @@ export interface SpawnOptions {
   stdin: boolean;
   /** Path of the launcher binary, or null to spawn the program directly. */
   launcher: string | null;
+  /**
+   * A two-way control socket for the program (a long-lived interpreter's
+   * channel to the agent), kept open through the launcher. Its fd number in
+   * the program is `controlFd`.
+   */
+  control?: boolean;
+}
+
+/** The fd of the control socket: after the launcher's report pipe when there is a launcher. */
+export function controlFd(launcher: string | null): number {
+  return launcher ? 4 : 3;
 }
 
 /** The launcher's one-line report (launcher.c). */
@@ -50,11 +78,12 @@ const DRAIN_IDLE_MS = 1000;
  * `done` settles once the main process exited and every pipe closed. When the
  * main process exits, whatever else is left in its group is SIGKILLed.
  */
-export class ProgramProcess {
+export class ProgramProcess implements RunningProgram {
   readonly child: ChildProcess;
   readonly stdout: Readable;
   readonly stderr: Readable;
   readonly stdin: Writable | null;
+  readonly control: Duplex | null;
   readonly done: Promise<ProcessOutcome>;
   readonly startedAt = performance.now();
   #exited = false;
@@ -66,12 +95,16 @@ export class ProgramProcess {
     if (!program) throw new Error("empty command");
     const stdio: Array<"pipe" | "ignore"> = [options.stdin ? "pipe" : "ignore", "pipe", "pipe"];
     if (options.launcher) stdio.push("pipe");
-    const [file, fileArgs] = options.launcher ? [options.launcher, ["3", "--", program, ...args]] : [program, args];
+    if (options.control) stdio.push("pipe"); // Node's stdio pipes are socket pairs: two-way
+    const keep = options.control ? ["--keep-fd", String(controlFd(options.launcher))] : [];
+    const [file, fileArgs] = options.launcher ? [options.launcher, ["3", ...keep, "--", program, ...args]] : [program, args];
     this.child = spawn(file, fileArgs, { cwd: options.cwd, env: options.env, stdio, detached: true, windowsHide: true });
     this.stdout = this.child.stdout!;
     this.stderr = this.child.stderr!;
     this.stdin = this.child.stdin;
     this.stdin?.on("error", () => {}); // EPIPE once the program has gone
+    this.control = options.control ? (this.child.stdio[controlFd(options.launcher)] as Duplex) : null;
+    this.control?.on("error", () => {});
     const report = options.launcher ? (this.child.stdio[3] as Readable | null) : null;
     let reportText = "";
     report?.setEncoding("utf8");
@@ -141,6 +174,13 @@ export class ProgramProcess {
     return this.#exited;
   }
 
+  setReading(on: boolean): void {
+    for (const stream of [this.stdout, this.stderr]) {
+      if (on) stream.resume();
+      else stream.pause();
+    }
+  }
+
   /** Signal the whole process group; false when there was nobody to signal. */
   kill(signal: NodeJS.Signals): boolean {
     const pid = this.child.pid;
@@ -154,7 +194,7 @@ export class ProgramProcess {
   }
 
   #destroyPipes(): void {
-    for (const stream of [this.stdout, this.stderr, this.child.stdio[3] as Readable | null]) stream?.destroy();
+    for (const stream of this.child.stdio.slice(1)) (stream as Readable | null)?.destroy();
   }
 }
 

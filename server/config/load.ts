@@ -7,9 +7,10 @@
  * errors (the setting then keeps its default so the result stays complete), and
  * risky or ignored settings become warnings.
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { parseDotEnv } from "./dotenv.ts";
+import { resolveHttps } from "./https.ts";
 import { maskValue } from "./mask.ts";
 import { parseEnvStrings, parseValue, type RawValue, splitList } from "./schema.ts";
 import type { AppConfig, LogLevel } from "./types.ts";
@@ -47,14 +48,6 @@ interface Candidate {
   text: string;
   value: string | number | boolean;
   order: number;
-}
-
-function isFile(path: string): boolean {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
 }
 
 function ignoredReason(spec: VariableSpec): string {
@@ -236,6 +229,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       idleGraceMs: num("SESSION_IDLE_GRACE") * 1000,
       replayFrames: num("SESSION_REPLAY_FRAMES"),
       replayBytes: num("SESSION_REPLAY_BYTES"),
+      storagePath: text("FILE_STORAGE_PATH")!,
     },
     sandbox: {
       backend: text("EXECUTION_BACKEND") as AppConfig["sandbox"]["backend"],
@@ -246,6 +240,8 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       dataBytes: num("SANDBOX_DATA_SIZE_MB") * MIB,
       networkIsolation: bool("ENABLE_NETWORK_ISOLATION"),
       filesystemIsolation: bool("ENABLE_FILESYSTEM_ISOLATION"),
+      idleTtlMs: num("SANDBOX_TTL_MINUTES") * 60_000,
+      cleanupIntervalMs: num("SANDBOX_CLEANUP_INTERVAL_MINUTES") * 60_000,
     },
     logging: {
       level: text("LOG_LEVEL") as LogLevel,
@@ -261,67 +257,6 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
 
   warnings.push(...checkConfig(config));
   return { config, errors, warnings, sources };
-}
-
-function resolveHttps(
-  raw: Record<string, RawValue>,
-  explicit: Set<string>,
-  sources: Record<string, ValueSource>,
-  cwd: string,
-  errors: string[],
-  warnings: string[],
-): AppConfig["server"]["https"] {
-  const certsPath = resolve(cwd, raw.SSL_CERTS_PATH as string);
-  const derive = (primary: string, fallback: string): string => {
-    const first = join(certsPath, primary);
-    const second = join(certsPath, fallback);
-    return !isFile(first) && isFile(second) ? second : first;
-  };
-  // SSL_CERT_FILE and SSL_KEY_FILE count only as a pair: SSL_CERT_FILE alone is
-  // also OpenSSL's variable for the system CA bundle, which base images often set.
-  const givenCert = typeof raw.SSL_CERT_FILE === "string";
-  const givenKey = typeof raw.SSL_KEY_FILE === "string";
-  const pair = givenCert && givenKey;
-  if (givenCert !== givenKey) {
-    const [lone, missing] = givenCert ? ["SSL_CERT_FILE", "SSL_KEY_FILE"] : ["SSL_KEY_FILE", "SSL_CERT_FILE"];
-    if (givenKey || raw.ENABLE_HTTPS === true) {
-      warnings.push(`${lone} is set without ${missing}: ignored, both files come from SSL_CERTS_PATH (${certsPath}); set both to use your own paths`);
-    }
-    sources[lone] = "default";
-  }
-  const certFile = pair ? resolve(cwd, raw.SSL_CERT_FILE as string) : derive("cert.pem", "fullchain.pem");
-  const keyFile = pair ? resolve(cwd, raw.SSL_KEY_FILE as string) : derive("key.pem", "privkey.pem");
-  const caFile = typeof raw.SSL_CA_CERTS === "string" ? resolve(cwd, raw.SSL_CA_CERTS) : undefined;
-  raw.SSL_CERT_FILE = certFile;
-  raw.SSL_KEY_FILE = keyFile;
-  if (caFile) raw.SSL_CA_CERTS = caFile;
-
-  let enabled: boolean;
-  if (explicit.has("ENABLE_HTTPS")) {
-    enabled = raw.ENABLE_HTTPS as boolean;
-    if (enabled) {
-      if (!isFile(certFile)) errors.push(`ENABLE_HTTPS is true but the certificate file ${certFile} does not exist (set SSL_CERT_FILE or SSL_CERTS_PATH)`);
-      if (!isFile(keyFile)) errors.push(`ENABLE_HTTPS is true but the key file ${keyFile} does not exist (set SSL_KEY_FILE or SSL_CERTS_PATH)`);
-    }
-  } else {
-    const hasCert = isFile(certFile);
-    const hasKey = isFile(keyFile);
-    enabled = hasCert && hasKey;
-    if (hasCert !== hasKey) {
-      warnings.push(`HTTPS stays off: found ${hasCert ? certFile : keyFile} but not ${hasCert ? keyFile : certFile} (set ENABLE_HTTPS to decide explicitly)`);
-    }
-  }
-  if (enabled && caFile && !isFile(caFile)) errors.push(`SSL_CA_CERTS: the CA file ${caFile} does not exist`);
-  if (!enabled && raw.SSL_REDIRECT === true) warnings.push("SSL_REDIRECT is true but HTTPS is off: there is nothing to redirect to");
-  raw.ENABLE_HTTPS = enabled;
-  return {
-    enabled,
-    port: raw.HTTPS_PORT as number,
-    certFile,
-    keyFile,
-    ...(caFile ? { caFile } : {}),
-    redirect: raw.SSL_REDIRECT as boolean,
-  };
 }
 
 /** Warnings about insecure or inconsistent choices in a loaded configuration. */
@@ -354,7 +289,9 @@ export function checkConfig(config: AppConfig): string[] {
   if (config.sandbox.backend === "kubernetes") {
     warnings.push("EXECUTION_BACKEND=kubernetes is reserved (not yet active): sandboxes run locally for now");
   }
-  if (config.server.corsEnabled && config.server.corsOrigins.includes("*")) warnings.push("CORS_ORIGINS allows every origin (*)");
+  if (config.server.corsEnabled && (config.server.corsOrigins.length === 0 || config.server.corsOrigins.includes("*"))) {
+    warnings.push("CORS allows every origin (CORS_ORIGINS empty or *)");
+  }
   if (raw.REDIS_TLS_INSECURE === true) warnings.push("REDIS_TLS_INSECURE is true: Redis certificates are not verified");
   if (config.limits.fileSizeBytes > config.sandbox.dataBytes) {
     warnings.push("MAX_FILE_SIZE_MB is larger than SANDBOX_DATA_SIZE_MB: files that large cannot be written to /mnt/data");

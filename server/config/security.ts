@@ -97,9 +97,9 @@ export function securityChecks({ config, sources }: LoadedConfig): SecurityCheck
   add(
     "Security",
     "CORS off or limited to named origins",
-    !server.corsEnabled || !server.corsOrigins.includes("*"),
-    server.corsEnabled ? `origins: ${server.corsOrigins.join(", ") || "none"}` : "ENABLE_CORS=false",
-    "CORS_ORIGINS allows every origin (*)",
+    !server.corsEnabled || (server.corsOrigins.length > 0 && !server.corsOrigins.includes("*")),
+    server.corsEnabled ? `origins: ${server.corsOrigins.join(", ")}` : "ENABLE_CORS=false",
+    "CORS allows every origin (CORS_ORIGINS empty or *)",
   );
 
   add("Monitoring", "Structured logging (LOG_FORMAT=json)", logging.format === "json", "json lines", "LOG_FORMAT=text: harder to aggregate");

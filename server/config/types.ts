@@ -66,6 +66,8 @@ export interface AppConfig {
     /** Frames kept per session for resume (SESSION_REPLAY_FRAMES). */
     replayFrames: number;
     replayBytes: number;
+    /** FILE_STORAGE_PATH: session records and files of the embedded stores. */
+    storagePath: string;
   };
   sandbox: {
     backend: "local" | "kubernetes";
@@ -79,6 +81,9 @@ export interface AppConfig {
     dataBytes: number;
     networkIsolation: boolean;
     filesystemIsolation: boolean;
+    /** SANDBOX_TTL_MINUTES: a sandbox with no client and no exec for this long is destroyed (its session stays). */
+    idleTtlMs: number;
+    cleanupIntervalMs: number;
   };
   logging: {
     level: LogLevel;

@@ -206,18 +206,34 @@ export const VARIABLES: readonly VariableSpec[] = [
     defaultText: "auto",
     note: "Guides disagree: false (Docker/Kubernetes guides), auto (nsjail guide); we use auto, as the newest guide. Set it explicitly for predictable restarts.",
   }),
-  def("HTTPS_PORT", "https", "active", int(0, 65535, PORT_EXPECTED), "443", "Port of the TLS listener"),
+  def(
+    "HTTPS_PORT",
+    "https",
+    "active",
+    int(0, 65535, PORT_EXPECTED),
+    "443",
+    "Port of the TLS listener (HTTPS and wss://); API_PORT stays plain beside it, unless both are the same port, which then serves TLS only",
+  ),
   def("SSL_CERTS_PATH", "https", "active", path, "./ssl", "Folder holding the certificate and key (cert.pem/key.pem, or fullchain.pem/privkey.pem)"),
   def("SSL_CERT_FILE", "https", "active", path, undefined, "Certificate file (PEM)", {
-    defaultText: "<SSL_CERTS_PATH>/cert.pem (or fullchain.pem when only that exists)",
+    defaultText: "<SSL_CERTS_PATH>/cert.pem, or fullchain.pem when cert.pem and key.pem are not both there",
     note: "Used only together with SSL_KEY_FILE: alone it is ignored, as OpenSSL reads SSL_CERT_FILE as the system CA bundle and many base images set it.",
   }),
   def("SSL_KEY_FILE", "https", "active", path, undefined, "Private key file (PEM)", {
-    defaultText: "<SSL_CERTS_PATH>/key.pem (or privkey.pem when only that exists)",
+    defaultText: "<SSL_CERTS_PATH>/key.pem, or privkey.pem with fullchain.pem",
     note: "Used only together with SSL_CERT_FILE.",
   }),
-  def("SSL_CA_CERTS", "https", "active", path, undefined, "CA bundle (optional)"),
-  def("SSL_REDIRECT", "https", "active", bool, "false", "Redirect plain HTTP to HTTPS"),
+  def("SSL_CA_CERTS", "https", "active", path, undefined, "CA bundle (optional): the certificate's intermediates found in it are sent with it", {
+    note: "Completes the chain only: no client certificate is asked for.",
+  }),
+  def(
+    "SSL_REDIRECT",
+    "https",
+    "active",
+    bool,
+    "false",
+    "API_PORT answers every request with a 307 to HTTPS (ws:// upgrades: to wss://), except GET/HEAD /health and /ready",
+  ),
 
   // --- Authentication ---------------------------------------------------------
   def("AUTH_ENABLED", "auth", "active", bool, "true", "Require an API key on user routes (false: anyone who reaches the port may run code)"),
@@ -261,27 +277,19 @@ export const VARIABLES: readonly VariableSpec[] = [
   def("MAX_SESSIONS_PER_ENTITY", "limits", "reserved", int(1, 1000000), "100", "Sessions per entity_id"),
 
   // --- File limits ------------------------------------------------------------
-  def(
-    "MAX_FILE_SIZE_MB",
-    "files",
-    "active",
-    int(1, 1048576),
-    "100",
-    "Largest file a program may write (RLIMIT_FSIZE); also the upload limit once uploads land",
-    {
-      unit: "MB",
-      note: "Guides disagree: 100 (nsjail guide), 10 (others); we use 100.",
-    },
-  ),
-  def("MAX_TOTAL_FILE_SIZE_MB", "files", "reserved", int(1, 1048576), "200", "Total size of a session's files", {
+  def("MAX_FILE_SIZE_MB", "files", "active", int(1, 1048576), "100", "Largest file: uploads, and files a program writes (RLIMIT_FSIZE)", {
+    unit: "MB",
+    note: "Guides disagree: 100 (nsjail guide), 10 (others); we use 100.",
+  }),
+  def("MAX_TOTAL_FILE_SIZE_MB", "files", "active", int(1, 1048576), "200", "Total size of a session's files", {
     unit: "MB",
     note: "Guides: 50 (with a 10 MB file limit); raised to 200 (= SANDBOX_DATA_SIZE_MB) so that it is not below MAX_FILE_SIZE_MB.",
   }),
-  def("MAX_FILES_PER_SESSION", "files", "reserved", int(1, 100000), "300", "Files per session", {
+  def("MAX_FILES_PER_SESSION", "files", "active", int(1, 100000), "300", "Files per session", {
     note: "Guides disagree: 300 (nsjail guide, sized for skill bundles), 50 (others); we use 300.",
   }),
-  def("MAX_OUTPUT_FILES", "files", "reserved", int(0, 10000), "10", "Files returned by one run"),
-  def("MAX_FILENAME_LENGTH", "files", "reserved", int(1, 4096), "255", "Longest file name"),
+  def("MAX_OUTPUT_FILES", "files", "active", int(0, 10000), "10", "Files returned by one run"),
+  def("MAX_FILENAME_LENGTH", "files", "active", int(1, 4096), "255", "Longest file name"),
 
   // --- Sessions ---------------------------------------------------------------
   def("SESSION_ID_LENGTH", "sessions", "active", int(16, 128), "32", "Length of session ids (base62)"),
@@ -298,8 +306,8 @@ export const VARIABLES: readonly VariableSpec[] = [
       unit: "bytes",
     },
   ),
-  def("SESSION_TTL_HOURS", "sessions", "reserved", int(1, 8760), "24", "Lifetime of a session and its files", { unit: "h" }),
-  def("SESSION_CLEANUP_INTERVAL_MINUTES", "sessions", "reserved", int(1, 10080), "10", "Interval of the expired-session sweep", {
+  def("SESSION_TTL_HOURS", "sessions", "active", int(1, 8760), "24", "Lifetime of a session and its files", { unit: "h" }),
+  def("SESSION_CLEANUP_INTERVAL_MINUTES", "sessions", "active", int(1, 10080), "10", "Interval of the expired-session sweep", {
     unit: "min",
     note: "Guides disagree: 10 (Kubernetes guides), 60 (Docker and nsjail guides); we use 10.",
   }),
@@ -316,12 +324,20 @@ export const VARIABLES: readonly VariableSpec[] = [
     "/var/lib/code-interpreter/sandboxes",
     "Host folder of per-sandbox files (sockets, /etc files)",
   ),
+  def(
+    "FILE_STORAGE_PATH",
+    "sessions",
+    "active",
+    { type: "path", absolute: true },
+    "/var/lib/code-interpreter/files",
+    "Host folder of the embedded stores: session records and files (used when no S3 bucket is configured)",
+  ),
   def("SANDBOX_UID", "sandbox", "active", int(1, 2147483647), "1001", "Unprivileged uid the sandboxed programs run as"),
   def("SANDBOX_GID", "sandbox", "active", int(1, 2147483647), undefined, "Gid the sandboxed programs run as", { defaultText: "= SANDBOX_UID" }),
   def("SANDBOX_TMPFS_SIZE_MB", "sandbox", "active", int(1, 1048576), "100", "Size of the sandbox's private /tmp", { unit: "MB" }),
   def("SANDBOX_DATA_SIZE_MB", "sandbox", "active", int(1, 1048576), "200", "Size of the sandbox's private /mnt/data", { unit: "MB" }),
-  def("SANDBOX_TTL_MINUTES", "sandbox", "reserved", int(1, 10080), "5", "Lifetime of an idle sandbox", { unit: "min" }),
-  def("SANDBOX_CLEANUP_INTERVAL_MINUTES", "sandbox", "reserved", int(1, 10080), "5", "Interval of the idle-sandbox sweep", { unit: "min" }),
+  def("SANDBOX_TTL_MINUTES", "sandbox", "active", int(1, 10080), "5", "Lifetime of an idle sandbox", { unit: "min" }),
+  def("SANDBOX_CLEANUP_INTERVAL_MINUTES", "sandbox", "active", int(1, 10080), "5", "Interval of the idle-sandbox sweep", { unit: "min" }),
 
   // --- Isolation --------------------------------------------------------------
   def("ENABLE_NETWORK_ISOLATION", "isolation", "active", bool, "true", "Sandboxes get no network (reported by `config security`)", {
@@ -343,17 +359,17 @@ export const VARIABLES: readonly VariableSpec[] = [
   def("ENABLE_SECURITY_LOGS", "logging", "active", bool, "true", "Log security events (failed authentication...) with security=true"),
 
   // --- Development ------------------------------------------------------------
-  def("ENABLE_CORS", "development", "reserved", bool, "false", "Answer CORS requests (for development)"),
+  def("ENABLE_CORS", "development", "active", bool, "false", "Answer CORS requests (for development)"),
   def(
     "CORS_ORIGINS",
     "development",
-    "reserved",
+    "active",
     { type: "list", itemPattern: ORIGIN, expected: "a comma-separated list of origins such as https://example.com (or *)" },
     undefined,
     "Allowed CORS origins (comma-separated)",
     { example: "http://localhost:3080" },
   ),
-  def("ENABLE_DOCS", "development", "reserved", bool, "true", "Serve API documentation endpoints"),
+  def("ENABLE_DOCS", "development", "active", bool, "true", "Serve API documentation endpoints"),
 
   // --- Redis ------------------------------------------------------------------
   def("REDIS_MODE", "redis", "reserved", oneOf("standalone", "cluster", "sentinel"), "standalone", "Deployment mode"),

@@ -60,6 +60,6 @@ export function requireAuth(verifier: ApiKeyVerifier, keyHeader: string, onFailu
         sendError(ctx.res, ctx.requestId, 401, "authentication", message);
         return;
       }
-      return handler(ctx);
+      return handler({ ...ctx, principal: result.principal });
     };
 }

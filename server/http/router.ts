@@ -1,3 +1,4 @@
+import type { Principal } from "../auth/api-keys.ts";
 import type { HttpRequest, HttpResponse } from "../transport/types.ts";
 
 export interface RouteContext {
@@ -5,6 +6,8 @@ export interface RouteContext {
   res: HttpResponse;
   params: Record<string, string>;
   requestId: string;
+  /** Set by `requireAuth` for the routes it guards. */
+  principal?: Principal;
 }
 
 export type RouteHandler = (ctx: RouteContext) => void | Promise<void>;
@@ -22,6 +25,11 @@ export class Router {
   add(method: string, pattern: string, handler: RouteHandler): this {
     this.#routes.push({ method, segments: pattern.split("/").filter(Boolean), handler });
     return this;
+  }
+
+  /** Every registered route, in registration order (the API docs compare them with what they document). */
+  routes(): { method: string; pattern: string }[] {
+    return this.#routes.map((route) => ({ method: route.method, pattern: `/${route.segments.join("/")}` }));
   }
 
   /** The handler for a request, or "method" when the path exists with another method, or undefined. */

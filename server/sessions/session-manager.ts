@@ -1,11 +1,14 @@
 import type { Logger } from "pino";
-import type { SessionLimits } from "../../protocol/index.ts";
+import type { FileInput, SessionLimits } from "../../protocol/index.ts";
 import type { Principal } from "../auth/api-keys.ts";
 import type { AppConfig } from "../config/types.ts";
 import type { EventBus } from "../events/event-bus.ts";
+import type { FileStore, StoredFile } from "../files/file-store.ts";
 import { randomId } from "../ids.ts";
 import type { SandboxLimits, SandboxProvider } from "../sandbox/provider.ts";
+import type { FileLimits } from "./sandbox-files.ts";
 import { Session } from "./session.ts";
+import type { SessionRecord, SessionStore } from "./session-store.ts";
 
 export interface SessionManagerDeps {
   config: AppConfig;
@@ -13,14 +16,31 @@ export interface SessionManagerDeps {
   events: EventBus;
   logger: Logger;
   availableLanguages: () => readonly string[];
+  store: SessionStore;
+  files: FileStore;
 }
 
-/** The embedded in-process session registry of this replica. */
+/** Who asks, and for which end user (LibreChat's `user_id`). */
+export interface Caller {
+  principal: Principal;
+  userId?: string;
+}
+
+export type InputResolution = { ok: true; files: StoredFile[] } | { ok: false; index: number; message: string };
+
+/**
+ * The sessions of this replica: live `Session` objects over the records of the
+ * session store, with the session-choice rules of HTTP-API.md, the idle
+ * sandbox sweep and the TTL sweep of sessions and their files.
+ */
 export class SessionManager {
-  readonly #sessions = new Map<string, Session>();
+  readonly #live = new Map<string, Session>();
+  readonly #reviving = new Map<string, Promise<Session | undefined>>();
   readonly #deps: SessionManagerDeps;
   readonly limits: SessionLimits;
   readonly #sandboxLimits: SandboxLimits;
+  readonly fileLimits: FileLimits;
+  #timers: NodeJS.Timeout[] = [];
 
   constructor(deps: SessionManagerDeps) {
     this.#deps = deps;
@@ -41,53 +61,213 @@ export class SessionManager {
       dataBytes: sandbox.dataBytes,
       tmpBytes: sandbox.tmpBytes,
     };
+    this.fileLimits = {
+      fileBytes: limits.fileSizeBytes,
+      totalBytes: limits.totalFileSizeBytes,
+      filesPerSession: limits.filesPerSession,
+      outputFiles: limits.outputFiles,
+    };
   }
 
+  /** Live sessions (with a Session object) on this replica. */
   get size(): number {
-    return this.#sessions.size;
+    return this.#live.size;
   }
 
-  /** Create a session and start its sandbox; rejects (and forgets the session) when no sandbox can be had. */
-  async create(owner: Principal, options: { userId?: string; entityId?: string } = {}): Promise<Session> {
-    const { config, provider, events, logger, availableLanguages } = this.#deps;
+  get files(): FileStore {
+    return this.#deps.files;
+  }
+
+  get store(): SessionStore {
+    return this.#deps.store;
+  }
+
+  /** Start the sweeps: idle sandboxes, expired sessions. */
+  startSweeps(): void {
+    const { sandbox, sessions } = this.#deps.config;
+    const every = (ms: number, task: () => Promise<unknown>) => {
+      const timer = setInterval(() => {
+        task().catch((error: unknown) => this.#deps.logger.error({ err: error }, "sweep failed"));
+      }, ms);
+      timer.unref();
+      this.#timers.push(timer);
+    };
+    every(Math.min(sandbox.cleanupIntervalMs, sandbox.idleTtlMs), () => this.sweepIdleSandboxes());
+    every(sessions.cleanupIntervalMs, () => this.sweepExpiredSessions());
+  }
+
+  /** A new session; its sandbox starts now when `startSandbox`, else on its first exec. */
+  async create(caller: Caller, options: { entityId?: string; startSandbox?: boolean } = {}): Promise<Session> {
+    const now = Date.now();
+    const record: SessionRecord = {
+      id: randomId(this.#deps.config.sessions.idLength),
+      ownerKeyHash: caller.principal.keyHash,
+      ...(caller.userId !== undefined ? { userId: caller.userId } : {}),
+      ...(options.entityId !== undefined ? { entityId: options.entityId } : {}),
+      createdAt: now,
+      lastActiveAt: now,
+    };
+    await this.#deps.store.put(record);
+    const session = this.#materialize(record);
+    if (options.startSandbox) {
+      try {
+        await session.start();
+      } catch (error) {
+        await this.delete(session.id);
+        throw error;
+      }
+    }
+    return session;
+  }
+
+  /** The session `id` as `principal` may see it (another key's session does not exist for it), revived from its record if needed. */
+  async get(id: string, principal: Principal): Promise<Session | undefined> {
+    const live = this.#live.get(id);
+    if (live && !live.ended) return this.#mayUse(live.ownerKeyHash, principal) ? live : undefined;
+    const record = await this.record(id, principal);
+    if (!record) return undefined;
+    let reviving = this.#reviving.get(id);
+    if (!reviving) {
+      reviving = (async () => {
+        const again = this.#live.get(id);
+        return again && !again.ended ? again : this.#materialize(record);
+      })().finally(() => this.#reviving.delete(id));
+      this.#reviving.set(id, reviving);
+    }
+    return reviving;
+  }
+
+  /** The record of session `id`, when `principal` may see it and it has not expired. */
+  async record(id: string, principal: Principal): Promise<SessionRecord | undefined> {
+    const record = await this.#deps.store.get(id);
+    if (!record || !this.#mayUse(record.ownerKeyHash, principal)) return undefined;
+    if (Date.now() - record.lastActiveAt > this.#deps.config.sessions.ttlMs) return undefined;
+    return record;
+  }
+
+  /**
+   * Resolve file references for a run: each must exist and belong to a session
+   * the caller may use and, when that session has a user, to the same user.
+   * Another user's file is reported exactly like a missing one.
+   */
+  async resolveInputs(refs: readonly FileInput[], caller: Caller): Promise<InputResolution> {
+    const files: StoredFile[] = [];
+    for (const [index, ref] of refs.entries()) {
+      const sessionId = ref.storage_session_id ?? ref.session_id;
+      const missing = { ok: false as const, index, message: `file ${ref.id} (${ref.name}) was not found in session ${sessionId ?? "(none given)"}` };
+      if (!sessionId) return missing;
+      const record = await this.record(sessionId, caller.principal);
+      if (!record || (record.userId !== undefined && record.userId !== caller.userId)) return missing;
+      const file = await this.#deps.files.get(sessionId, ref.id);
+      if (!file) return missing;
+      files.push(file);
+    }
+    return { ok: true, files };
+  }
+
+  /**
+   * The session an HTTP /exec runs in (HTTP-API.md, in order): a live
+   * `session_id`; else the session of a referenced file of the same user; else
+   * the newest session of the same entity and user; else a new session.
+   */
+  async choose(request: { sessionId?: string; entityId?: string; inputs: readonly StoredFile[] }, caller: Caller): Promise<Session> {
+    if (request.sessionId) {
+      const session = await this.get(request.sessionId, caller.principal);
+      if (session) return session;
+    }
+    for (const file of request.inputs) {
+      const record = await this.record(file.sessionId, caller.principal);
+      if (record && record.userId === caller.userId) {
+        const session = await this.get(record.id, caller.principal);
+        if (session) return session;
+      }
+    }
+    if (request.entityId) {
+      const newest = await this.#deps.store.newestForEntity(request.entityId, caller.userId, caller.principal.keyHash);
+      if (newest && Date.now() - newest.lastActiveAt <= this.#deps.config.sessions.ttlMs) {
+        const session = await this.get(newest.id, caller.principal);
+        if (session) return session;
+      }
+    }
+    return this.create(caller, { ...(request.entityId !== undefined ? { entityId: request.entityId } : {}) });
+  }
+
+  /** End a session for good: its sandbox, record and files. */
+  async delete(id: string): Promise<void> {
+    const live = this.#live.get(id);
+    if (live) await live.close("killed");
+    await this.#deps.store.delete(id);
+    await this.#deps.files.deleteSession(id);
+  }
+
+  /** Delete one file; a live sandbox holding it loses it too. */
+  async deleteFile(file: StoredFile): Promise<void> {
+    await this.#deps.files.delete(file.sessionId, file.id);
+    await this.#live.get(file.sessionId)?.fileDeleted(file);
+  }
+
+  async sweepIdleSandboxes(): Promise<number> {
+    let released = 0;
+    for (const session of this.#live.values()) {
+      if (await session.releaseIdleSandbox(this.#deps.config.sandbox.idleTtlMs)) released++;
+    }
+    // A live object with no sandbox and nobody attached is only a cache of its record.
+    for (const session of [...this.#live.values()]) {
+      if (!session.hasSandbox && !session.running && session.clientCount === 0) this.#live.delete(session.id);
+    }
+    if (released > 0) this.#deps.logger.info({ released }, "idle sandboxes released");
+    return released;
+  }
+
+  /** Delete sessions unused for SESSION_TTL_HOURS, and file folders whose session is gone. */
+  async sweepExpiredSessions(): Promise<number> {
+    const expired = await this.#deps.store.idleSince(Date.now() - this.#deps.config.sessions.ttlMs);
+    for (const record of expired) {
+      const live = this.#live.get(record.id);
+      if (live && (live.running || live.clientCount > 0)) continue;
+      await this.delete(record.id);
+    }
+    for (const id of await this.#deps.files.sessionIds()) {
+      if (!(await this.#deps.store.get(id))) await this.#deps.files.deleteSession(id);
+    }
+    if (expired.length > 0) this.#deps.logger.info({ count: expired.length }, "expired sessions deleted");
+    return expired.length;
+  }
+
+  async shutdown(): Promise<void> {
+    for (const timer of this.#timers) clearInterval(timer);
+    this.#timers = [];
+    await Promise.all([...this.#live.values()].map((session) => session.close("internal")));
+  }
+
+  #mayUse(ownerKeyHash: string, principal: Principal): boolean {
+    return principal.isMaster || ownerKeyHash === principal.keyHash;
+  }
+
+  #materialize(record: SessionRecord): Session {
+    const { config, provider, events, logger, availableLanguages, files, store } = this.#deps;
     const session = new Session({
-      id: randomId(config.sessions.idLength),
-      owner,
-      userId: options.userId,
-      entityId: options.entityId,
+      record,
       limits: this.limits,
       sandboxLimits: this.#sandboxLimits,
       compileTimeoutMs: config.limits.compileTimeoutMs,
       replayFrames: config.sessions.replayFrames,
       replayBytes: config.sessions.replayBytes,
       idleGraceMs: config.sessions.idleGraceMs,
+      fileLimits: this.fileLimits,
       availableLanguages,
       provider,
+      files,
       events,
       logger,
+      onActivity: (active) => {
+        void store.touch(active.id, active.lastActiveAt).catch((error: unknown) => logger.warn({ err: error }, "session touch failed"));
+      },
       onEnded: (ended) => {
-        if (this.#sessions.get(ended.id) === ended) this.#sessions.delete(ended.id);
+        if (this.#live.get(ended.id) === ended) this.#live.delete(ended.id);
       },
     });
-    this.#sessions.set(session.id, session);
-    try {
-      await session.start();
-    } catch (error) {
-      await session.close("internal");
-      throw error;
-    }
+    this.#live.set(record.id, session);
     return session;
-  }
-
-  /** The live session `id` as `principal` may see it: another key's session does not exist for it. */
-  get(id: string, principal: Principal): Session | undefined {
-    const session = this.#sessions.get(id);
-    if (!session || session.ended) return undefined;
-    if (!principal.isMaster && session.owner.keyHash !== principal.keyHash) return undefined;
-    return session;
-  }
-
-  async shutdown(): Promise<void> {
-    await Promise.all([...this.#sessions.values()].map((session) => session.close("internal")));
   }
 }

@@ -1,22 +1,12 @@
 import type { Logger } from "pino";
-import {
-  type AgentExit,
-  type AgentFileChange,
-  type ErrorCodes,
-  type ExecFrame,
-  type ExitReason,
-  type FileRef,
-  findLanguage,
-  type SessionLimits,
-  type SignalFrame,
-  type StdinFrame,
-} from "../../protocol/index.ts";
-import type { Principal } from "../auth/api-keys.ts";
+import { type AgentExit, type ErrorCodes, type ExitReason, type FileRef, findLanguage, type SessionLimits, type SignalName } from "../../protocol/index.ts";
 import type { EventBus } from "../events/event-bus.ts";
-import { randomId } from "../ids.ts";
+import type { FileStore, StoredFile } from "../files/file-store.ts";
 import { AgentClient } from "../sandbox/agent-client.ts";
 import type { Sandbox, SandboxLimits, SandboxProvider } from "../sandbox/provider.ts";
 import { ReplayLog } from "./replay-log.ts";
+import { type FileLimits, SandboxFiles } from "./sandbox-files.ts";
+import type { SessionRecord } from "./session-store.ts";
 
 /** A client attached to a session: one WebSocket, seen through what the session needs. */
 export interface SessionClient {
@@ -24,39 +14,77 @@ export interface SessionClient {
   send(text: string): boolean;
 }
 
-export interface SessionOptions {
+/** Someone other than the WebSocket clients who wants one exec's output and exit (an HTTP /exec). */
+export interface ExecObserver {
+  out(stream: "stdout" | "stderr", data: string, encoding?: "base64"): void;
+  exit(frame: ExitFrameBody): void;
+}
+
+export interface ExecRequest {
   id: string;
-  owner: Principal;
-  userId?: string;
-  entityId?: string;
+  lang: string;
+  code: string;
+  args?: string[];
+  stdin?: boolean;
+  timeoutMs?: number;
+  /** Files of other sessions to place in /mnt/data for this run (already checked by the caller). */
+  inputs?: StoredFile[];
+}
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+export interface ExecRefusal {
+  code: ErrorCode;
+  message: string;
+}
+
+export interface ExitFrameBody {
+  type: "exit";
+  id: string;
+  code: number | null;
+  signal: string | null;
+  reason: ExitReason;
+  wallMs: number;
+  cpuMs?: number;
+  memBytes?: number;
+  truncated: boolean;
+  files: FileRef[];
+}
+
+export interface SessionOptions {
+  record: SessionRecord;
   limits: SessionLimits;
   sandboxLimits: SandboxLimits;
   compileTimeoutMs: number;
   replayFrames: number;
   replayBytes: number;
   idleGraceMs: number;
+  fileLimits: FileLimits;
   /** Languages this instance can run now. */
   availableLanguages: () => readonly string[];
   provider: SandboxProvider;
+  files: FileStore;
   events: EventBus;
   logger: Logger;
+  /** The session was used (an exec started or ended): its record's lastActiveAt moves. */
+  onActivity: (session: Session) => void;
   /** Called once the session has ended, so its manager can forget it. */
   onEnded: (session: Session) => void;
 }
-
-type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
 interface RunningExec {
   id: string;
   lang: string;
   stdin: boolean;
   startedAt: number;
-  /** Output bytes and frames forwarded to clients and not yet acknowledged to the agent. */
+  observer?: ExecObserver;
+  /** Output bytes and frames forwarded and not yet acknowledged to the agent. */
   pendingBytes: number;
   pendingFrames: number;
   /** Set when the server, not the program or the client, ended the exec. */
   overrideReason?: ExitReason;
   watchdog?: NodeJS.Timeout;
+  /** The agent's exit arrived; files are being collected. */
+  exiting: boolean;
 }
 
 /** Output the agent may send ahead of the clients: bytes and frames. */
@@ -68,27 +96,27 @@ const MAX_REMEMBERED_EXEC_IDS = 10_000;
 const WATCHDOG_SLACK_MS = 15_000;
 
 /**
- * One session: a sandbox leased for the session's life, the exec running in it
- * (one at a time), the frame stream with its seq numbers and replay log, and
- * the clients attached to it. A session outlives its last client by the idle
- * grace, so that a dropped connection can come back and resume.
+ * One live session: the sandbox it leases (started on demand), the exec
+ * running in it (one at a time), its files kept in step with the file store,
+ * the frame stream with its seq numbers and replay log, and the WebSocket
+ * clients attached to it. Its record and files outlive the sandbox: when the
+ * sandbox goes (idle, lost, the last client gone past the grace), the next
+ * exec starts a new one with the same files.
  */
 export class Session {
   readonly id: string;
-  readonly owner: Principal;
+  readonly ownerKeyHash: string;
   readonly userId?: string;
   readonly entityId?: string;
-  readonly createdAt = Date.now();
   lastActiveAt = Date.now();
 
   readonly #options: SessionOptions;
   readonly #log: ReplayLog;
+  readonly #files: SandboxFiles;
   readonly #clients = new Set<SessionClient>();
   /** Clients whose send buffer is full: while any is, output is not acknowledged, which stops the agent reading the program's pipes. */
   readonly #blockedClients = new Set<SessionClient>();
   readonly #execIds = new Set<string>();
-  /** Ids of files in /mnt/data by path, so a changed file gets a new id that names the old one. */
-  readonly #fileIds = new Map<string, string>();
   #seq = 0;
   #sandbox?: Sandbox;
   #agent?: AgentClient;
@@ -99,11 +127,13 @@ export class Session {
 
   constructor(options: SessionOptions) {
     this.#options = options;
-    this.id = options.id;
-    this.owner = options.owner;
-    this.userId = options.userId;
-    this.entityId = options.entityId;
+    this.id = options.record.id;
+    this.ownerKeyHash = options.record.ownerKeyHash;
+    this.userId = options.record.userId;
+    this.entityId = options.record.entityId;
+    this.lastActiveAt = options.record.lastActiveAt;
     this.#log = new ReplayLog(options.replayFrames, options.replayBytes);
+    this.#files = new SandboxFiles(this.id, options.files, options.fileLimits);
   }
 
   get ended(): boolean {
@@ -116,6 +146,10 @@ export class Session {
 
   get running(): boolean {
     return this.#exec !== undefined;
+  }
+
+  get hasSandbox(): boolean {
+    return this.#sandbox !== undefined;
   }
 
   /** Start the sandbox now rather than on the first exec, so that `session.ready` means ready. */
@@ -138,7 +172,7 @@ export class Session {
       for (const frame of replay.frames) this.#sendTo(client, frame.text);
     }
     this.#clients.add(client);
-    this.lastActiveAt = Date.now();
+    this.#touch();
     // session.ready is per attachment: it takes a seq but is not logged, so a later replay never repeats it.
     const ready = {
       type: "session.ready",
@@ -179,52 +213,74 @@ export class Session {
     this.#emit({ type: "error", code, message, ...(id !== undefined ? { id } : {}) });
   }
 
-  exec(frame: ExecFrame): void {
-    this.lastActiveAt = Date.now();
-    const spec = findLanguage(frame.lang);
-    if (!spec) return this.error("unsupported_language", `language "${frame.lang}" is not supported`, frame.id);
-    if (!this.#options.availableLanguages().includes(spec.code)) {
-      return this.error("language_unavailable", `the ${spec.name} toolchain is not installed on this server`, frame.id);
-    }
-    if (this.#exec) return this.error("busy", `exec "${this.#exec.id}" is still running; one exec runs at a time`, frame.id);
-    if (this.#execIds.has(frame.id)) return this.error("duplicate_exec_id", `exec id "${frame.id}" was already used in this session`, frame.id);
-    const codeBytes = Buffer.byteLength(frame.code);
-    if (codeBytes === 0 || frame.code.trim() === "") return this.error("empty_code", "code is empty", frame.id);
-    if (codeBytes > this.#options.limits.codeBytes) {
-      return this.error("code_too_large", `code is ${codeBytes} bytes; the limit is ${this.#options.limits.codeBytes}`, frame.id);
-    }
-    if (frame.files && frame.files.length > 0) {
-      return this.error("files_unsupported", "exec.files is not supported yet: files already in the session are in /mnt/data", frame.id);
-    }
-    this.#rememberExecId(frame.id);
-    const timeoutMs = Math.min(frame.timeoutMs ?? this.#options.limits.wallTimeMs, this.#options.limits.wallTimeMs);
-    const exec: RunningExec = { id: frame.id, lang: spec.code, stdin: frame.stdin ?? false, startedAt: Date.now(), pendingBytes: 0, pendingFrames: 0 };
+  /**
+   * Start an exec. A refusal (busy, unknown language, too large...) is returned
+   * and nothing runs; otherwise `exec.start` goes out and the exec runs.
+   */
+  startExec(request: ExecRequest, observer?: ExecObserver): ExecRefusal | undefined {
+    const refusal = this.#check(request);
+    if (refusal) return refusal;
+    this.#rememberExecId(request.id);
+    const spec = findLanguage(request.lang)!;
+    const limit = this.#options.limits.wallTimeMs;
+    const timeoutMs = Math.min(request.timeoutMs ?? limit, limit);
+    const exec: RunningExec = {
+      id: request.id,
+      lang: spec.code,
+      stdin: request.stdin ?? false,
+      startedAt: Date.now(),
+      observer,
+      pendingBytes: 0,
+      pendingFrames: 0,
+      exiting: false,
+    };
     this.#exec = exec;
+    this.#touch();
     this.#emit({ type: "exec.start", id: exec.id, lang: exec.lang });
     this.#options.events.publish({ topic: "executions", kind: "started", at: new Date().toISOString(), sessionId: this.id, execId: exec.id, lang: exec.lang });
-    void this.#runExec(exec, frame, timeoutMs);
+    void this.#runExec(exec, request, timeoutMs);
+    return undefined;
   }
 
-  stdin(frame: StdinFrame): void {
+  /** A WebSocket exec: a refusal becomes an `error` frame on the session stream. */
+  exec(request: ExecRequest): void {
+    const refusal = this.startExec(request);
+    if (refusal) this.error(refusal.code, refusal.message, request.id);
+  }
+
+  stdin(id: string, data: string | undefined, eof: boolean | undefined): void {
     const exec = this.#exec;
-    if (!exec || exec.id !== frame.id) return this.error("unknown_exec", `no running exec "${frame.id}"`, frame.id);
-    if (!exec.stdin) return this.error("stdin_not_enabled", `exec "${frame.id}" did not ask for stdin (send exec with stdin: true)`, frame.id);
-    this.#agent?.stdin(frame.id, frame.data, frame.eof);
+    if (!exec || exec.id !== id) return this.error("unknown_exec", `no running exec "${id}"`, id);
+    if (!exec.stdin) return this.error("stdin_not_enabled", `exec "${id}" did not ask for stdin (send exec with stdin: true)`, id);
+    this.#agent?.stdin(id, data, eof);
   }
 
-  signal(frame: SignalFrame): void {
+  signal(id: string, signal: SignalName): void {
     const exec = this.#exec;
-    if (!exec || exec.id !== frame.id) return this.error("unknown_exec", `no running exec "${frame.id}"`, frame.id);
-    this.#agent?.signal(frame.id, frame.signal);
+    if (!exec || exec.id !== id) return this.error("unknown_exec", `no running exec "${id}"`, id);
+    this.#agent?.signal(id, signal);
   }
 
-  /** End the session: stop its exec, destroy its sandbox, forget it. */
+  /** A stored file was deleted: take it out of the sandbox too. */
+  async fileDeleted(file: StoredFile): Promise<void> {
+    const agent = this.#agent;
+    if (agent && !agent.isClosed) await this.#files.remove(agent, file);
+  }
+
+  /** Release the sandbox when nothing uses it (idle sweep). Returns whether it did. */
+  async releaseIdleSandbox(idleMs: number): Promise<boolean> {
+    if (!this.#sandbox || this.#exec || this.#clients.size > 0 || Date.now() - this.lastActiveAt < idleMs) return false;
+    await this.#dropSandbox();
+    return true;
+  }
+
+  /** End the live session: stop its exec, destroy its sandbox, forget it. Its record and files are the manager's business. */
   async close(reason: ExitReason = "killed"): Promise<void> {
     if (this.#ended) return;
     this.#ended = true;
     clearTimeout(this.#graceTimer);
     const exec = this.#exec;
-    if (exec) this.#finishExec(exec, this.#lostExit(exec, reason));
+    if (exec) this.#emitExit(exec, this.#lostExit(exec, reason), []);
     this.#clients.clear();
     this.#blockedClients.clear();
     await this.#dropSandbox();
@@ -232,6 +288,28 @@ export class Session {
   }
 
   // ---- internals ----
+
+  #check(request: ExecRequest): ExecRefusal | undefined {
+    if (this.#ended) return { code: "session_not_found", message: "the session has ended" };
+    const spec = findLanguage(request.lang);
+    if (!spec) return { code: "unsupported_language", message: `language "${request.lang}" is not supported` };
+    if (!this.#options.availableLanguages().includes(spec.code)) {
+      return { code: "language_unavailable", message: `the ${spec.name} toolchain is not installed on this server` };
+    }
+    if (this.#exec) return { code: "busy", message: `exec "${this.#exec.id}" is still running; one exec runs at a time` };
+    if (this.#execIds.has(request.id)) return { code: "duplicate_exec_id", message: `exec id "${request.id}" was already used in this session` };
+    const codeBytes = Buffer.byteLength(request.code);
+    if (codeBytes === 0 || request.code.trim() === "") return { code: "empty_code", message: "code is empty" };
+    if (codeBytes > this.#options.limits.codeBytes) {
+      return { code: "code_too_large", message: `code is ${codeBytes} bytes; the limit is ${this.#options.limits.codeBytes}` };
+    }
+    return undefined;
+  }
+
+  #touch(): void {
+    this.lastActiveAt = Date.now();
+    this.#options.onActivity(this);
+  }
 
   #emit(frame: Record<string, unknown>): void {
     const seq = ++this.#seq;
@@ -252,25 +330,28 @@ export class Session {
     }
   }
 
-  async #runExec(exec: RunningExec, frame: ExecFrame, timeoutMs: number): Promise<void> {
+  async #runExec(exec: RunningExec, request: ExecRequest, timeoutMs: number): Promise<void> {
     let agent: AgentClient;
     try {
       agent = await this.#ensureAgent();
+      await this.#files.prepare(agent, request.inputs);
     } catch (error) {
-      this.#options.logger.error({ err: error, sessionId: this.id }, "sandbox could not be started");
+      this.#options.logger.error({ err: error, sessionId: this.id }, "sandbox could not be prepared");
+      if (this.#exec !== exec) return;
       this.#emit({ type: "error", code: "sandbox_unavailable", message: "no sandbox could be started for this session", id: exec.id });
-      this.#finishExec(exec, this.#lostExit(exec, "internal"));
+      this.#emitExit(exec, this.#lostExit(exec, "internal"), []);
       return;
     }
     if (this.#exec !== exec) return;
+    const spec = findLanguage(exec.lang)!;
     const compileTimeoutMs = this.#options.compileTimeoutMs;
     exec.watchdog = setTimeout(() => this.#sandboxLost(`exec ${exec.id} went silent`), timeoutMs + compileTimeoutMs + WATCHDOG_SLACK_MS);
     agent.startExec(
       {
         id: exec.id,
         lang: exec.lang,
-        code: frame.code,
-        args: frame.args,
+        code: request.code,
+        ...(request.args ? { args: request.args } : {}),
         stdin: exec.stdin,
         timeoutMs,
         compileTimeoutMs,
@@ -278,43 +359,69 @@ export class Session {
         windowBytes: OUTPUT_WINDOW_BYTES,
         // While no client reads, at most this many frames pile up: well inside the replay log.
         windowFrames: Math.max(1, Math.min(OUTPUT_WINDOW_FRAMES, Math.floor(this.#options.replayFrames / 4))),
+        ...(spec.code === "py" ? { repl: true } : {}),
       },
       {
         stage: (stage) => this.#emit({ type: "exec.stage", id: exec.id, stage }),
         out: (out) => {
           this.#emit({ type: "out", id: exec.id, stream: out.stream, data: out.data, ...(out.encoding ? { encoding: out.encoding } : {}) });
+          exec.observer?.out(out.stream, out.data, out.encoding);
           exec.pendingBytes += out.bytes;
           exec.pendingFrames++;
           this.#releaseCredit();
         },
         display: (display) =>
           this.#emit({ type: "display", id: exec.id, mime: display.mime, data: display.data, ...(display.name ? { name: display.name } : {}) }),
-        exit: (exit) => this.#finishExec(exec, exit),
+        exit: (exit) => void this.#finishExec(exec, agent, exit),
         error: (code, message) => {
           this.#emit({ type: "error", code, message, id: exec.id });
-          this.#finishExec(exec, this.#lostExit(exec, "internal"));
+          this.#emitExit(exec, this.#lostExit(exec, "internal"), []);
         },
       },
     );
   }
 
-  /** Acknowledge forwarded output to the agent while every client keeps up (and at least one is attached). */
+  /** Acknowledge forwarded output to the agent while everyone who reads it keeps up. */
   #releaseCredit(): void {
     const exec = this.#exec;
-    if (!exec || exec.pendingFrames === 0 || this.#clients.size === 0) return;
+    if (!exec || exec.pendingFrames === 0) return;
+    // With no reader at all (no client, no observer), output waits for a client to come back.
+    if (this.#clients.size === 0 && !exec.observer) return;
     if (this.#blockedClients.size > 0) return;
     this.#agent?.ack(exec.id, exec.pendingBytes, exec.pendingFrames);
     exec.pendingBytes = 0;
     exec.pendingFrames = 0;
   }
 
-  #finishExec(exec: RunningExec, exit: AgentExit): void {
+  /** The agent's exit: store the files the run changed, then send the exit frame. */
+  async #finishExec(exec: RunningExec, agent: AgentClient, exit: AgentExit): Promise<void> {
+    if (this.#exec !== exec || exec.exiting) return;
+    exec.exiting = true;
+    clearTimeout(exec.watchdog);
+    agent.forgetExec(exec.id);
+    let files: FileRef[] = [];
+    try {
+      const collected = await this.#files.collect(agent, exit);
+      files = collected.refs;
+      if (collected.notes.length > 0 && this.#exec === exec) {
+        const text = collected.notes.map((note) => `[files] ${note}\n`).join("");
+        this.#emit({ type: "out", id: exec.id, stream: "stderr", data: text });
+        exec.observer?.out("stderr", text);
+      }
+    } catch (error) {
+      this.#options.logger.error({ err: error, sessionId: this.id, execId: exec.id }, "files of the run could not be stored");
+    }
+    if (this.#exec !== exec) return;
+    this.#emitExit(exec, exit, files);
+  }
+
+  #emitExit(exec: RunningExec, exit: AgentExit, files: FileRef[]): void {
     if (this.#exec !== exec) return;
     this.#exec = undefined;
     clearTimeout(exec.watchdog);
     this.#agent?.forgetExec(exec.id);
     const reason = exec.overrideReason ?? exit.reason;
-    const frame = {
+    const frame: ExitFrameBody = {
       type: "exit",
       id: exec.id,
       code: exit.code,
@@ -324,10 +431,11 @@ export class Session {
       ...(exit.cpuMs !== undefined ? { cpuMs: exit.cpuMs } : {}),
       ...(exit.memBytes !== undefined ? { memBytes: exit.memBytes } : {}),
       truncated: exit.truncated,
-      files: exit.files.map((change) => this.#fileRef(change)),
+      files,
     };
-    this.#emit(frame);
-    this.lastActiveAt = Date.now();
+    this.#emit({ ...frame });
+    exec.observer?.exit(frame);
+    this.#touch();
     this.#options.events.publish({
       topic: "executions",
       kind: "finished",
@@ -342,21 +450,6 @@ export class Session {
 
   #lostExit(exec: RunningExec, reason: ExitReason): AgentExit {
     return { type: "exit", id: exec.id, code: null, signal: null, reason, wallMs: Date.now() - exec.startedAt, truncated: false, files: [] };
-  }
-
-  #fileRef(change: AgentFileChange): FileRef {
-    const previous = this.#fileIds.get(change.path);
-    const id = randomId(21);
-    this.#fileIds.set(change.path, id);
-    return {
-      id,
-      name: change.path,
-      path: `/mnt/data/${change.path}`,
-      session_id: this.id,
-      storage_session_id: this.id,
-      size: change.size,
-      ...(change.change === "modified" && previous ? { modified_from: { id: previous, storage_session_id: this.id } } : {}),
-    };
   }
 
   #ensureAgent(): Promise<AgentClient> {
@@ -382,6 +475,7 @@ export class Session {
     }
     this.#sandbox = sandbox;
     this.#agent = agent;
+    this.#files.reset();
     this.#options.events.publish({ topic: "pool", kind: "sandbox.leased", at: new Date().toISOString(), sessionId: this.id, sandboxId: sandbox.id });
     void agent.closed.then((why) => {
       if (this.#agent === agent) this.#sandboxLost(why);
@@ -397,7 +491,7 @@ export class Session {
     if (this.#ended) return;
     this.#options.logger.warn({ sessionId: this.id, why }, "sandbox lost");
     const exec = this.#exec;
-    if (exec) this.#finishExec(exec, this.#lostExit(exec, "sandbox_lost"));
+    if (exec) this.#emitExit(exec, this.#lostExit(exec, "sandbox_lost"), []);
     void this.#dropSandbox();
   }
 
@@ -413,11 +507,16 @@ export class Session {
     }
   }
 
+  /** The last client left and did not come back: a running exec ends with client_gone and the sandbox goes; the session and its files stay. */
   #graceExpired(): void {
     this.#graceTimer = undefined;
-    if (this.#clients.size > 0) return;
+    if (this.#clients.size > 0 || this.#ended) return;
     const exec = this.#exec;
-    if (exec) exec.overrideReason = "client_gone";
-    void this.close("client_gone");
+    if (exec && !exec.observer) {
+      this.#emitExit(exec, this.#lostExit(exec, "client_gone"), []);
+    } else if (exec) {
+      return; // an HTTP caller still waits for this exec
+    }
+    void this.#dropSandbox();
   }
 }

@@ -1,11 +1,10 @@
 /**
- * The fallback transport: node:http / node:https and `ws` (noServer) on one port,
- * with the same semantics as the uWebSockets.js transport.
+ * The fallback transport: node:http / node:https and `ws` (noServer), one server per
+ * listening port, with the same semantics as the uWebSockets.js transport.
  *
  * Binary WebSocket frames go to `WsConnection.binary` when the connection has one;
  * otherwise the socket is closed with 1003 (unsupported data).
  */
-import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { Duplex } from "node:stream";
@@ -18,10 +17,12 @@ import {
   INTERNAL_ERROR_BODY,
   normalizeAddress,
   sendableCloseCode,
+  statusLine,
   statusText,
   toBuffer,
   truncateCloseReason,
 } from "./common.ts";
+import { loadTlsMaterial } from "./tls.ts";
 import {
   BodyConsumedError,
   BodyTooLargeError,
@@ -32,6 +33,7 @@ import {
   type Transport,
   type TransportHandlers,
   type TransportOptions,
+  type UpgradeRefusal,
   type UpgradeRequest,
   type WsConnection,
   type WsSocket,
@@ -354,15 +356,20 @@ export function createNodeTransport(handlers: TransportHandlers, options: NodeTr
       // the reporter must not crash the transport
     }
   };
-  const wsPaths = new Set(handlers.ws.paths);
-  const subprotocol = handlers.ws.subprotocol;
 
-  let server: Server | undefined;
-  let wss: WebSocketServer | undefined;
+  /** One server per listener, each with its own `ws` server (its handlers may differ); sockets are shared. */
+  interface Listener {
+    server: Server;
+    wss: WebSocketServer;
+    handlers: TransportHandlers;
+    wsPaths: Set<string>;
+    closed: boolean;
+  }
+  const listeners: Listener[] = [];
   let pinger: NodeJS.Timeout | undefined;
   const sockets = new Set<NodeWsSocket>();
 
-  const onRequest = (req: IncomingMessage, res: ServerResponse, secure: boolean) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse, secure: boolean, handlers: TransportHandlers) => {
     let request: NodeHttpRequest;
     let response: NodeHttpResponse;
     try {
@@ -392,13 +399,23 @@ export function createNodeTransport(handlers: TransportHandlers, options: NodeTr
     }
   };
 
-  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer, secure: boolean) => {
+  /** Answer an upgrade with a plain response and close the connection. */
+  const refuseUpgrade = (socket: Duplex, refusal: UpgradeRefusal) => {
+    let head = `HTTP/1.1 ${statusLine(refusal.status)}\r\n`;
+    for (const [name, value] of Object.entries(refusal.headers ?? {})) {
+      // Never let a value end the header block early.
+      if (!/[\r\n]/.test(name + value)) head += `${name}: ${value}\r\n`;
+    }
+    socket.once("finish", () => socket.destroy());
+    socket.end(`${head}Connection: close\r\nContent-Length: 0\r\n\r\n`);
+  };
+
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer, secure: boolean, listener: Listener) => {
     socket.on("error", () => {});
     const { path, query } = splitUrl(req.url);
-    const target = wss;
-    if (!target || !wsPaths.has(path)) {
-      socket.once("finish", () => socket.destroy());
-      socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    const handlers = listener.handlers;
+    if (listener.closed || !listener.wsPaths.has(path)) {
+      refuseUpgrade(socket, { status: 404 });
       return;
     }
     const request: UpgradeRequest = {
@@ -408,7 +425,18 @@ export function createNodeTransport(handlers: TransportHandlers, options: NodeTr
       remoteAddress: normalizeAddress(req.socket.remoteAddress),
       secure,
     };
-    target.handleUpgrade(req, socket, head, (ws) => {
+    let refusal: UpgradeRefusal | undefined;
+    try {
+      refusal = handlers.ws.refuse?.(request);
+    } catch (error) {
+      report(error, { where: "ws", path });
+      refusal = { status: 500 };
+    }
+    if (refusal) {
+      refuseUpgrade(socket, refusal);
+      return;
+    }
+    listener.wss.handleUpgrade(req, socket, head, (ws) => {
       const wrapped = new NodeWsSocket(ws, request.remoteAddress, wsHighWaterMark);
       sockets.add(wrapped);
       ws.on("error", () => {
@@ -463,41 +491,43 @@ export function createNodeTransport(handlers: TransportHandlers, options: NodeTr
     name: "node",
 
     async listen(listenOptions: ListenOptions): Promise<{ port: number }> {
-      if (server) throw new Error("node transport: already listening");
       const tls = listenOptions.tls;
       const secure = Boolean(tls);
-      const created: Server = tls
-        ? createHttpsServer({
-            cert: readFileSync(tls.certFile),
-            key: readFileSync(tls.keyFile),
-            ...(tls.caFile ? { ca: readFileSync(tls.caFile) } : {}),
-          })
-        : createHttpServer();
-      created.on("request", (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, secure));
-      created.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => onUpgrade(req, socket, head, secure));
-      wss = new WebSocketServer({
-        noServer: true,
-        maxPayload: handlers.ws.maxPayloadBytes,
-        perMessageDeflate: false,
-        clientTracking: false,
-        // Only called when the client offered protocols: ours if offered, else none (the client decides).
-        handleProtocols: (offered: Set<string>) => (offered.has(subprotocol) ? subprotocol : false),
-      });
-      server = created;
-      try {
-        await new Promise<void>((resolve, reject) => {
-          created.once("error", reject);
-          created.listen({ host: listenOptions.host, port: listenOptions.port, exclusive: true }, () => {
-            created.off("error", reject);
-            resolve();
-          });
-        });
-      } catch (error) {
-        server = undefined;
-        wss = undefined;
-        throw error;
+      const listenerHandlers = listenOptions.handlers?.(handlers) ?? handlers;
+      let created: Server;
+      if (tls) {
+        // Checked files, with the chain completed from the CA bundle (see tls.ts), the same as on uWS.
+        const { cert, key } = loadTlsMaterial(tls);
+        created = createHttpsServer({ cert, key });
+      } else {
+        created = createHttpServer();
       }
-      pinger = setInterval(() => {
+      const subprotocol = listenerHandlers.ws.subprotocol;
+      const listener: Listener = {
+        server: created,
+        wss: new WebSocketServer({
+          noServer: true,
+          maxPayload: listenerHandlers.ws.maxPayloadBytes,
+          perMessageDeflate: false,
+          clientTracking: false,
+          // Only called when the client offered protocols: ours if offered, else none (the client decides).
+          handleProtocols: (offered: Set<string>) => (offered.has(subprotocol) ? subprotocol : false),
+        }),
+        handlers: listenerHandlers,
+        wsPaths: new Set(listenerHandlers.ws.paths),
+        closed: false,
+      };
+      created.on("request", (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, secure, listenerHandlers));
+      created.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => onUpgrade(req, socket, head, secure, listener));
+      await new Promise<void>((resolve, reject) => {
+        created.once("error", reject);
+        created.listen({ host: listenOptions.host, port: listenOptions.port, exclusive: true }, () => {
+          created.off("error", reject);
+          resolve();
+        });
+      });
+      listeners.push(listener);
+      pinger ??= setInterval(() => {
         for (const socket of sockets) {
           if (!socket.alive) {
             socket.terminate();
@@ -517,12 +547,15 @@ export function createNodeTransport(handlers: TransportHandlers, options: NodeTr
     },
 
     async close(): Promise<void> {
-      const current = server;
-      if (!current) return;
-      server = undefined;
+      const closing = listeners.splice(0);
+      if (closing.length === 0) return;
       clearInterval(pinger);
-      const closed = new Promise<void>((resolve) => current.close(() => resolve()));
-      current.closeAllConnections();
+      pinger = undefined;
+      const closed = closing.map(({ server }) => new Promise<void>((resolve) => server.close(() => resolve())));
+      for (const listener of closing) {
+        listener.closed = true;
+        listener.server.closeAllConnections();
+      }
       const open = [...sockets];
       for (const socket of open) socket.close(1001, "server shutting down");
       if (open.length > 0) {
@@ -530,9 +563,8 @@ export function createNodeTransport(handlers: TransportHandlers, options: NodeTr
         while (sockets.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
         for (const socket of [...sockets]) socket.terminate();
       }
-      wss?.close();
-      wss = undefined;
-      await closed;
+      for (const { wss } of closing) wss.close();
+      await Promise.all(closed);
     },
   };
 }

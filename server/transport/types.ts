@@ -103,11 +103,24 @@ export interface WsHandler {
   readonly subprotocol: string;
   /** Called once the socket is open; returns the listener for its events. */
   open(socket: WsSocket, request: UpgradeRequest): WsConnection;
+  /**
+   * Optional: answer an upgrade on one of `paths` with a plain HTTP response instead of
+   * accepting it (a plain listener that sends clients to wss://). Called before `open`.
+   */
+  refuse?(request: UpgradeRequest): UpgradeRefusal | undefined;
+}
+
+/** The HTTP response that replaces an upgrade (no body; the connection is closed). */
+export interface UpgradeRefusal {
+  status: number;
+  headers?: Readonly<Record<string, string>>;
 }
 
 export interface TlsOptions {
+  /** PEM certificate, optionally followed by its intermediates. */
   certFile: string;
   keyFile: string;
+  /** PEM bundle the certificate's chain is completed from (see tls.ts); no client certificates are asked for. */
   caFile?: string;
 }
 
@@ -115,13 +128,19 @@ export interface ListenOptions {
   host: string;
   port: number;
   tls?: TlsOptions;
+  /** This listener's handlers, made from the transport's own (e.g. a plain listener that redirects to HTTPS). */
+  handlers?: (own: TransportHandlers) => TransportHandlers;
 }
 
 export interface Transport {
   readonly name: "uws" | "node";
-  /** Start listening; resolves with the bound port (useful with port 0). */
+  /**
+   * Start a listener; resolves with the bound port (useful with port 0). May be called
+   * more than once (plain and TLS side by side); every listener shares the transport's
+   * sockets, and `close()` stops them all.
+   */
   listen(options: ListenOptions): Promise<{ port: number }>;
-  /** Stop accepting, close open sockets, resolve when done. */
+  /** Stop accepting on every listener, close open sockets, resolve when done. */
   close(): Promise<void>;
 }
 

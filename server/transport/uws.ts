@@ -1,5 +1,6 @@
 /**
- * The uWebSockets.js transport: HTTP and WebSocket on one port.
+ * The uWebSockets.js transport: HTTP and WebSocket on each listening port, one
+ * App (plain) or SSLApp (TLS) per listener.
  *
  * uWS objects are only valid inside their callbacks (HttpRequest) or until the
  * response ends / the client aborts (HttpResponse) / the socket closes (WebSocket);
@@ -11,8 +12,10 @@
  */
 
 import type * as UWS from "uWebSockets.js";
-import { accessSync, constants } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
   ChunkQueue,
   DEFAULT_BODY_HIGH_WATER_MARK,
@@ -28,6 +31,7 @@ import {
   toBuffer,
   truncateCloseReason,
 } from "./common.ts";
+import { loadTlsMaterial } from "./tls.ts";
 import {
   BodyConsumedError,
   BodyTooLargeError,
@@ -35,6 +39,7 @@ import {
   type HttpResponse,
   type ListenOptions,
   RequestAbortedError,
+  type TlsOptions,
   type Transport,
   type TransportHandlers,
   type TransportOptions,
@@ -520,16 +525,16 @@ export function createUwsTransport(handlers: TransportHandlers, options: UwsTran
       // the reporter must not crash the transport
     }
   };
-  const wsPaths = new Set(handlers.ws.paths);
-  const maxPayload = handlers.ws.maxPayloadBytes;
-  const payloadCeiling = Math.max(options.wsPayloadCeilingBytes ?? Math.max(2 * maxPayload, maxPayload + 1024 * 1024), maxPayload);
 
-  let app: UWS.TemplatedApp | undefined;
-  let listenSocket: UWS.us_listen_socket | undefined;
+  /** One App or SSLApp per listener; sockets and pending responses are shared so that close() reaches them all. */
+  const listeners: { app: UWS.TemplatedApp; token: UWS.us_listen_socket }[] = [];
   const sockets = new Set<UwsWsSocket>();
   const pending = new Set<UwsHttpResponse>();
 
-  const build = (created: UWS.TemplatedApp, secure: boolean): UWS.TemplatedApp => {
+  const build = (created: UWS.TemplatedApp, secure: boolean, handlers: TransportHandlers): UWS.TemplatedApp => {
+    const wsPaths = new Set(handlers.ws.paths);
+    const maxPayload = handlers.ws.maxPayloadBytes;
+    const payloadCeiling = Math.max(options.wsPayloadCeilingBytes ?? Math.max(2 * maxPayload, maxPayload + 1024 * 1024), maxPayload);
     created.ws<SocketData>("/*", {
       compression: uws.DISABLED,
       maxPayloadLength: payloadCeiling,
@@ -554,6 +559,22 @@ export function createUwsTransport(handlers: TransportHandlers, options: UwsTran
           remoteAddress: remoteAddressOf(res),
           secure,
         };
+        let refusal: ReturnType<NonNullable<typeof handlers.ws.refuse>>;
+        try {
+          refusal = handlers.ws.refuse?.(request);
+        } catch (error) {
+          report(error, { where: "ws", path });
+          refusal = { status: 500 };
+        }
+        if (refusal) {
+          const { status, headers: extra = {} } = refusal;
+          res.cork(() => {
+            res.writeStatus(statusLine(status));
+            for (const [name, value] of Object.entries(extra)) res.writeHeader(name, value);
+            res.end("", true);
+          });
+          return;
+        }
         const protocol = selectSubprotocol(headers["sec-websocket-protocol"], handlers.ws.subprotocol) ?? "";
         res.upgrade<SocketData>({ request }, headers["sec-websocket-key"] ?? "", protocol, headers["sec-websocket-extensions"] ?? "", context);
       },
@@ -654,19 +675,13 @@ export function createUwsTransport(handlers: TransportHandlers, options: UwsTran
     name: "uws",
 
     listen(listenOptions: ListenOptions): Promise<{ port: number }> {
-      if (app) return Promise.reject(new Error("uws transport: already listening"));
       const tls = listenOptions.tls;
-      if (tls) {
-        for (const file of [tls.certFile, tls.keyFile, tls.caFile]) {
-          if (file) accessSync(file, constants.R_OK);
-        }
-        const appOptions: UWS.AppOptions = { cert_file_name: tls.certFile, key_file_name: tls.keyFile };
-        if (tls.caFile) appOptions.ca_file_name = tls.caFile;
-        app = uws.SSLApp(appOptions);
-      } else {
-        app = uws.App();
+      let current: UWS.TemplatedApp;
+      try {
+        current = build(tls ? sslApp(uws, tls) : uws.App(), Boolean(tls), listenOptions.handlers?.(handlers) ?? handlers);
+      } catch (error) {
+        return Promise.reject(error);
       }
-      const current = build(app, Boolean(tls));
       return new Promise((resolve, reject) => {
         // LIBUS_LISTEN_EXCLUSIVE_PORT: fail instead of sharing a port another process holds.
         const listen = current.listen as unknown as (
@@ -677,7 +692,6 @@ export function createUwsTransport(handlers: TransportHandlers, options: UwsTran
         ) => UWS.TemplatedApp;
         listen.call(current, listenOptions.host, listenOptions.port, exclusivePort(uws), (token) => {
           if (!token) {
-            app = undefined;
             try {
               current.close();
             } catch {
@@ -687,29 +701,43 @@ export function createUwsTransport(handlers: TransportHandlers, options: UwsTran
             reject(new Error(`uws transport: cannot listen on ${listenOptions.host}:${listenOptions.port}: address in use or unavailable${what}`));
             return;
           }
-          listenSocket = token;
+          listeners.push({ app: current, token });
           resolve({ port: uws.us_socket_local_port(token as unknown as UWS.us_socket) });
         });
       });
     },
 
     async close(): Promise<void> {
-      const current = app;
-      if (!current) return;
-      app = undefined;
-      if (listenSocket) {
-        uws.us_listen_socket_close(listenSocket);
-        listenSocket = undefined;
-      }
+      const closing = listeners.splice(0);
+      if (closing.length === 0) return;
+      for (const { token } of closing) uws.us_listen_socket_close(token);
       for (const socket of [...sockets]) socket.close(1001, "server shutting down");
       for (const response of [...pending]) response.forceClose();
       // Let the close frames reach the sockets, then drop whatever is still open (idle keep-alive connections).
       await new Promise((resolve) => setImmediate(resolve));
-      current.close();
+      for (const { app } of closing) app.close();
       sockets.clear();
       pending.clear();
     },
   };
+}
+
+/**
+ * An SSLApp for checked TLS files. uWS reads PEM from files only, and its `ca_file_name`
+ * would ask clients for certificates: a chain completed from the CA bundle goes to a
+ * private temporary file instead, read by SSLApp() before it returns and removed then.
+ */
+function sslApp(uws: UwsModule, tls: TlsOptions): UWS.TemplatedApp {
+  const material = loadTlsMaterial(tls);
+  if (material.fromBundle === 0) return uws.SSLApp({ cert_file_name: tls.certFile, key_file_name: tls.keyFile });
+  const dir = mkdtempSync(join(tmpdir(), "uws-tls-"));
+  try {
+    const chainFile = join(dir, "chain.pem");
+    writeFileSync(chainFile, material.cert, { mode: 0o600 });
+    return uws.SSLApp({ cert_file_name: chainFile, key_file_name: tls.keyFile });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** The listen flag value; typed as an enum member in index.d.ts but exported as a plain number. */

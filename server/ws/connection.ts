@@ -1,8 +1,17 @@
 import type { Logger } from "pino";
-import { type ClientFrame, ClientFrameSchema, CloseCodes, type ErrorCodes, parseJsonFrame, type SessionOpenFrame } from "../../protocol/index.ts";
+import {
+  type ClientFrame,
+  ClientFrameSchema,
+  CloseCodes,
+  type ErrorCodes,
+  type ExecFrame,
+  parseJsonFrame,
+  type SessionOpenFrame,
+} from "../../protocol/index.ts";
 import type { ApiKeyVerifier, Principal } from "../auth/api-keys.ts";
 import { extractApiKey } from "../auth/credentials.ts";
 import type { EventBus } from "../events/event-bus.ts";
+import type { StoredFile } from "../files/file-store.ts";
 import type { Session, SessionClient } from "../sessions/session.ts";
 import type { SessionManager } from "../sessions/session-manager.ts";
 import type { UpgradeRequest, WsConnection, WsSocket } from "../transport/types.ts";
@@ -32,7 +41,8 @@ export class ClientConnection implements WsConnection, SessionClient {
   readonly #deps: ConnectionDeps;
   #principal?: Principal;
   #session?: Session;
-  #opening = false;
+  /** Frames that touch the session, handled one after the other. */
+  #pending: Promise<void> = Promise.resolve();
   #closed = false;
   #authTimer?: NodeJS.Timeout;
   #idleTimer?: NodeJS.Timeout;
@@ -123,7 +133,7 @@ export class ClientConnection implements WsConnection, SessionClient {
       case "auth":
         return this.#error("session_already_open", "auth must come before session.open");
       case "session.open":
-        void this.#open(frame);
+        this.#queue(() => this.#open(frame));
         return;
       case "ping":
         if (this.#session && !this.#session.ended) this.#session.pong(this);
@@ -134,30 +144,61 @@ export class ClientConnection implements WsConnection, SessionClient {
       default:
         break;
     }
-    const session = this.#session;
-    if (!session || session.ended) {
-      this.#error("session_not_open", `send session.open before ${frame.type}`, "id" in frame ? frame.id : undefined);
-      return;
-    }
-    switch (frame.type) {
-      case "exec":
-        return session.exec(frame);
-      case "stdin":
-        return session.stdin(frame);
-      case "signal":
-        return session.signal(frame);
-      case "session.close":
-        this.#session = undefined;
-        void session.close("killed").then(() => this.#socket.close(1000, "session closed"));
+    // Frames that need the session run in arrival order, behind a session.open or an exec still resolving its files.
+    this.#queue(async () => {
+      const session = this.#session;
+      if (!session || session.ended) {
+        this.#error("session_not_open", `send session.open before ${frame.type}`, "id" in frame ? frame.id : undefined);
         return;
+      }
+      switch (frame.type) {
+        case "exec":
+          return this.#exec(session, frame);
+        case "stdin":
+          return session.stdin(frame.id, frame.data, frame.eof);
+        case "signal":
+          return session.signal(frame.id, frame.signal);
+        case "session.close":
+          this.#session = undefined;
+          session.detach(this);
+          await this.#deps.sessions.delete(session.id);
+          this.#socket.close(1000, "session closed");
+          return;
+      }
+    });
+  }
+
+  #queue(task: () => void | Promise<void>): void {
+    this.#pending = this.#pending.then(task).catch((error: unknown) => {
+      this.#deps.logger.error({ err: error }, "frame handling failed");
+      this.#error("internal", "the server failed to handle the frame");
+    });
+  }
+
+  async #exec(session: Session, frame: ExecFrame): Promise<void> {
+    let inputs: StoredFile[] = [];
+    if (frame.files && frame.files.length > 0) {
+      const resolved = await this.#deps.sessions.resolveInputs(frame.files, { principal: this.#principal!, userId: session.userId });
+      if (!resolved.ok) return session.error("file_not_found", resolved.message, frame.id);
+      inputs = resolved.files;
     }
+    session.exec({
+      id: frame.id,
+      lang: frame.lang,
+      code: frame.code,
+      ...(frame.args ? { args: frame.args } : {}),
+      ...(frame.stdin !== undefined ? { stdin: frame.stdin } : {}),
+      ...(frame.timeoutMs !== undefined ? { timeoutMs: frame.timeoutMs } : {}),
+      inputs,
+    });
   }
 
   async #open(frame: SessionOpenFrame): Promise<void> {
-    if (this.#session || this.#opening) return this.#error("session_already_open", "this connection already has a session");
+    if (this.#session) return this.#error("session_already_open", "this connection already has a session");
     const { sessions, logger } = this.#deps;
     if (frame.sessionId) {
-      const session = sessions.get(frame.sessionId, this.#principal!);
+      const session = await sessions.get(frame.sessionId, this.#principal!);
+      if (this.#closed) return;
       if (!session) {
         this.#fail(CloseCodes.sessionNotFound, "session_not_found", `session ${frame.sessionId} does not exist or has expired`);
         return;
@@ -166,21 +207,20 @@ export class ClientConnection implements WsConnection, SessionClient {
       session.attach(this, frame.lastSeq);
       return;
     }
-    this.#opening = true;
     try {
-      const session = await sessions.create(this.#principal!, { userId: frame.userId, entityId: frame.entityId });
-      if (this.#closed) {
-        // The client left while its sandbox started: the session waits out its grace like any other.
-        session.detach(this);
-        return;
-      }
+      const session = await sessions.create(
+        { principal: this.#principal!, ...(frame.userId !== undefined ? { userId: frame.userId } : {}) },
+        {
+          ...(frame.entityId !== undefined ? { entityId: frame.entityId } : {}),
+          startSandbox: true,
+        },
+      );
+      if (this.#closed) return; // the session waits out its TTL like any other; the sandbox goes with the idle sweep
       this.#session = session;
       session.attach(this);
     } catch (error) {
       logger.error({ err: error }, "session could not be opened");
       this.#error("sandbox_unavailable", "no sandbox could be started; see the server log and /health/detailed");
-    } finally {
-      this.#opening = false;
     }
   }
 

@@ -1,7 +1,7 @@
 /*
  * launcher: run one program for the sidecar-agent and report how it ended.
  *
- *   launcher <report-fd> -- program args...
+ *   launcher <report-fd> [--keep-fd N] -- program args...
  *
  * - starts a new session (own process group) so that the agent can signal
  *   the whole group; when the agent already spawned us as a session leader,
@@ -16,7 +16,8 @@
  *   with "utime_us", "stime_us" and "maxrss_kb", then exits with the child's
  *   code (or 128 + signal).
  * The program gets fds 0, 1 and 2 only: the report fd and anything else the
- * agent may have inherited are closed before exec.
+ * agent may have inherited are closed before exec. `--keep-fd N` leaves one
+ * more fd open (the control channel of a long-lived interpreter).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,7 +35,7 @@
 #include <unistd.h>
 
 static void usage(void) {
-  static const char msg[] = "usage: launcher <report-fd> -- program args...\n";
+  static const char msg[] = "usage: launcher <report-fd> [--keep-fd N] -- program args...\n";
   if (write(2, msg, sizeof msg - 1) < 0) {
     /* nothing to do */
   }
@@ -52,42 +53,66 @@ static void write_all(int fd, const char *buf, size_t len) {
   }
 }
 
-/* Close every fd from 3 up: the program gets stdin, stdout and stderr only. */
-static void close_from_3(void) {
+static int close_range_fds(unsigned first, unsigned last) {
 #ifdef SYS_close_range
-  if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0) return;
+  return (int)syscall(SYS_close_range, first, last, 0U);
+#else
+  (void)first;
+  (void)last;
+  errno = ENOSYS;
+  return -1;
 #endif
+}
+
+/* Close every fd from 3 up but `keep` (-1: none): the program gets stdin, stdout and stderr only. */
+static void close_from_3(int keep) {
+  if (keep < 3) {
+    if (close_range_fds(3U, ~0U) == 0) return;
+  } else if ((keep == 3 || close_range_fds(3U, (unsigned)keep - 1U) == 0) && close_range_fds((unsigned)keep + 1U, ~0U) == 0) {
+    return;
+  }
   DIR *d = opendir("/proc/self/fd");
   if (d) {
     int self = dirfd(d);
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
       int fd = atoi(e->d_name);
-      if (fd >= 3 && fd != self) close(fd);
+      if (fd >= 3 && fd != self && fd != keep) close(fd);
     }
     closedir(d);
     return;
   }
   long max = sysconf(_SC_OPEN_MAX);
   if (max < 0 || max > 65536) max = 65536;
-  for (int fd = 3; fd < max; fd++) close(fd);
+  for (int fd = 3; fd < max; fd++) {
+    if (fd != keep) close(fd);
+  }
+}
+
+/* A non-negative fd number, or -1. */
+static int parse_fd(const char *text) {
+  char *end = NULL;
+  errno = 0;
+  long value = strtol(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0' || value < 0 || value > 65535) return -1;
+  return (int)value;
 }
 
 static long long tv_us(struct timeval tv) { return (long long)tv.tv_sec * 1000000LL + (long long)tv.tv_usec; }
 
 int main(int argc, char **argv) {
-  if (argc < 4 || strcmp(argv[2], "--") != 0) {
+  int rfd = argc > 1 ? parse_fd(argv[1]) : -1;
+  int keep = -1;
+  int dashes = 2;
+  if (argc > 3 && strcmp(argv[2], "--keep-fd") == 0) {
+    keep = parse_fd(argv[3]);
+    dashes = 4;
+  }
+  if (rfd < 0 || (dashes == 4 && keep < 3) || argc < dashes + 2 || strcmp(argv[dashes], "--") != 0) {
     usage();
     return 125;
   }
-  char *end = NULL;
-  errno = 0;
-  long report_fd = strtol(argv[1], &end, 10);
-  if (errno != 0 || end == argv[1] || *end != '\0' || report_fd < 0 || report_fd > 65535) {
-    usage();
-    return 125;
-  }
-  int rfd = (int)report_fd;
+  char **program = argv + dashes + 1;
   if (fcntl(rfd, F_SETFD, FD_CLOEXEC) < 0) rfd = -1; /* not open: run without a report */
 
   (void)setsid();
@@ -125,9 +150,9 @@ int main(int argc, char **argv) {
     sigset_t empty;
     sigemptyset(&empty);
     sigprocmask(SIG_SETMASK, &empty, NULL);
-    close_from_3();
-    execvp(argv[3], argv + 3);
-    fprintf(stderr, "launcher: cannot run %s: %s\n", argv[3], strerror(errno));
+    close_from_3(keep);
+    execvp(program[0], program);
+    fprintf(stderr, "launcher: cannot run %s: %s\n", program[0], strerror(errno));
     _exit(127);
   }
 

@@ -8,14 +8,32 @@ export const REPO_ROOT = resolve(import.meta.dirname, "..", "..");
 export const TEST_API_KEY = "test-key-0123456789abcdef";
 export const TEST_MASTER_KEY = "master-key-0123456789abcdef";
 
-export interface ServerProcess {
+/** One "listening" line of the server. */
+export interface ListenerInfo {
   port: number;
+  tls: boolean;
+  /** "api", or "redirect" for the plain listener with SSL_REDIRECT. */
+  role: string;
+}
+
+export interface ServerProcess {
+  /** The first listener's port: the plain API port, or the TLS one when that is the only listener. */
+  port: number;
+  /** URLs of the first listener (https:// and wss:// when it is the TLS one). */
   httpUrl: string;
   wsUrl: string;
+  /** The TLS listener, when HTTPS is on. */
+  httpsPort?: number;
+  httpsUrl?: string;
+  wssUrl?: string;
+  /** Every listener, in the order of the "listening" lines. */
+  listeners: ListenerInfo[];
   pid: number;
   child: ChildProcess;
   /** The server's SANDBOX_BASE_DIR: one folder per live sandbox. */
   baseDir: string;
+  /** The server's FILE_STORAGE_PATH: session records and files. */
+  storageDir: string;
   /** Every log line the server printed so far. */
   logs: string[];
   stop(): Promise<void>;
@@ -27,6 +45,7 @@ export interface ServerProcess {
  */
 export async function startServer(options: { transport: "node" | "uws"; env?: Record<string, string> }): Promise<ServerProcess> {
   const baseDir = mkdtempSync(join(tmpdir(), "ci-sandboxes-"));
+  const storageDir = mkdtempSync(join(tmpdir(), "ci-storage-"));
   const prefix = options.transport === "uws" ? await uwsNodePrefix() : [];
   const argv = [...prefix, process.execPath, join(REPO_ROOT, "dist/server.mjs"), "serve"];
   const child = spawn(argv[0]!, argv.slice(1), {
@@ -39,6 +58,7 @@ export async function startServer(options: { transport: "node" | "uws"; env?: Re
       API_KEY: TEST_API_KEY,
       MASTER_API_KEY: TEST_MASTER_KEY,
       SANDBOX_BASE_DIR: baseDir,
+      FILE_STORAGE_PATH: storageDir,
       LOG_FORMAT: "json",
       LOG_LEVEL: "info",
       ...options.env,
@@ -46,7 +66,8 @@ export async function startServer(options: { transport: "node" | "uws"; env?: Re
     stdio: ["ignore", "pipe", "pipe"],
   });
   const logs: string[] = [];
-  const port = await new Promise<number>((resolvePort, reject) => {
+  const listeners: ListenerInfo[] = [];
+  const listening = new Promise<void>((resolveListening, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${logs.join("\n")}`)), 30_000);
     let buffered = "";
     const onData = (chunk: Buffer) => {
@@ -57,8 +78,13 @@ export async function startServer(options: { transport: "node" | "uws"; env?: Re
         buffered = buffered.slice(newline + 1);
         logs.push(line);
         if (line.includes('"msg":"listening"')) {
-          clearTimeout(timer);
-          resolvePort((JSON.parse(line) as { port: number }).port);
+          // One line per listener; each says how many there are (older servers: one, without the field).
+          const entry = JSON.parse(line) as { port: number; tls?: boolean; role?: string; listeners?: number };
+          listeners.push({ port: entry.port, tls: entry.tls ?? false, role: entry.role ?? "api" });
+          if (listeners.length >= (entry.listeners ?? 1)) {
+            clearTimeout(timer);
+            resolveListening();
+          }
         }
         newline = buffered.indexOf("\n");
       }
@@ -70,13 +96,26 @@ export async function startServer(options: { transport: "node" | "uws"; env?: Re
       reject(new Error(`server exited with ${code}:\n${logs.join("\n")}`));
     });
   });
+  try {
+    await listening;
+  } catch (error) {
+    rmSync(baseDir, { recursive: true, force: true });
+    rmSync(storageDir, { recursive: true, force: true });
+    throw error;
+  }
+  const first = listeners[0]!;
+  const secure = listeners.find((l) => l.tls);
+  const port = first.port;
   return {
     port,
-    httpUrl: `http://127.0.0.1:${port}`,
-    wsUrl: `ws://127.0.0.1:${port}/ws`,
+    httpUrl: `${first.tls ? "https" : "http"}://127.0.0.1:${port}`,
+    wsUrl: `${first.tls ? "wss" : "ws"}://127.0.0.1:${port}/ws`,
+    ...(secure ? { httpsPort: secure.port, httpsUrl: `https://127.0.0.1:${secure.port}`, wssUrl: `wss://127.0.0.1:${secure.port}/ws` } : {}),
+    listeners,
     pid: child.pid!,
     child,
     baseDir,
+    storageDir,
     logs,
     async stop() {
       if (child.exitCode === null) {
@@ -87,6 +126,7 @@ export async function startServer(options: { transport: "node" | "uws"; env?: Re
         clearTimeout(timer);
       }
       rmSync(baseDir, { recursive: true, force: true });
+      rmSync(storageDir, { recursive: true, force: true });
     },
   };
 }

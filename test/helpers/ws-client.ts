@@ -3,6 +3,15 @@ import { WS_SUBPROTOCOL } from "../../protocol/index.ts";
 
 export type Frame = Record<string, unknown> & { type: string; seq?: number };
 
+export interface TestClientOptions {
+  apiKey?: string;
+  headers?: Record<string, string>;
+  /** Certificates to trust for wss:// (e.g. a test CA); the system store is not used then. */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** Follow a redirect answered to the upgrade (e.g. ws:// to wss://). */
+  followRedirects?: boolean;
+}
+
 /**
  * A test client for the WebSocket protocol: records every frame with its
  * arrival time and waits for the ones a test expects.
@@ -16,9 +25,13 @@ export class TestClient {
   readonly closed: Promise<void>;
   #waiters: Array<() => void> = [];
 
-  constructor(url: string, options: { apiKey?: string; headers?: Record<string, string> } = {}) {
+  constructor(url: string, options: TestClientOptions = {}) {
     const headers = { ...options.headers, ...(options.apiKey ? { "x-api-key": options.apiKey } : {}) };
-    this.socket = new WebSocket(url, WS_SUBPROTOCOL, { headers });
+    this.socket = new WebSocket(url, WS_SUBPROTOCOL, {
+      headers,
+      ...(options.ca !== undefined ? { ca: options.ca } : {}),
+      ...(options.followRedirects ? { followRedirects: true } : {}),
+    });
     this.opened = new Promise((resolve, reject) => {
       this.socket.once("open", () => resolve());
       this.socket.once("error", reject);
@@ -38,7 +51,7 @@ export class TestClient {
     this.socket.on("error", () => {});
   }
 
-  static async connect(url: string, options: { apiKey?: string; headers?: Record<string, string> } = {}): Promise<TestClient> {
+  static async connect(url: string, options: TestClientOptions = {}): Promise<TestClient> {
     const client = new TestClient(url, options);
     await client.opened;
     return client;

@@ -23,29 +23,38 @@ describe.each(["node", "uws"] as const)("session lifecycle over the %s transport
     await server?.stop();
   });
 
-  it("ends a running exec with client_gone once the idle grace passes, then forgets the session", async () => {
+  it("ends a running exec with client_gone once the idle grace passes and frees the sandbox; the session and its files stay", async () => {
     const operator = await connect(TEST_MASTER_KEY);
     operator.send({ type: "subscribe", topic: "executions" });
     const client = await connect();
     const ready = await client.openSession();
+    await client.run("keep", "bash", "echo kept > note.txt");
     client.send({ type: "exec", id: "long", lang: "bash", code: "echo started; sleep 60" });
     await client.waitFor((f) => f.type === "out" && f.id === "long");
     client.terminate();
     const finished = await operator.waitFor((f) => f.type === "event" && f.kind === "finished" && f.execId === "long", 15_000);
     expect(finished).toMatchObject({ reason: "client_gone", sessionId: ready.sessionId });
+    const deadline = Date.now() + 5000;
+    while (liveSandboxes() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(liveSandboxes()).toBe(0);
+    // Coming back after the grace: the same session, a new sandbox, the same files.
     const late = await connect();
     late.send({ type: "session.open", sessionId: ready.sessionId, lastSeq: 0 });
+    const again = await late.waitFor((f) => f.type === "session.ready");
+    expect(again).toMatchObject({ sessionId: ready.sessionId, resumed: true });
+    const { stdout } = await late.run("back", "bash", "cat note.txt");
+    expect(stdout).toBe("kept\n");
+    late.send({ type: "session.close" });
     await late.closed;
-    expect(late.closeCode).toBe(4003);
   });
 
-  it("frees the sandbox on session.close", async () => {
+  it("frees the sandbox on session.close and forgets the session", async () => {
     // The sandbox of the session forgotten above may still be on its way out.
     const settle = Date.now() + 5000;
     while (liveSandboxes() > 0 && Date.now() < settle) await new Promise((r) => setTimeout(r, 50));
     const before = liveSandboxes();
     const client = await connect();
-    await client.openSession();
+    const ready = await client.openSession();
     expect(liveSandboxes()).toBe(before + 1);
     client.send({ type: "session.close" });
     await client.closed;
@@ -53,6 +62,10 @@ describe.each(["node", "uws"] as const)("session lifecycle over the %s transport
     const deadline = Date.now() + 5000;
     while (liveSandboxes() > before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     expect(liveSandboxes()).toBe(before);
+    const late = await connect();
+    late.send({ type: "session.open", sessionId: ready.sessionId });
+    await late.closed;
+    expect(late.closeCode).toBe(4003);
   });
 
   it("holds the program back while the client does not read, and loses nothing", async () => {

@@ -20,8 +20,13 @@ export function addHealthRoutes(router: Router, deps: HealthDeps): void {
   router.add("GET", "/health", ({ res }) => sendJson(res, 200, { status: "healthy", version: deps.version, service: deps.service }));
 
   router.add("GET", "/ready", async ({ res }) => {
-    const sandbox = await deps.provider.health();
-    if (sandbox.status === "down") sendJson(res, 503, { status: "not_ready", reason: `sandbox backend is down: ${sandbox.warnings.join("; ")}` });
+    const [sandbox, store, files] = await Promise.all([deps.provider.health(), deps.sessions.store.ping(), deps.sessions.files.ping()]);
+    const down = [
+      ...(sandbox.status === "down" ? [`sandbox backend is down: ${sandbox.warnings.join("; ")}`] : []),
+      ...(store ? [] : ["session store does not answer"]),
+      ...(files ? [] : ["file store does not answer"]),
+    ];
+    if (down.length > 0) sendJson(res, 503, { status: "not_ready", reason: down.join("; ") });
     else sendJson(res, 200, { status: "ready" });
   });
 
@@ -29,14 +34,14 @@ export function addHealthRoutes(router: Router, deps: HealthDeps): void {
     "GET",
     "/health/detailed",
     deps.authenticated(async ({ res }) => {
-      const sandbox = await deps.provider.health();
+      const [sandbox, store, files] = await Promise.all([deps.provider.health(), deps.sessions.store.ping(), deps.sessions.files.ping()]);
       const checks = {
-        store: { status: "ok", backend: "memory" },
-        files: { status: "ok", backend: "sandbox", note: "files live in each session's sandbox; a shared file store comes with the HTTP layer" },
+        store: { status: store ? "ok" : "down", backend: "local" },
+        files: { status: files ? "ok" : "down", backend: "local" },
         sandbox: { status: sandbox.status, backend: deps.provider.kind, ...sandbox.details, warnings: sandbox.warnings },
         pool: { status: "ok", enabled: false },
       };
-      const status = sandbox.status === "down" ? "unhealthy" : sandbox.status === "degraded" ? "degraded" : "healthy";
+      const status = sandbox.status === "down" || !store || !files ? "unhealthy" : sandbox.status === "degraded" ? "degraded" : "healthy";
       if (status === "degraded") res.header("x-health-status", "degraded");
       sendJson(res, status === "unhealthy" ? 503 : 200, {
         status,

@@ -26,12 +26,13 @@ export const SANDBOX_PATH_ENV = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/b
  * - ld.so.*: the dynamic loader's cache and search path
  * - localtime: the host's time zone
  * - ssl, ca-certificates: certificates (for libraries that load them at start)
- * - java-17-openjdk: the JDK's configuration (security, jvm.cfg)
  * - R, php: Rscript's and php-cli's configuration
  * - fonts, matplotlibrc: plotting
- * - python3, python3.x: Debian's Python site configuration (globbed at start-up)
- * - ldc2.conf: the D compiler's configuration; gprofng.rc: binutils
+ * - ldc2.conf: the D compiler's configuration (where Phobos and druntime are)
+ * - gprofng.rc: binutils
  * - mime.types: content types (Python's mimetypes, PHP)
+ * The JDK's and Python's folders carry versions in their names (java-17-openjdk,
+ * python3.11): host-files.ts finds them by prefix at start-up.
  */
 export const ETC_TOOLCHAIN_FILES: readonly string[] = [
   "/etc/alternatives",
@@ -41,7 +42,6 @@ export const ETC_TOOLCHAIN_FILES: readonly string[] = [
   "/etc/localtime",
   "/etc/ssl",
   "/etc/ca-certificates",
-  "/etc/java-17-openjdk",
   "/etc/R",
   "/etc/php",
   "/etc/fonts",

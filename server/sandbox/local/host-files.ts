@@ -87,13 +87,21 @@ export function hostRootEntries(): RootEntry[] {
   return entries;
 }
 
-/** `/etc/python3*` of the host (Debian keeps sitecustomize and the like there). */
-export function hostPythonEtc(): string[] {
+/** Toolchain folders of /etc whose names carry a version, so they are found by prefix rather than listed. */
+export const VERSIONED_ETC_PREFIXES: readonly string[] = [
+  // python3, python3.11: Debian's site configuration (sitecustomize and the like)
+  "python3",
+  // java-17-openjdk (Debian 12), java-21-openjdk (Debian 13): the JDK's security and jvm.cfg
+  "java-",
+];
+
+/** The host's `/etc/<prefix>*` entries, for each of VERSIONED_ETC_PREFIXES. */
+export function hostVersionedEtc(prefixes: readonly string[] = VERSIONED_ETC_PREFIXES, etcDir = "/etc"): string[] {
   try {
-    return readdirSync("/etc")
-      .filter((name) => name.startsWith("python3"))
+    return readdirSync(etcDir)
+      .filter((name) => prefixes.some((prefix) => name.startsWith(prefix)))
       .sort()
-      .map((name) => `/etc/${name}`);
+      .map((name) => join(etcDir, name));
   } catch {
     return [];
   }

@@ -15,10 +15,11 @@ import { basename, isAbsolute, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import type { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
+import { memoryLimitEnv } from "../../languages/memory-env.ts";
 import type { AgentEndpoint, ProviderHealth, Sandbox, SandboxExit, SandboxProvider, SandboxSpec } from "../provider.ts";
 import { buildBwrapArgs, ETC_TOOLCHAIN_FILES, encodeArgsFile, type RootEntry, SANDBOX_PATH_ENV, SANDBOX_PATHS } from "./bwrap-args.ts";
 import { type CgroupLayout, CONTROLLERS, createSandboxCgroups, detectCgroups, killCgroups, removeCgroups, type SandboxCgroups } from "./cgroups.ts";
-import { hostPythonEtc, hostRootEntries, makeSandboxDir, newSandboxId, newToken, prepareBaseDir, SANDBOX_ID_LENGTH } from "./host-files.ts";
+import { hostRootEntries, hostVersionedEtc, makeSandboxDir, newSandboxId, newToken, prepareBaseDir, SANDBOX_ID_LENGTH } from "./host-files.ts";
 import { buildLaunchArgv, LAUNCH_ENV, OOM_PROBE_SCRIPT } from "./launch-script.ts";
 import { removeOrphanSandboxes } from "./orphans.ts";
 
@@ -52,6 +53,11 @@ export interface LocalProviderOptions {
   readyTimeoutMs?: number;
 }
 
+/**
+ * The programs' base environment; each language adds its own (protocol/languages.ts)
+ * and each sandbox its memory limit (memoryLimitEnv). Caches and configuration go
+ * to /tmp: HOME is there, and the rest of the sandbox is read-only.
+ */
 const DEFAULT_PROGRAM_ENV: Readonly<Record<string, string>> = {
   PATH: SANDBOX_PATH_ENV,
   HOME: SANDBOX_PATHS.home,
@@ -59,6 +65,9 @@ const DEFAULT_PROGRAM_ENV: Readonly<Record<string, string>> = {
   TMPDIR: "/tmp",
   USER: "sandbox",
   LOGNAME: "sandbox",
+  // matplotlib: no display, so the Agg backend (PNG files) from any language (a bash script running python3 too).
+  MPLBACKEND: "Agg",
+  MPLCONFIGDIR: "/tmp/.config/matplotlib",
 };
 
 /** Longest path a unix socket address holds (sun_path is 108 bytes with its NUL). */
@@ -241,7 +250,7 @@ function hostNodeBinary(): string {
 export class LocalSandboxProvider implements SandboxProvider {
   readonly kind = "local" as const;
   readonly #options: Required<Omit<LocalProviderOptions, "agentProgramEnv" | "logger">>;
-  readonly #programEnv: string;
+  readonly #programEnv: Readonly<Record<string, string>>;
   readonly #logger: ProviderLogger;
   readonly #sandboxes = new Map<string, LocalSandbox>();
   /** Ids whose folder or cgroups exist but whose sandbox is not in #sandboxes yet (spared by removeOrphans). */
@@ -283,7 +292,7 @@ export class LocalSandboxProvider implements SandboxProvider {
       cgroupRoot: options.cgroupRoot ?? "/sys/fs/cgroup",
       readyTimeoutMs: options.readyTimeoutMs ?? 15_000,
     };
-    this.#programEnv = JSON.stringify(options.agentProgramEnv ?? DEFAULT_PROGRAM_ENV);
+    this.#programEnv = options.agentProgramEnv ?? DEFAULT_PROGRAM_ENV;
     this.#logger = options.logger ?? silentLogger;
   }
 
@@ -306,7 +315,7 @@ export class LocalSandboxProvider implements SandboxProvider {
       return {
         layout,
         rootEntries: hostRootEntries(),
-        etcBinds: [...ETC_TOOLCHAIN_FILES, ...hostPythonEtc()],
+        etcBinds: [...ETC_TOOLCHAIN_FILES, ...hostVersionedEtc()],
         bwrapVersion,
         // --disable-userns arrived in bubblewrap 0.8.0.
         disableUserns: major > 0 || minor >= 8,
@@ -353,7 +362,7 @@ export class LocalSandboxProvider implements SandboxProvider {
       rootEntries: init.rootEntries,
       memoryCgroupDir: cgroups.memoryDir,
       token,
-      programEnv: this.#programEnv,
+      programEnv: JSON.stringify({ ...this.#programEnv, ...memoryLimitEnv(spec.limits.memoryBytes) }),
       disableUserns: init.disableUserns,
     });
     const argv = buildLaunchArgv({

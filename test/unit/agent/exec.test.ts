@@ -370,6 +370,25 @@ describe("exec", () => {
     expect(readdirSync(agent.workDir)).toEqual([]);
   });
 
+  it("reports files deleted from the data folder, not files replaced or moved in", async () => {
+    await setup();
+    writeFileSync(join(agent.dataDir, "gone.txt"), "x");
+    writeFileSync(join(agent.dataDir, "replaced.txt"), "x");
+    writeFileSync(join(agent.dataDir, "moved.txt"), "x");
+    const exit = await conn.run({
+      id: "del",
+      lang: "bash",
+      code: "rm gone.txt && rm replaced.txt && echo new > replaced.txt && mkdir -p sub && mv moved.txt sub/",
+    });
+    expect(exit.code).toBe(0);
+    expect(exit.deleted).toEqual(["gone.txt", "moved.txt"]);
+    expect(exit.files.map((f) => [f.path, f.change])).toEqual([
+      ["replaced.txt", "modified"],
+      ["sub/moved.txt", "created"],
+    ]);
+    expect((await conn.run({ id: "none", lang: "bash", code: "true" })).deleted).toEqual([]);
+  });
+
   it("detects an OOM kill through the cgroup counter", async () => {
     const cgroup = join(await import("node:fs").then((fs) => fs.mkdtempSync(join(process.env.TMPDIR ?? "/tmp", "cg-"))));
     cleanups.push(async () => rmSync(cgroup, { recursive: true, force: true }));

@@ -2,7 +2,7 @@ import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, syml
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { diffSnapshots, snapshot, WALK_MAX_DEPTH } from "../../../sidecar-agent/files.ts";
+import { deletedFiles, diffSnapshots, snapshot, WALK_MAX_DEPTH } from "../../../sidecar-agent/files.ts";
 import { AgentConn, startTestAgent, type TestAgent } from "./helpers.ts";
 
 let agent: TestAgent;
@@ -106,6 +106,29 @@ describe("file operations", () => {
   });
 });
 
+describe("read-only files", () => {
+  it("put readOnly: 0444 in new 0755 folders; a later put replaces it, read-only or not", async () => {
+    await setup();
+    const path = "inputs/deep/data.csv";
+    expect(await conn.request({ type: "file.put", reqId: req(), path, data: b64("a,b"), readOnly: true })).toMatchObject({
+      ok: true,
+      file: { path, size: 3, readOnly: true },
+    });
+    expect(statSync(join(agent.dataDir, path)).mode & 0o777).toBe(0o444);
+    expect(statSync(join(agent.dataDir, "inputs")).mode & 0o777).toBe(0o755);
+    expect(statSync(join(agent.dataDir, "inputs/deep")).mode & 0o777).toBe(0o755);
+    expect(await conn.request({ type: "file.put", reqId: req(), path, data: b64("c,d,e"), readOnly: true })).toMatchObject({
+      ok: true,
+      file: { size: 5, readOnly: true },
+    });
+    expect(readFileSync(join(agent.dataDir, path), "utf8")).toBe("c,d,e");
+    expect(await conn.request({ type: "file.put", reqId: req(), path, data: b64("f") })).toMatchObject({ ok: true, file: { readOnly: false } });
+    expect(statSync(join(agent.dataDir, path)).mode & 0o777).toBe(0o644);
+    const list = await conn.request({ type: "file.list", reqId: req() });
+    expect(list).toMatchObject({ ok: true, files: [{ path, readOnly: false }] });
+  });
+});
+
 describe("snapshots", () => {
   it("bounds the walk depth and reports created and modified files", async () => {
     const root = mkdtempSync(join(tmpdir(), "agent-snap-"));
@@ -126,6 +149,12 @@ describe("snapshots", () => {
         ["d/f", "modified", 2],
         ["new", "created", 0],
       ]);
+      rmSync(join(root, "d", "f"));
+      const after = await snapshot(root);
+      expect(await deletedFiles(root, before, after)).toEqual(["d/f"]);
+      // a file the walk missed (here: dropped from the snapshot) is checked on disk, not reported
+      after.delete("d/d/f");
+      expect(await deletedFiles(root, before, after)).toEqual(["d/f"]);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }

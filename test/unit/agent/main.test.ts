@@ -6,7 +6,7 @@ import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentConn, buildLauncher, REPO_ROOT, TOKEN } from "./helpers.ts";
 
-/** The agent as it ships: main.ts bundled the way scripts/build.mjs does, the launcher next to it. */
+/** The agent as it ships: main.ts bundled the way scripts/build.mjs does, the launcher and the Python driver next to it. */
 let dir: string;
 let launcher: string;
 beforeAll(async () => {
@@ -24,6 +24,7 @@ beforeAll(async () => {
   });
   launcher = buildLauncher();
   copyFileSync(launcher, join(dir, "launcher"));
+  copyFileSync(join(REPO_ROOT, "sidecar-agent/python-repl-driver.py"), join(dir, "python-repl-driver.py"));
 }, 30_000);
 afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
@@ -70,6 +71,10 @@ describe("sidecar-agent main", () => {
       expect(exit.code).toBe(0);
       expect(exit.cpuMs).toBeGreaterThanOrEqual(0);
       expect(exit.memBytes).toBeGreaterThan(0);
+      // the persistent interpreter's driver is found next to the bundle
+      await conn.run({ id: "r1", lang: "py", repl: true, code: "kept = 'yes'" });
+      expect(await conn.run({ id: "r2", lang: "py", repl: true, code: "print(kept)" })).toMatchObject({ code: 0 });
+      expect(conn.text("r2")).toBe("yes\n");
       await conn.close();
       const exited = new Promise<number | null>((resolve) => agent.child.on("exit", (code) => resolve(code)));
       agent.child.kill("SIGTERM");

@@ -65,6 +65,7 @@ describe("defaults", () => {
       idleGraceMs: 300_000,
       replayFrames: 2000,
       replayBytes: 8 * MIB,
+      storagePath: "/var/lib/code-interpreter/files",
     });
     expect(config.sandbox).toEqual({
       backend: "local",
@@ -75,6 +76,8 @@ describe("defaults", () => {
       dataBytes: 200 * MIB,
       networkIsolation: true,
       filesystemIsolation: true,
+      idleTtlMs: 5 * 60_000,
+      cleanupIntervalMs: 5 * 60_000,
     });
     expect(config.logging).toEqual({ level: "info", format: "json", maxSizeBytes: 100 * MIB, backupCount: 5, accessLogs: false, securityLogs: true });
     expect(warnings).toEqual([expect.stringContaining('API_KEY is the default "test-api-key"')]);

@@ -1,0 +1,126 @@
+import { ExecRequestSchema, normalizeArgs } from "../../../protocol/http-bodies.ts";
+import { findLanguage, LANGUAGE_CODES } from "../../../protocol/index.ts";
+import { randomId } from "../../ids.ts";
+import type { SessionManager } from "../../sessions/session-manager.ts";
+import { sendError, sendJson } from "../errors.ts";
+import { ExecCollector } from "../exec-result.ts";
+import { readJsonBody } from "../json-body.ts";
+import type { RouteContext, RouteHandler, Router } from "../router.ts";
+
+export interface ExecRouteDeps {
+  sessions: SessionManager;
+  availableLanguages: () => readonly string[];
+  /** Wraps a handler so it requires a valid API key. */
+  authenticated: (handler: RouteHandler) => RouteHandler;
+  /** A run still going after this long gets its 200 and headers, then a space now and then until the JSON (idle proxies must not cut it). */
+  keepAliveAfterMs: number;
+  keepAliveEveryMs: number;
+}
+
+/** POST /exec: run code in a session chosen by the rules of HTTP-API.md and answer with its whole output. */
+export function addExecRoute(router: Router, deps: ExecRouteDeps): void {
+  router.add(
+    "POST",
+    "/exec",
+    deps.authenticated((ctx) => handleExec(ctx, deps)),
+  );
+}
+
+async function handleExec(ctx: RouteContext, deps: ExecRouteDeps): Promise<void> {
+  const { req, res, requestId } = ctx;
+  const { sessions } = deps;
+  const limits = sessions.limits;
+  // Room for the largest code body, JSON escaping, and file references.
+  const parsed = await readJsonBody(req, ExecRequestSchema, limits.codeBytes * 2 + 1024 * 1024);
+  if (!parsed.ok) {
+    sendError(res, requestId, parsed.status, parsed.status === 413 ? "resource_exhausted" : "validation", parsed.message, parsed.details);
+    return;
+  }
+  const body = parsed.value;
+  const spec = findLanguage(body.lang);
+  if (!spec) {
+    sendError(res, requestId, 400, "validation", `Unsupported language: ${body.lang}`, [
+      { field: "lang", message: `supported: ${LANGUAGE_CODES.join(", ")}`, code: "unsupported_language" },
+    ]);
+    return;
+  }
+  if (!deps.availableLanguages().includes(spec.code)) {
+    sendError(res, requestId, 400, "validation", `The ${spec.name} toolchain is not installed on this server`, [
+      { field: "lang", message: "see GET /languages", code: "language_unavailable" },
+    ]);
+    return;
+  }
+  if (body.code.trim() === "") {
+    sendError(res, requestId, 400, "validation", "Code must not be empty", [{ field: "code", message: "code is empty", code: "empty_code" }]);
+    return;
+  }
+  const codeBytes = Buffer.byteLength(body.code);
+  if (codeBytes > limits.codeBytes) {
+    sendError(res, requestId, 413, "resource_exhausted", `Code is ${codeBytes} bytes; the limit is ${limits.codeBytes}`, [
+      { field: "code", message: "too large", code: "code_too_large" },
+    ]);
+    return;
+  }
+
+  const caller = { principal: ctx.principal!, ...(body.user_id ? { userId: body.user_id } : {}) };
+  const resolved = await sessions.resolveInputs(body.files ?? [], caller);
+  if (!resolved.ok) {
+    sendError(res, requestId, 404, "resource_not_found", resolved.message, [
+      { field: `files[${resolved.index}]`, message: resolved.message, code: "file_not_found" },
+    ]);
+    return;
+  }
+  const session = await sessions.choose(
+    { ...(body.session_id ? { sessionId: body.session_id } : {}), ...(body.entity_id ? { entityId: body.entity_id } : {}), inputs: resolved.files },
+    caller,
+  );
+  const args = normalizeArgs(body.args);
+  const collector = new ExecCollector();
+  const execId = `http-${randomId(12)}`;
+  const refusal = session.startExec(
+    {
+      id: execId,
+      lang: spec.code,
+      code: body.code,
+      ...(args ? { args } : {}),
+      ...(body.timeout ? { timeoutMs: body.timeout } : {}),
+      inputs: resolved.files.filter((file) => file.sessionId !== session.id),
+    },
+    collector,
+  );
+  if (refusal) {
+    const status = refusal.code === "busy" ? 409 : 400;
+    sendError(res, requestId, status, status === 409 ? "resource_conflict" : "validation", refusal.message, [
+      { field: "session_id", message: refusal.message, code: refusal.code },
+    ]);
+    return;
+  }
+  // Nobody will read the result: stop the run rather than let it use the sandbox for nothing.
+  res.onAborted(() => session.signal(execId, "SIGKILL"));
+
+  const exit = await withKeepAlive(ctx, collector.done, deps);
+  if (res.aborted) return;
+  const result = collector.body(session.id, exit, limits);
+  if (res.headersSent) res.end(JSON.stringify(result));
+  else sendJson(res, 200, result);
+}
+
+/** Wait for `done`; if it takes long, commit to 200 and write a space now and then (JSON allows leading whitespace). */
+async function withKeepAlive<T>(ctx: RouteContext, done: Promise<T>, deps: ExecRouteDeps): Promise<T> {
+  const { res } = ctx;
+  let ticker: NodeJS.Timeout | undefined;
+  const starter = setTimeout(() => {
+    if (res.aborted) return;
+    res.status(200).header("content-type", "application/json");
+    res.write(" ");
+    ticker = setInterval(() => {
+      if (!res.aborted) res.write(" ");
+    }, deps.keepAliveEveryMs);
+  }, deps.keepAliveAfterMs);
+  try {
+    return await done;
+  } finally {
+    clearTimeout(starter);
+    clearInterval(ticker);
+  }
+}
