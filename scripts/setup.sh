@@ -110,7 +110,9 @@ stamp=node_modules/.package-lock.sha256
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   say "installing npm dependencies"
-  npm ci --no-audit --no-fund --loglevel=error
+  # No install scripts: nothing we depend on needs one (esbuild, biome and uWS ship prebuilt binaries), and
+  # some dev dependencies' scripts send telemetry (reova, under @librechat/agents). DO_NOT_TRACK for the rest.
+  DO_NOT_TRACK=1 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
   echo "$want" >"$stamp"
 fi
 

@@ -117,6 +117,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
     authenticated,
     keepAliveAfterMs: EXEC_KEEPALIVE_AFTER_MS,
     keepAliveEveryMs: EXEC_KEEPALIVE_EVERY_MS,
+    onRefused: (reason, remoteAddress) => logSecurity("exec_refused", { reason, remoteAddress }),
   });
   addUploadRoutes(router, {
     sessions,

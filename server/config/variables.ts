@@ -292,7 +292,9 @@ export const VARIABLES: readonly VariableSpec[] = [
   def("MAX_FILENAME_LENGTH", "files", "active", int(1, 4096), "255", "Longest file name"),
 
   // --- Sessions ---------------------------------------------------------------
-  def("SESSION_ID_LENGTH", "sessions", "active", int(16, 128), "32", "Length of session ids (base62)"),
+  def("SESSION_ID_LENGTH", "sessions", "active", int(16, 128), "21", "Length of session ids (base62)", {
+    note: "LibreChat checks session ids against 21 characters ([A-Za-z0-9_-]{21}) in its download route: keep 21 for LibreChat.",
+  }),
   def("SESSION_IDLE_GRACE", "sessions", "active", int(0, 604800), "300", "How long a session outlives its last client (resume window)", { unit: "s" }),
   def("SESSION_REPLAY_FRAMES", "sessions", "active", int(16, 1000000), "2000", "Frames kept per session for resume after a dropped connection"),
   def(

@@ -34,7 +34,7 @@ export function createHttpHandler({ router, logger, accessLogs }: HttpHandlerDep
       const match = router.match(req.method, req.path);
       if (match === undefined) sendError(res, requestId, 404, "resource_not_found", `no route for ${req.method} ${req.path}`);
       else if (match === "method") sendError(res, requestId, 405, "validation", `${req.method} is not allowed on ${req.path}`);
-      else await match.handler({ req, res, params: match.params, requestId });
+      else await match.handler({ req, res, params: match.params, requestId, log: logger.child({ requestId }) });
     } catch (error) {
       logger.error({ err: error, requestId }, "request failed");
       if (!res.headersSent) sendError(res, requestId, 500, "internal_server", "Internal server error");

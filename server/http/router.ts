@@ -1,3 +1,4 @@
+import type { Logger } from "pino";
 import type { Principal } from "../auth/api-keys.ts";
 import type { HttpRequest, HttpResponse } from "../transport/types.ts";
 
@@ -6,6 +7,8 @@ export interface RouteContext {
   res: HttpResponse;
   params: Record<string, string>;
   requestId: string;
+  /** The server's logger with this request's id on every line. */
+  log: Logger;
   /** Set by `requireAuth` for the routes it guards. */
   principal?: Principal;
 }

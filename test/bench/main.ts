@@ -53,12 +53,34 @@ async function benchTransport(transport: "node" | "uws") {
       await client.waitFor((f) => f.type === "exit" && f.id === id, 30_000, from);
     }
     client.terminate();
+
+    // HTTP /exec, as LibreChat calls it: in a reused session, and in a new session each time.
+    const httpExec = async (sessionId?: string): Promise<string> => {
+      const res = await fetch(`${server.httpUrl}/exec`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-api-key": TEST_API_KEY },
+        body: JSON.stringify({ lang: "py", code: "print('hello world')", ...(sessionId ? { session_id: sessionId } : {}) }),
+      });
+      const body = (await res.json()) as { session_id: string; stdout: string };
+      if (res.status !== 200 || body.stdout !== "hello world\n") throw new Error(`bench /exec failed: ${res.status} ${JSON.stringify(body)}`);
+      return body.session_id;
+    };
+    const reused = await httpExec();
+    for (let i = 0; i < 3; i++) await httpExec(reused);
+    const httpReused = await timeRepeated(RUNS, async () => {
+      await httpExec(reused);
+    });
+    const httpNew = await timeRepeated(SESSIONS, async () => {
+      await httpExec();
+    });
     return {
       transport: server.logs.join("\n").includes(`"transport":"${transport}"`) ? transport : "other",
       sessionOpenMs: summarize(sessionOpen),
       execPyHelloMs: summarize(py),
       execBashHelloMs: summarize(bash),
       firstOutputMs: summarize(firstOutput),
+      httpExecPyReusedSessionMs: summarize(httpReused),
+      httpExecPyNewSessionMs: summarize(httpNew),
     };
   } finally {
     await server.stop();

@@ -12,8 +12,8 @@ import { TestClient } from "../helpers/ws-client.ts";
 /** The obvious ten-line program, in each language: it prints sum(1..10)=55. */
 const SUM_PROGRAMS: Record<(typeof LANGUAGE_CODES)[number], string> = {
   py: ["total = 0", "for i in range(1, 11):", "    total += i", 'print(f"sum(1..10)={total}")'].join("\n"),
-  js: ["let total = 0;", "for (let i = 1; i <= 10; i++) total += i;", "console.log(`sum(1..10)=${total}`);"].join("\n"),
-  ts: ["let total: number = 0;", "for (let i = 1; i <= 10; i++) total += i;", "console.log(`sum(1..10)=${total}`);"].join("\n"),
+  js: ["let total = 0;", "for (let i = 1; i <= 10; i++) total += i;", 'console.log("sum(1..10)=" + total);'].join("\n"),
+  ts: ["let total: number = 0;", "for (let i = 1; i <= 10; i++) total += i;", 'console.log("sum(1..10)=" + total);'].join("\n"),
   go: [
     "package main",
     "",

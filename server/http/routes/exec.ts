@@ -15,6 +15,8 @@ export interface ExecRouteDeps {
   /** A run still going after this long gets its 200 and headers, then a space now and then until the JSON (idle proxies must not cut it). */
   keepAliveAfterMs: number;
   keepAliveEveryMs: number;
+  /** A request refused by a limit, for the security log. */
+  onRefused: (reason: string, remoteAddress: string) => void;
 }
 
 /** POST /exec: run code in a session chosen by the rules of HTTP-API.md and answer with its whole output. */
@@ -33,6 +35,7 @@ async function handleExec(ctx: RouteContext, deps: ExecRouteDeps): Promise<void>
   // Room for the largest code body, JSON escaping, and file references.
   const parsed = await readJsonBody(req, ExecRequestSchema, limits.codeBytes * 2 + 1024 * 1024);
   if (!parsed.ok) {
+    if (parsed.status === 413) deps.onRefused("body_too_large", req.remoteAddress);
     sendError(res, requestId, parsed.status, parsed.status === 413 ? "resource_exhausted" : "validation", parsed.message, parsed.details);
     return;
   }
@@ -56,6 +59,7 @@ async function handleExec(ctx: RouteContext, deps: ExecRouteDeps): Promise<void>
   }
   const codeBytes = Buffer.byteLength(body.code);
   if (codeBytes > limits.codeBytes) {
+    deps.onRefused("code_too_large", req.remoteAddress);
     sendError(res, requestId, 413, "resource_exhausted", `Code is ${codeBytes} bytes; the limit is ${limits.codeBytes}`, [
       { field: "code", message: "too large", code: "code_too_large" },
     ]);
@@ -101,6 +105,7 @@ async function handleExec(ctx: RouteContext, deps: ExecRouteDeps): Promise<void>
   const exit = await withKeepAlive(ctx, collector.done, deps);
   if (res.aborted) return;
   const result = collector.body(session.id, exit, limits);
+  ctx.log.debug({ sessionId: session.id, execId, lang: spec.code, reason: exit.reason, wallMs: exit.wallMs, files: exit.files.length }, "exec finished");
   if (res.headersSent) res.end(JSON.stringify(result));
   else sendJson(res, 200, result);
 }

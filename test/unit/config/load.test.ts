@@ -61,7 +61,7 @@ describe("defaults", () => {
     expect(config.sessions).toEqual({
       ttlMs: 24 * 3_600_000,
       cleanupIntervalMs: 600_000,
-      idLength: 32,
+      idLength: 21,
       idleGraceMs: 300_000,
       replayFrames: 2000,
       replayBytes: 8 * MIB,
