@@ -49,6 +49,7 @@ export interface LanguageSpec {
  * JAVA_TOOL_OPTIONS would do the same without a shell, but the JVM then prints
  * "Picked up JAVA_TOOL_OPTIONS" on every program's stderr.
  */
+// biome-ignore lint/suspicious/noTemplateCurlyInString: a shell expansion, for the `sh -c` of the java commands
 const JVM_FLAGS = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:MaxRAMPercentage=60 ${SANDBOX_MEMORY_BYTES:+-XX:MaxRAM=$SANDBOX_MEMORY_BYTES}";
 const JAVAC_FLAGS = JVM_FLAGS.replace(/-XX:/g, "-J-XX:");
 

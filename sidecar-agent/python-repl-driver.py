@@ -89,7 +89,7 @@ def report(error):
     if sys.excepthook is sys.__excepthook__:
         import traceback  # the built-in hook cannot show source lines kept in linecache
 
-        traceback.print_exception(error)
+        traceback.print_exception(type(error), error, tb)
     else:
         sys.excepthook(type(error), error, tb)
     # A script ended by an uncaught KeyboardInterrupt dies by SIGINT.
