@@ -6,7 +6,7 @@ The agent sends one JSON line per exec on the control socket:
     {"n": 1, "code": "...", "cwd": "/mnt/data", "args": [], "stdin": false}
 and the driver answers with JSON lines:
     {"ready": true}                                once, at start
-    {"running": n, "cpuUs": t}                     the exec was received: SIGINT is safe from now on
+    {"running": n, "cpuUs": t}                     the exec's stdin is open; SIGINT is safe from now on
     {"done": n, "code": 0, "signal": null, ...}    after the exec's output and its end markers
 The user's output goes to fds 1 and 2 as it is produced. At the end of each exec
 the line NUL ESC <marker> ":" <n> LF is written to both, so that the agent
@@ -142,7 +142,6 @@ def main():
         n, code = request["n"], request["code"]
         phase, interrupted = PREPARE, False
         start_cpu = cpu_us()
-        send({"running": n, "cpuUs": start_cpu})
         signal.signal(signal.SIGINT, on_sigint)  # the user's code may have replaced it
         os.chdir(request["cwd"])
         sys.argv = [""] + request["args"]
@@ -152,6 +151,7 @@ def main():
         filename = f"<exec {n}>"
         # Tracebacks and inspect find the source here, also when a later exec calls this one's functions.
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        send({"running": n, "cpuUs": start_cpu})
 
         exit_code, signal_name = report(run_user_code(code, filename, user_main.__dict__))
         flush(sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)

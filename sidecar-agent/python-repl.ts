@@ -144,10 +144,10 @@ export class PythonRepl {
   #send(exec: ReplExec): void {
     try {
       if (exec.request.stdin) {
-        // The driver made the FIFO before its last message. Opened read-write, the open never waits for
-        // the driver, and the driver's read end sees EOF exactly when this fd closes.
+        // The driver made the FIFO before its last message. Opened read-write, this open never waits
+        // for a reader, and the driver's read end sees EOF exactly when this fd closes.
         const fd = openSync(this.#fifo, constants.O_RDWR | constants.O_NONBLOCK);
-        exec.connectStdin(new Socket({ fd, readable: false, writable: true }));
+        exec.setStdinFifo(new Socket({ fd, readable: false, writable: true }));
       }
       const { code, cwd, args, stdin } = exec.request;
       this.#proc.control!.write(`${JSON.stringify({ n: exec.n, code, cwd, args, stdin })}\n`);
@@ -289,17 +289,18 @@ export class ReplExec implements RunningProgram {
     return this.#repl.signalGroup(signal);
   }
 
-  /** @internal */
-  connectStdin(socket: Socket): void {
+  /** @internal The write end of the exec's stdin FIFO. */
+  setStdinFifo(socket: Socket): void {
     socket.on("error", () => {}); // the exec ended meanwhile
     this.#stdinSocket = socket;
-    this.stdin?.pipe(socket);
   }
 
-  /** @internal The driver received the exec. */
+  /** @internal The driver has the exec and its stdin open. */
   running(cpuUs: number): void {
     this.#running = true;
     this.#cpuAtStartUs = cpuUs;
+    // Only now: an EOF (closing the only writer) before the driver opened its end would drop what was written.
+    if (this.#stdinSocket) this.stdin?.pipe(this.#stdinSocket);
     if (this.#interruptPending) this.#repl.signalGroup("SIGINT");
   }
 

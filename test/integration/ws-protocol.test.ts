@@ -42,7 +42,7 @@ describe.each(["node", "uws"] as const)("WebSocket protocol over the %s transpor
   it("opens a session with limits and languages", async () => {
     const { ready } = await sessionClient();
     expect(ready).toMatchObject({ type: "session.ready", resumed: false, seq: 1 });
-    expect(ready.sessionId).toMatch(/^[A-Za-z0-9]{32}$/);
+    expect(ready.sessionId).toMatch(/^[A-Za-z0-9]{21}$/);
     expect(ready.limits).toMatchObject({ outputBytes: 200000, memoryBytes: 256 * 1024 * 1024, codeBytes: 65536 });
     expect(ready.languages).toEqual(expect.arrayContaining(["py", "js", "bash", "c"]));
   });

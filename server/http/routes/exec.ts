@@ -104,7 +104,9 @@ async function handleExec(ctx: RouteContext, deps: ExecRouteDeps): Promise<void>
 
   const exit = await withKeepAlive(ctx, collector.done, deps);
   if (res.aborted) return;
-  const result = collector.body(session.id, exit, limits);
+  // The note on stderr names the limit this run had: the request's timeout, clamped to MAX_EXECUTION_TIME.
+  const wallTimeMs = Math.min(body.timeout ?? limits.wallTimeMs, limits.wallTimeMs);
+  const result = collector.body(session.id, exit, { ...limits, wallTimeMs });
   ctx.log.debug({ sessionId: session.id, execId, lang: spec.code, reason: exit.reason, wallMs: exit.wallMs, files: exit.files.length }, "exec finished");
   if (res.headersSent) res.end(JSON.stringify(result));
   else sendJson(res, 200, result);

@@ -43,32 +43,41 @@ async function handleUpload(ctx: RouteContext, deps: UploadRouteDeps, batch: boo
   const { sessions } = deps;
   const limits = sessions.fileLimits;
   const fields = new Map<string, string>();
+  // One slot per file part, in the order of the parts (they are stored concurrently and finish in any order).
   const outcomes: FileOutcome[] = [];
+  let fileParts = 0;
+  let overCount = false;
   let sessionId: string | undefined;
+  let creating: Promise<string> | undefined;
   let totalBytes = 0;
 
-  const sessionFor = async (): Promise<string> => {
-    if (sessionId) return sessionId;
-    const userId = fields.get("user_id");
-    const entityId = validEntity(fields.get("entity_id"));
-    const session = await sessions.create({ principal: ctx.principal!, ...(userId ? { userId } : {}) }, { ...(entityId ? { entityId } : {}) });
-    sessionId = session.id;
-    return sessionId;
+  // busboy moves on to the next part while one is still being written: the first part creates the session, the others wait for it.
+  const sessionFor = (): Promise<string> => {
+    creating ??= (async () => {
+      const userId = fields.get("user_id");
+      const entityId = validEntity(fields.get("entity_id"));
+      const session = await sessions.create({ principal: ctx.principal!, ...(userId ? { userId } : {}) }, { ...(entityId ? { entityId } : {}) });
+      sessionId = session.id;
+      return session.id;
+    })();
+    return creating;
   };
 
   const storeFile = async (part: MultipartFile): Promise<void> => {
+    const slot = fileParts++;
     // A `filepath` field names the nested path of the file that follows it.
     const wanted = fields.get("filepath") || part.filename;
     fields.delete("filepath");
+    if (slot >= limits.filesPerSession) {
+      // Over MAX_FILES_PER_SESSION: the whole request is refused below.
+      overCount = true;
+      part.stream.resume();
+      return;
+    }
     const name = sanitizeFileName(wanted, deps.filenameLength);
     if (!name.ok) {
       part.stream.resume();
-      outcomes.push({ ok: false, filename: wanted, error: name.reason, status: 400 });
-      return;
-    }
-    if (outcomes.filter((o) => o.ok).length >= limits.filesPerSession) {
-      part.stream.resume();
-      outcomes.push({ ok: false, filename: name.name, error: `a session holds at most ${limits.filesPerSession} files`, status: 413 });
+      outcomes[slot] = { ok: false, filename: wanted, error: name.reason, status: 400 };
       return;
     }
     const id = await sessionFor();
@@ -87,16 +96,16 @@ async function handleUpload(ctx: RouteContext, deps: UploadRouteDeps, batch: boo
     );
     if (part.stream.truncated || stored.size > limits.fileBytes) {
       await sessions.files.delete(id, stored.id);
-      outcomes.push({ ok: false, filename: name.name, error: `file exceeds the ${limits.fileBytes}-byte limit (MAX_FILE_SIZE_MB)`, status: 413 });
+      outcomes[slot] = { ok: false, filename: name.name, error: `file exceeds the ${limits.fileBytes}-byte limit (MAX_FILE_SIZE_MB)`, status: 413 };
       return;
     }
     if (totalBytes + stored.size > limits.totalBytes) {
       await sessions.files.delete(id, stored.id);
-      outcomes.push({ ok: false, filename: name.name, error: `the session's files would exceed ${limits.totalBytes} bytes`, status: 413 });
+      outcomes[slot] = { ok: false, filename: name.name, error: `the session's files would exceed ${limits.totalBytes} bytes`, status: 413 };
       return;
     }
     totalBytes += stored.size;
-    outcomes.push({ ok: true, file: stored });
+    outcomes[slot] = { ok: true, file: stored };
   };
 
   let tooManyFiles = false;
@@ -108,8 +117,15 @@ async function handleUpload(ctx: RouteContext, deps: UploadRouteDeps, batch: boo
       { fileBytes: limits.fileBytes + 1, files: limits.filesPerSession + 1 },
     ));
   } catch (error) {
+    // Every part handler has finished (readMultipart waits for them), so the session, if any, exists by now.
     if (sessionId) await sessions.delete(sessionId);
     if (error instanceof RequestAbortedError) return;
+    if (error instanceof MultipartError && error.kind === "not_multipart") {
+      sendError(res, requestId, 422, "validation", "No file in the request: expected a multipart/form-data body", [
+        { field: "file", message: error.message, code: "missing" },
+      ]);
+      return;
+    }
     if (error instanceof MultipartError) {
       sendError(res, requestId, 400, "validation", error.message, [{ field: "(body)", message: error.message, code: "invalid_multipart" }]);
       return;
@@ -133,7 +149,7 @@ async function handleUpload(ctx: RouteContext, deps: UploadRouteDeps, batch: boo
 
   const failed = outcomes.filter((o): o is Extract<FileOutcome, { ok: false }> => !o.ok);
   const stored = outcomes.filter((o): o is Extract<FileOutcome, { ok: true }> => o.ok);
-  if (tooManyFiles) {
+  if (tooManyFiles || overCount) {
     if (sessionId) await sessions.delete(sessionId);
     deps.onRefused("too_many_files", req.remoteAddress);
     sendError(res, requestId, 413, "resource_exhausted", `At most ${limits.filesPerSession} files per session (MAX_FILES_PER_SESSION)`);

@@ -160,13 +160,14 @@ describe("persistent python interpreter", () => {
     // without stdin: /dev/null, and input sent before an exec is not seen by the next one
     const none = await repl("import sys\nprint(repr(sys.stdin.read()))");
     expect(none.out).toBe("''\n");
-    conn.startExec({ id: "unread", lang: "py", repl: true, stdin: true, code: "print('ignored stdin')" });
-    conn.send({ type: "stdin", id: "unread", data: "left over\n" });
-    await conn.exitOf("unread");
-    conn.startExec({ id: "next", lang: "py", repl: true, stdin: true, code: "import sys\nprint(repr(sys.stdin.read()))" });
-    conn.send({ type: "stdin", id: "next", eof: true });
-    await conn.exitOf("next");
-    expect(conn.text("next")).toBe("''\n");
+    // input sent with its EOF at once, before the driver opened its end, is all there
+    for (const id of ["unread1", "next1", "unread2", ...Array.from({ length: 10 }, (_, i) => `next${i + 2}`)]) {
+      const reads = id.startsWith("next");
+      conn.startExec({ id, lang: "py", repl: true, stdin: true, code: reads ? "import sys\nprint(repr(sys.stdin.read()))" : "print('ignores stdin')" });
+      conn.send({ type: "stdin", id, data: `for ${id}\n`, eof: true });
+      await conn.exitOf(id);
+      if (reads) expect(conn.text(id)).toBe(`'for ${id}\\n'\n`);
+    }
   });
 
   it("the output cap kills the interpreter: output_limit, exactly the cap sent, then fresh state", async () => {
