@@ -46,9 +46,11 @@ export async function readOomKills(cgroupDir: string | null): Promise<number | n
 type Outcome = ProcessOutcome & { wallMs: number };
 
 /**
- * One exec: build folder, optional compile stage, run stage, output under a
- * credit window and a byte cap, signals, timeout, and the final `exit` frame
- * (sent once the program exited and both of its pipes ended).
+ * One exec: build folder, optional compile stage, run stage (or, for a repl
+ * exec, the code run in the persistent interpreter), output under a credit
+ * window and a byte cap, signals, timeout, and the final `exit` frame (sent
+ * once the program exited, or the interpreter finished the code, and all of
+ * its output was read).
  */
 export class ExecRun {
   readonly id: string;

@@ -79,21 +79,38 @@ def report(error):
             return 0, None
         if isinstance(error.code, int):
             return error.code & 0xFF, None
-        print(error.code, file=sys.stderr)
+        quietly(print, error.code, file=sys.stderr)
         return 1, None
     tb = error.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
         tb = tb.tb_next  # the driver's own frames
     error = error.with_traceback(tb)
     sys.last_type, sys.last_value, sys.last_traceback = type(error), error, tb
-    if sys.excepthook is sys.__excepthook__:
-        import traceback  # the built-in hook cannot show source lines kept in linecache
+    import traceback  # the built-in hook cannot show source lines kept in linecache
 
-        traceback.print_exception(type(error), error, tb)
-    else:
-        sys.excepthook(type(error), error, tb)
+    hook = sys.excepthook
+    if hook is sys.__excepthook__ or not quietly(hook, type(error), error, tb):
+        quietly(traceback.print_exception, type(error), error, tb)
     # A script ended by an uncaught KeyboardInterrupt dies by SIGINT.
     return (None, "SIGINT") if isinstance(error, KeyboardInterrupt) else (1, None)
+
+
+def quietly(function, *args, **kwargs):
+    """Call `function`; False when it raised (a broken hook or stream of the user's must not stop the driver)."""
+    try:
+        function(*args, **kwargs)
+        return True
+    except BaseException:
+        return False
+
+
+def flush_all():
+    """Flush sys.stdout and sys.stderr, whatever the user's code made of them."""
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        quietly(lambda: stream.flush())
+
+
+STDIN_ENCODING, STDIN_ERRORS = sys.stdin.encoding, sys.stdin.errors
 
 
 def set_stdin(path):
@@ -103,15 +120,7 @@ def set_stdin(path):
     os.dup2(fd, 0)
     os.close(fd)
     raw = io.FileIO(0, "r", closefd=False)
-    sys.stdin = io.TextIOWrapper(io.BufferedReader(raw), encoding=sys.__stdin__.encoding, errors=sys.__stdin__.errors, newline="\n")
-
-
-def flush(*streams):
-    for stream in streams:
-        try:
-            stream.flush()
-        except BaseException:
-            pass
+    sys.stdin = io.TextIOWrapper(io.BufferedReader(raw), encoding=STDIN_ENCODING, errors=STDIN_ERRORS, newline="\n")
 
 
 def main():
@@ -154,7 +163,7 @@ def main():
         send({"running": n, "cpuUs": start_cpu})
 
         exit_code, signal_name = report(run_user_code(code, filename, user_main.__dict__))
-        flush(sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
+        flush_all()
         if os.getpid() != driver_pid:
             os._exit(1 if exit_code is None else exit_code)  # a fork of the user's that ran off the end of the code
         set_stdin(os.devnull)

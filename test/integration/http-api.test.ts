@@ -268,6 +268,9 @@ describe.each(["node", "uws"] as const)("HTTP API over the %s transport", (trans
       const failed = await probe({ key: "wrong", headers: { "x-request-id": "req-failed-1" } });
       expect(failed.headers.get("x-request-id")).toBe("req-failed-1");
       expect(failed.json.request_id).toBe("req-failed-1");
+      // An id that could corrupt a log line is not echoed.
+      const unsafe = await probe({ headers: { "x-request-id": "bad id\twith spaces" } });
+      expect(unsafe.headers.get("x-request-id")).toMatch(/^[\w.:-]+$/);
       const made = await get("/health", { key: null });
       expect(made.headers.get("x-request-id")).toMatch(/^[\w.:-]{8,}$/);
       const other = await get("/health", { key: null });
@@ -314,6 +317,32 @@ describe.each(["node", "uws"] as const)("HTTP API over the %s transport", (trans
       expect(Date.now() - started).toBeLessThan(10_000);
     });
 
+    it("stops the run of a client that went away, and the session takes the next exec", async () => {
+      const first = await exec({ code: "echo ready", lang: "bash" });
+      const sessionId = first.json.session_id;
+      const gone = new AbortController();
+      const aborted = fetch(`${base}/exec`, {
+        method: "POST",
+        signal: gone.signal,
+        headers: { "x-api-key": TEST_API_KEY, "content-type": "application/json" },
+        body: JSON.stringify({ code: "sleep 20; touch marker", lang: "bash", session_id: sessionId }),
+      }).catch((error: Error) => error.name);
+      await sleep(800);
+      gone.abort();
+      expect(await aborted).toBe("AbortError");
+      let next: Reply | undefined;
+      const started = Date.now();
+      // One exec at a time: the next one is refused (409) only until the stopped run has ended.
+      for (let i = 0; i < 25; i++) {
+        next = await exec({ code: "ls; echo next", lang: "bash", session_id: sessionId });
+        if (next.status !== 409) break;
+        expectError(next, 409, "resource_conflict", "busy");
+        await sleep(200);
+      }
+      expect(next!.json).toMatchObject({ session_id: sessionId, stdout: "next\n" });
+      expect(Date.now() - started).toBeLessThan(5000);
+    });
+
     it("normalises args: a string, an array, anything else", async () => {
       const code = 'for a in "$@"; do printf "[%s]" "$a"; done';
       const cases: [unknown, string][] = [
@@ -332,8 +361,10 @@ describe.each(["node", "uws"] as const)("HTTP API over the %s transport", (trans
     });
 
     it("streams keep-alive whitespace before the JSON of a run longer than 3 s", async () => {
-      const reply = await exec({ code: "sleep 4; echo done", lang: "bash" });
+      const reply = await exec({ code: "sleep 4; echo done", lang: "bash" }, { headers: { "x-request-id": "long-run-1" } });
       expect(reply.status).toBe(200);
+      expect(reply.headers.get("x-request-id")).toBe("long-run-1");
+      expect(reply.headers.get("content-type")).toMatch(/^application\/json/);
       expect(reply.text).toMatch(/^\s+\{/);
       expect(JSON.parse(reply.text)).toMatchObject({ stdout: "done\n", stderr: "" });
       const quick = await exec({ code: "echo quick", lang: "bash" });
@@ -382,6 +413,26 @@ describe.each(["node", "uws"] as const)("HTTP API over the %s transport", (trans
   });
 
   describe("uploads and the file routes", () => {
+    it("answers an upload with message, session_id, storage_session_id and the files, one `file` or several `files`", async () => {
+      const one = await upload([{ name: "entity_id", value: "asst_1" }, { name: "file", filename: "one.txt", data: "1\n" }]);
+      expect(one.status, one.text).toBe(200);
+      expect(one.json).toEqual({
+        message: "success",
+        session_id: expect.stringMatching(/^[A-Za-z0-9_-]+$/),
+        storage_session_id: one.json.session_id,
+        files: [{ fileId: expect.stringMatching(/^[A-Za-z0-9_-]+$/), filename: "one.txt" }],
+      });
+      const several = await upload([
+        { name: "files", filename: "a.txt", data: "a\n" },
+        { name: "files", filename: "b.txt", data: "b\n" },
+      ]);
+      expect(several.status, several.text).toBe(200);
+      expect((several.json.files as Json[]).map((f) => f.filename)).toEqual(["a.txt", "b.txt"]);
+      expect(several.json.session_id).not.toBe(one.json.session_id);
+      const listed = ((await get(`/files/${several.json.session_id}?detail=simple`)).json as Json[]).map((f) => f.name).sort();
+      expect(listed).toEqual(["a.txt", "b.txt"]);
+    });
+
     it("uploads one file and lists it in summary, simple and full modes", async () => {
       const { sessionId, fileId, name } = await uploadOne("data.csv", "a,b\n1,2\n", { entity_id: "asst_1" });
       expect(name).toBe("data.csv");
@@ -464,12 +515,30 @@ describe.each(["node", "uws"] as const)("HTTP API over the %s transport", (trans
       expect(chunks).toBeGreaterThan(1);
       expect(sha256(Buffer.concat(received))).toBe(sha256(big));
 
+      // HEAD: the headers of the download and no body; the connection stays usable.
+      const head = await fetch(`${base}/download/${stored.sessionId}/${stored.fileId}`, { method: "HEAD", headers: { "x-api-key": TEST_API_KEY } });
+      expect(head.status).toBe(200);
+      expect(head.headers.get("content-length")).toBe(String(big.length));
+      expect((await head.arrayBuffer()).byteLength).toBe(0);
+      expect((await download(sessionId, fileId)).data.toString()).toBe("x,y\n");
+
       for (const path of [`/download/${sessionId}/nosuchfile`, `/download/nosuchsession/${fileId}`, `/download/${sessionId}/..%2F..%2Fetc`]) {
         expectError(await get(path), 404, "resource_not_found");
       }
       // Another key's session does not exist for it.
       expectError(await get(`/download/${sessionId}/${fileId}`, { key: OTHER_KEY }), 404, "resource_not_found");
       expect((await get(`/files/${sessionId}`, { key: OTHER_KEY })).json).toEqual([]);
+    });
+
+    it("downloads a file a run named with a quote and non-ASCII letters", async () => {
+      const run = await exec({ code: "open('résumé \"v2\".md', 'w').write('# cv')", lang: "py" });
+      expect(run.status, run.text).toBe(200);
+      const [file] = run.json.files as Json[];
+      expect(file).toMatchObject({ name: 'résumé "v2".md', path: '/mnt/data/résumé "v2".md' });
+      const got = await download(run.json.session_id, file.id);
+      expect(got.headers.get("content-type")).toMatch(/^text\/markdown/);
+      expect(got.headers.get("content-disposition")).toBe("attachment; filename=\"r_sum_ _v2_.md\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%22v2%22.md");
+      expect(got.data.toString()).toBe("# cv");
     });
 
     it("reports an object's lastModified, and deletes a file (404 the second time)", async () => {
@@ -639,9 +708,25 @@ describe.each(["node", "uws"] as const)("HTTP API over the %s transport", (trans
       expect((await download(otherRef.session_id, otherRef.id)).data.toString()).toBe("other\n");
 
       // A second run in the same session sees the files; only what it changes comes back.
-      const again = await exec({ code: "cat input.txt out/deep/new.txt; echo two > second.txt", lang: "bash", session_id: input.sessionId });
+      const again = await exec({ code: "cat input.txt out/deep/new.txt; echo two > second.txt; rm top.txt", lang: "bash", session_id: input.sessionId });
       expect(again.json.stdout).toBe("original\nchanged\nnew\n");
       expect((again.json.files as Json[]).map((f) => f.name)).toEqual(["second.txt"]);
+      // A file the run deleted leaves the listing.
+      const now = ((await get(`/files/${input.sessionId}?detail=simple`)).json as Json[]).map((f) => f.name).sort();
+      expect(now).toEqual(["input.txt", "out/deep/new.txt", "second.txt"]);
+
+      // Changing another session's file stores the new version in the run's session; the original stays as it was.
+      const third = await exec({ code: "echo edited >> other.txt", lang: "bash", session_id: input.sessionId, files: [otherRef] });
+      expect(third.json.session_id).toBe(input.sessionId);
+      const edited = (third.json.files as Json[]).find((f) => f.name === "other.txt");
+      expect(edited).toMatchObject({
+        session_id: input.sessionId,
+        storage_session_id: input.sessionId,
+        modified_from: { id: otherRef.id, storage_session_id: otherRef.session_id },
+      });
+      expect((await download(input.sessionId, edited.id)).data.toString()).toBe("other\nedited\n");
+      expect((await download(otherRef.session_id, otherRef.id)).data.toString()).toBe("other\n");
+      expect(((await get(`/files/${otherRef.session_id}?detail=simple`)).json as Json[]).map((f) => f.name)).toEqual(["other.txt"]);
     });
 
     it("mounts read_only batch files read-only: a run's change is not kept and the stored file is unchanged", async () => {
@@ -668,6 +753,24 @@ describe.each(["node", "uws"] as const)("HTTP API over the %s transport", (trans
       const next = await exec({ code: "cat ro.txt", lang: "bash", session_id: run.json.session_id, files: [ref] });
       expect(next.json.stdout).toBe("locked\n");
       expect(((await get(`/files/${ref.storage_session_id}?detail=simple`)).json as Json[]).map((f) => f.name)).toEqual(["ro.txt"]);
+    });
+
+    it("takes a deleted file out of the session's live sandbox too", async () => {
+      const { sessionId, fileId } = await uploadOne("doomed.txt", "doomed\n");
+      const first = await exec({ code: "ls", lang: "bash", session_id: sessionId });
+      expect(first.json.stdout).toBe("doomed.txt\n");
+      expect((await get(`/files/${sessionId}/${fileId}`, { method: "DELETE" })).status).toBe(200);
+      const after = await exec({ code: "ls; echo end", lang: "bash", session_id: sessionId });
+      expect(after.json).toMatchObject({ session_id: sessionId, stdout: "end\n" });
+    });
+
+    it("keeps at most MAX_FILES_PER_SESSION files of a run, saying so on stderr", async () => {
+      const run = await exec({ code: `for i in $(seq 1 ${MAX_FILES + 2}); do echo $i > f$i.txt; done; echo made`, lang: "bash" });
+      expect(run.status).toBe(200);
+      expect(run.json.stdout).toBe("made\n");
+      expect(run.json.files).toHaveLength(MAX_FILES);
+      expect(run.json.stderr).toContain("was not kept");
+      expect((await get(`/files/${run.json.session_id}`)).json).toHaveLength(MAX_FILES);
     });
 
     it("refuses a reference to a missing file or another user's file with 404, running nothing", async () => {

@@ -91,6 +91,17 @@ describe("persistent python interpreter", () => {
     expect((await repl("print(y)")).out).toBe("kept\n");
   });
 
+  it("a broken sys.excepthook or sys.stdout of the user's does not stop the interpreter", async () => {
+    await setup();
+    await repl("import sys\nsys.excepthook = lambda *args: 1 / 0");
+    const hooked = await repl("raise ValueError('shown anyway')");
+    expect(hooked.exit.code).toBe(1);
+    expect(hooked.err).toContain("ValueError: shown anyway");
+    await repl("sys.excepthook = sys.__excepthook__\nsys.stdout = None\nsys.stderr = None");
+    const back = await repl("sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__\nprint('back')");
+    expect(back.out).toBe("back\n");
+  });
+
   it("sys.exit(n) and exit() end the exec with their code; the interpreter stays", async () => {
     await setup();
     expect((await repl("z = 1\nimport sys\nsys.exit(3)\nz = 2")).exit).toMatchObject({ code: 3, reason: "exited" });
