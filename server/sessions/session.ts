@@ -85,6 +85,8 @@ interface RunningExec {
   watchdog?: NodeJS.Timeout;
   /** The agent's exit arrived; files are being collected. */
   exiting: boolean;
+  /** stdin and signals that came before the agent had the exec (sandbox starting, files being placed): sent in order once it has. */
+  beforeStart?: Array<(agent: AgentClient) => void>;
 }
 
 /** Output the agent may send ahead of the clients: bytes and frames. */
@@ -233,6 +235,7 @@ export class Session {
       pendingBytes: 0,
       pendingFrames: 0,
       exiting: false,
+      beforeStart: [],
     };
     this.#exec = exec;
     this.#touch();
@@ -252,13 +255,18 @@ export class Session {
     const exec = this.#exec;
     if (!exec || exec.id !== id) return this.error("unknown_exec", `no running exec "${id}"`, id);
     if (!exec.stdin) return this.error("stdin_not_enabled", `exec "${id}" did not ask for stdin (send exec with stdin: true)`, id);
-    this.#agent?.stdin(id, data, eof);
+    this.#toAgent(exec, (agent) => agent.stdin(id, data, eof));
   }
 
   signal(id: string, signal: SignalName): void {
     const exec = this.#exec;
     if (!exec || exec.id !== id) return this.error("unknown_exec", `no running exec "${id}"`, id);
-    this.#agent?.signal(id, signal);
+    this.#toAgent(exec, (agent) => agent.signal(id, signal));
+  }
+
+  #toAgent(exec: RunningExec, send: (agent: AgentClient) => void): void {
+    if (exec.beforeStart) exec.beforeStart.push(send);
+    else if (this.#agent) send(this.#agent);
   }
 
   /** A stored file was deleted: take it out of the sandbox too. */
@@ -379,6 +387,9 @@ export class Session {
         },
       },
     );
+    const early = exec.beforeStart ?? [];
+    exec.beforeStart = undefined;
+    for (const send of early) send(agent);
   }
 
   /** Acknowledge forwarded output to the agent while everyone who reads it keeps up. */

@@ -43,7 +43,7 @@ async function call(base: string, path: string, options: CallOptions = {}): Prom
   const headers: Record<string, string> = { ...options.headers };
   const key = options.key === undefined ? TEST_API_KEY : options.key;
   if (key !== null) headers["x-api-key"] = key;
-  let body = options.body;
+  let body = typeof options.body === "string" || options.body === undefined ? options.body : new Uint8Array(options.body);
   if (options.json !== undefined) {
     body = JSON.stringify(options.json);
     headers["content-type"] = "application/json";
@@ -414,7 +414,10 @@ describe.each(["node", "uws"] as const)("HTTP API over the %s transport", (trans
 
   describe("uploads and the file routes", () => {
     it("answers an upload with message, session_id, storage_session_id and the files, one `file` or several `files`", async () => {
-      const one = await upload([{ name: "entity_id", value: "asst_1" }, { name: "file", filename: "one.txt", data: "1\n" }]);
+      const one = await upload([
+        { name: "entity_id", value: "asst_1" },
+        { name: "file", filename: "one.txt", data: "1\n" },
+      ]);
       expect(one.status, one.text).toBe(200);
       expect(one.json).toEqual({
         message: "success",
@@ -479,7 +482,8 @@ describe.each(["node", "uws"] as const)("HTTP API over the %s transport", (trans
       expect(reply.status, reply.text).toBe(200);
       expect(reply.json).toMatchObject({ message: "success", succeeded: 2, failed: 0, session_id: reply.json.storage_session_id });
       const sessionId = reply.json.session_id;
-      const list = async (query: string) => ((await get(`/files/${sessionId}?detail=full&${query}`)).json as Json[]).map((f) => f.metadata["original-filename"]).sort();
+      const list = async (query: string) =>
+        ((await get(`/files/${sessionId}?detail=full&${query}`)).json as Json[]).map((f) => f.metadata["original-filename"]).sort();
       expect(await list("kind=skill&id=skill_abc&version=3")).toEqual(["SKILL.md", "helper.py"]);
       expect(await list("kind=skill&id=skill_abc&version=")).toEqual(["SKILL.md", "helper.py"]);
       expect(await list("kind=agent")).toEqual([]);
@@ -494,9 +498,7 @@ describe.each(["node", "uws"] as const)("HTTP API over the %s transport", (trans
       const small = await download(sessionId, fileId);
       expect(small.status).toBe(200);
       expect(small.headers.get("content-type")).toMatch(/^text\/csv/);
-      expect(small.headers.get("content-disposition")).toBe(
-        "attachment; filename=\"rapport _t_.csv\"; filename*=UTF-8''rapport%20%C3%A9t%C3%A9.csv",
-      );
+      expect(small.headers.get("content-disposition")).toBe("attachment; filename=\"rapport _t_.csv\"; filename*=UTF-8''rapport%20%C3%A9t%C3%A9.csv");
       expect(small.data.toString()).toBe("x,y\n");
 
       const big = randomBytes(Math.floor(2.5 * 1024 * 1024));
@@ -508,9 +510,12 @@ describe.each(["node", "uws"] as const)("HTTP API over the %s transport", (trans
       // Read as a stream: several chunks, all the bytes, in order.
       let chunks = 0;
       const received: Buffer[] = [];
-      for await (const chunk of response.body!) {
+      const reader = response.body!.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
         chunks++;
-        received.push(Buffer.from(chunk));
+        received.push(Buffer.from(value));
       }
       expect(chunks).toBeGreaterThan(1);
       expect(sha256(Buffer.concat(received))).toBe(sha256(big));
@@ -573,14 +578,10 @@ describe.each(["node", "uws"] as const)("HTTP API over the %s transport", (trans
       expect(names).toEqual(["reports/2024/q1.txt", "deep/er/notes.md", "abs/olute.txt"]);
       const sessionId = reply.json.session_id;
       const simple = (await get(`/files/${sessionId}?detail=simple`)).json as Json[];
-      expect(simple.map((f) => f.path).sort()).toEqual(
-        ["/mnt/data/abs/olute.txt", "/mnt/data/deep/er/notes.md", "/mnt/data/reports/2024/q1.txt"],
-      );
+      expect(simple.map((f) => f.path).sort()).toEqual(["/mnt/data/abs/olute.txt", "/mnt/data/deep/er/notes.md", "/mnt/data/reports/2024/q1.txt"]);
       const run = await exec({ code: "pwd; cat reports/2024/q1.txt deep/er/notes.md; find . -type f | sort", lang: "bash", session_id: sessionId });
       expect(run.json.session_id).toBe(sessionId);
-      expect(run.json.stdout).toBe(
-        "/mnt/data\nquarter one\nnotes\n./abs/olute.txt\n./deep/er/notes.md\n./reports/2024/q1.txt\n",
-      );
+      expect(run.json.stdout).toBe("/mnt/data\nquarter one\nnotes\n./abs/olute.txt\n./deep/er/notes.md\n./reports/2024/q1.txt\n");
       // Unchanged files of the session are not reported as the run's (or only as inherited).
       expect((run.json.files as Json[]).filter((f) => !f.inherited)).toEqual([]);
     });
@@ -661,7 +662,11 @@ describe.each(["node", "uws"] as const)("HTTP API over the %s transport", (trans
       expectError(truncated, 400, "validation", "invalid_multipart");
       const unclosed = await call(base, "/upload/batch", { body: cut.body, headers: { "content-type": cut.contentType } });
       expectError(unclosed, 400, "validation", "invalid_multipart");
-      expectError(await call(base, "/upload", { body: "not multipart at all", headers: { "content-type": "multipart/form-data; boundary=zzz" } }), 400, "validation");
+      expectError(
+        await call(base, "/upload", { body: "not multipart at all", headers: { "content-type": "multipart/form-data; boundary=zzz" } }),
+        400,
+        "validation",
+      );
       await settles(stored);
 
       expect(await snapshot(reference.sessionId)).toEqual(before);
@@ -794,7 +799,12 @@ describe.each(["node", "uws"] as const)("HTTP API over the %s transport", (trans
       await settles(stored);
       expect(await snapshot(mine.sessionId)).toEqual(before);
       // The owner may use it.
-      const owner = await exec({ code: "cat private.txt", lang: "bash", user_id: "alice", files: [{ id: mine.fileId, name: "private.txt", session_id: mine.sessionId }] });
+      const owner = await exec({
+        code: "cat private.txt",
+        lang: "bash",
+        user_id: "alice",
+        files: [{ id: mine.fileId, name: "private.txt", session_id: mine.sessionId }],
+      });
       expect(owner.json).toMatchObject({ session_id: mine.sessionId, stdout: "secret\n" });
     });
   });

@@ -96,6 +96,21 @@ describe.each(["node", "uws"] as const)("WebSocket protocol over the %s transpor
     expect(out).toBe("got:HELLO WORLD");
   });
 
+  it("keeps stdin and signals sent right behind the exec, before the program started, in order", async () => {
+    const { client } = await sessionClient();
+    const from = client.frames.length;
+    client.send({ type: "exec", id: "early", lang: "bash", code: 'read line; echo "got:$line"', stdin: true });
+    client.send({ type: "stdin", id: "early", data: "quick\n", eof: true });
+    const exit = await client.waitFor((f) => f.type === "exit" && f.id === "early", 30_000, from);
+    expect(exit).toMatchObject({ reason: "exited", code: 0 });
+    const out = client.frames.slice(from).filter((f) => f.type === "out" && f.id === "early");
+    expect(out.map((f) => f.data).join("")).toBe("got:quick\n");
+    client.send({ type: "exec", id: "early-int", lang: "bash", code: "sleep 30" });
+    client.send({ type: "signal", id: "early-int", signal: "SIGINT" });
+    const stopped = await client.waitFor((f) => f.type === "exit" && f.id === "early-int", 30_000, from);
+    expect(stopped).toMatchObject({ reason: "killed" });
+  });
+
   it("refuses stdin to an exec that did not ask for it, and stays usable", async () => {
     const { client } = await sessionClient();
     const from = client.frames.length;
