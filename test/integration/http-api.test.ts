@@ -292,6 +292,9 @@ describe.each(["node", "uws"] as const)("HTTP API over the %s transport", (trans
       expect(first.status, first.text).toBe(200);
       expect(first.headers.get("content-type")).toMatch(/^application\/json/);
       expect(first.json).toEqual({ session_id: expect.stringMatching(/^[A-Za-z0-9_-]+$/), stdout: "no newline\n", stderr: "", files: [] });
+      // Multi-byte characters across the agent's output chunks arrive whole.
+      const wide = await exec({ code: "print('é€😀' * 40000)", lang: "py" });
+      expect(wide.json.stdout).toBe(`${"é€😀".repeat(40000)}\n`);
       const second = await exec({ code: "true", lang: "bash", unknown_field: { ignored: true } });
       expect(second.status, second.text).toBe(200);
       expect(second.json.stdout).toBe("");

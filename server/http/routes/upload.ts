@@ -46,7 +46,6 @@ async function handleUpload(ctx: RouteContext, deps: UploadRouteDeps, batch: boo
   // One slot per file part, in the order of the parts (they are stored concurrently and finish in any order).
   const outcomes: FileOutcome[] = [];
   let fileParts = 0;
-  let overCount = false;
   let sessionId: string | undefined;
   let creating: Promise<string> | undefined;
   let totalBytes = 0;
@@ -68,12 +67,6 @@ async function handleUpload(ctx: RouteContext, deps: UploadRouteDeps, batch: boo
     // A `filepath` field names the nested path of the file that follows it.
     const wanted = fields.get("filepath") || part.filename;
     fields.delete("filepath");
-    if (slot >= limits.filesPerSession) {
-      // Over MAX_FILES_PER_SESSION: the whole request is refused below.
-      overCount = true;
-      part.stream.resume();
-      return;
-    }
     const name = sanitizeFileName(wanted, deps.filenameLength);
     if (!name.ok) {
       part.stream.resume();
@@ -113,8 +106,8 @@ async function handleUpload(ctx: RouteContext, deps: UploadRouteDeps, batch: boo
     ({ tooManyFiles } = await readMultipart(
       req,
       { file: storeFile, field: (name, value) => fields.set(name, value) },
-      // One more than allowed, so that a request over the count is seen and refused rather than cut silently.
-      { fileBytes: limits.fileBytes + 1, files: limits.filesPerSession + 1 },
+      // A file part past MAX_FILES_PER_SESSION is skipped and reported (tooManyFiles): the request is refused below.
+      { fileBytes: limits.fileBytes + 1, files: limits.filesPerSession },
     ));
   } catch (error) {
     // Every part handler has finished (readMultipart waits for them), so the session, if any, exists by now.
@@ -149,7 +142,7 @@ async function handleUpload(ctx: RouteContext, deps: UploadRouteDeps, batch: boo
 
   const failed = outcomes.filter((o): o is Extract<FileOutcome, { ok: false }> => !o.ok);
   const stored = outcomes.filter((o): o is Extract<FileOutcome, { ok: true }> => o.ok);
-  if (tooManyFiles || overCount) {
+  if (tooManyFiles) {
     if (sessionId) await sessions.delete(sessionId);
     deps.onRefused("too_many_files", req.remoteAddress);
     sendError(res, requestId, 413, "resource_exhausted", `At most ${limits.filesPerSession} files per session (MAX_FILES_PER_SESSION)`);
