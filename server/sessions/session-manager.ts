@@ -74,6 +74,10 @@ export class SessionManager {
     return this.#live.size;
   }
 
+  get compileTimeoutMs(): number {
+    return this.#deps.config.limits.compileTimeoutMs;
+  }
+
   get files(): FileStore {
     return this.#deps.files;
   }
@@ -167,13 +171,14 @@ export class SessionManager {
 
   /**
    * The session an HTTP /exec runs in (HTTP-API.md, in order): a live
-   * `session_id`; else the session of a referenced file of the same user; else
+   * `session_id` (of no user or the caller's user); else the session of a referenced file of the same user; else
    * the newest session of the same entity and user; else a new session.
    */
   async choose(request: { sessionId?: string; entityId?: string; inputs: readonly StoredFile[] }, caller: Caller): Promise<Session> {
     if (request.sessionId) {
       const session = await this.get(request.sessionId, caller.principal);
-      if (session) return session;
+      // A session of another end user is not this caller's, even by id: the same rule as for its files.
+      if (session && (session.userId === undefined || session.userId === caller.userId)) return session;
     }
     for (const file of request.inputs) {
       const record = await this.record(file.sessionId, caller.principal);

@@ -126,6 +126,8 @@ export class Session {
   #exec?: RunningExec;
   #graceTimer?: NodeJS.Timeout;
   #ended = false;
+  /** Callers waiting for the running exec to end (HTTP /exec queues; WebSocket clients get `busy`). */
+  #idleWaiters: Array<() => void> = [];
 
   constructor(options: SessionOptions) {
     this.#options = options;
@@ -245,6 +247,12 @@ export class Session {
     return undefined;
   }
 
+  /** Resolves once no exec runs (at once when none does), or the session ended. */
+  whenIdle(): Promise<void> {
+    if (!this.#exec || this.#ended) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
   /** A WebSocket exec: a refusal becomes an `error` frame on the session stream. */
   exec(request: ExecRequest): void {
     const refusal = this.startExec(request);
@@ -291,6 +299,7 @@ export class Session {
     if (exec) this.#emitExit(exec, this.#lostExit(exec, reason), []);
     this.#clients.clear();
     this.#blockedClients.clear();
+    for (const wake of this.#idleWaiters.splice(0)) wake();
     await this.#dropSandbox();
     this.#options.onEnded(this);
   }
@@ -447,6 +456,9 @@ export class Session {
     this.#emit({ ...frame });
     exec.observer?.exit(frame);
     this.#touch();
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const wake of waiters) wake();
     this.#options.events.publish({
       topic: "executions",
       kind: "finished",

@@ -851,6 +851,23 @@ describe.each(["node", "uws"] as const)("HTTP API over the %s transport", (trans
       // A live session_id wins over the entity.
       const e4 = await exec({ code: "cat one.txt", lang: "bash", entity_id: entity, user_id: "erin", session_id: e1.json.session_id });
       expect(e4.json).toMatchObject({ session_id: e1.json.session_id, stdout: "one\n" });
+      // ...but not the session of another end user, even by its id.
+      const stranger = await exec({ code: "ls", lang: "bash", user_id: "mallory", session_id: e1.json.session_id });
+      expect(stranger.json.session_id).not.toBe(e1.json.session_id);
+      expect(stranger.json.stdout).toBe("");
+    });
+
+    it("queues concurrent calls to one session instead of refusing them", async () => {
+      const first = await exec({ code: "n = 0", lang: "py" });
+      const sessionId = first.json.session_id;
+      const calls = Array.from({ length: 3 }, (_, i) =>
+        exec({ code: `import time\ntime.sleep(0.3)\nn += 1\nprint(${i}, n)`, lang: "py", session_id: sessionId }),
+      );
+      const results = await Promise.all(calls);
+      for (const result of results) expect(result.status).toBe(200);
+      // Each ran alone, one after the other: the counter went 1, 2, 3 in some order of the calls.
+      const counts = results.map((r) => Number((r.json.stdout as string).trim().split(" ")[1])).sort();
+      expect(counts).toEqual([1, 2, 3]);
     });
 
     it("is one session over HTTP and WebSocket", async () => {

@@ -1,11 +1,15 @@
 import { ExecRequestSchema, normalizeArgs } from "../../../protocol/http-bodies.ts";
 import { findLanguage, LANGUAGE_CODES } from "../../../protocol/index.ts";
 import { randomId } from "../../ids.ts";
+import type { ExecRefusal, ExitFrameBody } from "../../sessions/session.ts";
 import type { SessionManager } from "../../sessions/session-manager.ts";
 import { sendError, sendJson } from "../errors.ts";
 import { ExecCollector } from "../exec-result.ts";
 import { readJsonBody } from "../json-body.ts";
 import type { RouteContext, RouteHandler, Router } from "../router.ts";
+
+/** A call to a busy session waits at most this many of its longest runs before it gets 409. */
+const QUEUE_WAIT_EXEC_TIMES = 3;
 
 export interface ExecRouteDeps {
   sessions: SessionManager;
@@ -81,28 +85,46 @@ async function handleExec(ctx: RouteContext, deps: ExecRouteDeps): Promise<void>
   const args = normalizeArgs(body.args);
   const collector = new ExecCollector();
   const execId = `http-${randomId(12)}`;
-  const refusal = session.startExec(
-    {
-      id: execId,
-      lang: spec.code,
-      code: body.code,
-      ...(args ? { args } : {}),
-      ...(body.timeout ? { timeoutMs: body.timeout } : {}),
-      inputs: resolved.files.filter((file) => file.sessionId !== session.id),
-    },
-    collector,
+  const request = {
+    id: execId,
+    lang: spec.code,
+    code: body.code,
+    ...(args ? { args } : {}),
+    ...(body.timeout ? { timeoutMs: body.timeout } : {}),
+    inputs: resolved.files.filter((file) => file.sessionId !== session.id),
+  };
+  // Nobody will read the result: stop the run rather than let it use the sandbox for nothing.
+  res.onAborted(() => session.signal(execId, "SIGKILL"));
+
+  // LibreChat may run tool calls in parallel in one session: a busy session queues the call (within a bound) instead of refusing it.
+  const queueDeadline = Date.now() + QUEUE_WAIT_EXEC_TIMES * (limits.wallTimeMs + sessions.compileTimeoutMs);
+  const outcome = await withKeepAlive(
+    ctx,
+    (async (): Promise<{ exit: ExitFrameBody } | { refusal: ExecRefusal }> => {
+      for (;;) {
+        const refusal = session.startExec(request, collector);
+        if (!refusal) return { exit: await collector.done };
+        if (refusal.code !== "busy" || Date.now() > queueDeadline || res.aborted) return { refusal };
+        await session.whenIdle();
+      }
+    })(),
+    deps,
   );
-  if (refusal) {
+  if (res.aborted) return;
+  if ("refusal" in outcome) {
+    const { refusal } = outcome;
+    if (res.headersSent) {
+      // Already committed to 200 by the keep-alive: say it where the caller reads failures.
+      res.end(JSON.stringify({ session_id: session.id, stdout: "", stderr: `${refusal.message}\n`, files: [] }));
+      return;
+    }
     const status = refusal.code === "busy" ? 409 : 400;
     sendError(res, requestId, status, status === 409 ? "resource_conflict" : "validation", refusal.message, [
       { field: "session_id", message: refusal.message, code: refusal.code },
     ]);
     return;
   }
-  // Nobody will read the result: stop the run rather than let it use the sandbox for nothing.
-  res.onAborted(() => session.signal(execId, "SIGKILL"));
-
-  const exit = await withKeepAlive(ctx, collector.done, deps);
+  const { exit } = outcome;
   if (res.aborted) return;
   // The note on stderr names the limit this run had: the request's timeout, clamped to MAX_EXECUTION_TIME.
   const wallTimeMs = Math.min(body.timeout ?? limits.wallTimeMs, limits.wallTimeMs);
