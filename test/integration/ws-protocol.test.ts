@@ -56,11 +56,21 @@ describe.each(["node", "uws"] as const)("WebSocket protocol over the %s transpor
     // The first line (which may arrive as "first" then "\n": print writes them separately) came
     // at least ~800 ms before the exit: it was not held back until the end.
     const outs = frames.filter((f) => f.type === "out") as Timed[];
-    let seen = "";
-    const lineDone = outs.find((f) => (seen += f.data as string).includes("first\n"));
-    expect(lineDone).toBeDefined();
-    expect(seen).toBe("first\n");
-    expect((exit as Timed).at - lineDone!.at).toBeGreaterThan(800);
+    const lineDone = outs.findIndex((_, i) =>
+      outs
+        .slice(0, i + 1)
+        .map((f) => f.data)
+        .join("")
+        .includes("first\n"),
+    );
+    expect(lineDone).toBeGreaterThanOrEqual(0);
+    expect(
+      outs
+        .slice(0, lineDone + 1)
+        .map((f) => f.data)
+        .join(""),
+    ).toBe("first\n");
+    expect((exit as Timed).at - outs[lineDone]!.at).toBeGreaterThan(800);
     expect(frames.map((f) => f.type)).toEqual(expect.arrayContaining(["exec.start", "out", "exit"]));
   });
 
