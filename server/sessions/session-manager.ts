@@ -4,10 +4,16 @@ import type { Principal } from "../auth/api-keys.ts";
 import type { AppConfig } from "../config/types.ts";
 import type { EventBus } from "../events/event-bus.ts";
 import type { FileStore, StoredFile } from "../files/file-store.ts";
+import type { FleetBus } from "../fleet/fleet-bus.ts";
+import type { HolderRegistry } from "../fleet/holders.ts";
+import { RemoteSession } from "../fleet/remote-session.ts";
+import { SessionHost } from "../fleet/session-host.ts";
+import type { SharedStream } from "../fleet/shared-stream.ts";
 import { randomId } from "../ids.ts";
 import type { SandboxLimits, SandboxProvider } from "../sandbox/provider.ts";
 import type { FileLimits } from "./sandbox-files.ts";
 import { Session } from "./session.ts";
+import type { SessionHandle } from "./session-handle.ts";
 import type { SessionRecord, SessionStore } from "./session-store.ts";
 
 export interface SessionManagerDeps {
@@ -18,7 +24,20 @@ export interface SessionManagerDeps {
   availableLanguages: () => readonly string[];
   store: SessionStore;
   files: FileStore;
+  /** Several replicas share sessions (Redis): who holds which, the shared frame stream, and requests between replicas. */
+  fleet?: Fleet;
+  /** Run a background task once across the fleet (a lock), or here when alone. */
+  runOnce?: (name: string, task: () => Promise<unknown>) => Promise<unknown>;
 }
+
+export interface Fleet {
+  bus: FleetBus;
+  holders: HolderRegistry;
+  stream: SharedStream;
+}
+
+/** A session taken over from a replica that died continues its seq past this margin: the dead replica's last per-client frames (session.ready, pong) were never logged. */
+const TAKEOVER_SEQ_MARGIN = 1000;
 
 /** Who asks, and for which end user (LibreChat's `user_id`). */
 export interface Caller {
@@ -35,7 +54,9 @@ export type InputResolution = { ok: true; files: StoredFile[] } | { ok: false; i
  */
 export class SessionManager {
   readonly #live = new Map<string, Session>();
-  readonly #reviving = new Map<string, Promise<Session | undefined>>();
+  readonly #remote = new Map<string, RemoteSession>();
+  readonly #reviving = new Map<string, Promise<SessionHandle | undefined>>();
+  readonly #host: SessionHost | undefined;
   readonly #deps: SessionManagerDeps;
   readonly limits: SessionLimits;
   readonly #sandboxLimits: SandboxLimits;
@@ -67,6 +88,20 @@ export class SessionManager {
       filesPerSession: limits.filesPerSession,
       outputFiles: limits.outputFiles,
     };
+    if (deps.fleet) {
+      this.#host = new SessionHost({
+        bus: deps.fleet.bus,
+        live: (id) => this.#live.get(id),
+        deleteSession: (id) => this.delete(id),
+        idleWaitMs: this.#idleWaitMs(),
+      });
+    }
+  }
+
+  /** How long a caller may wait for a running exec to end: its longest possible run and then some. */
+  #idleWaitMs(): number {
+    const { limits } = this.#deps.config;
+    return limits.execTimeoutMs + limits.compileTimeoutMs + 30_000;
   }
 
   /** Live sessions (with a Session object) on this replica. */
@@ -96,8 +131,20 @@ export class SessionManager {
       timer.unref();
       this.#timers.push(timer);
     };
+    const once = this.#deps.runOnce ?? ((_name: string, task: () => Promise<unknown>) => task());
     every(Math.min(sandbox.cleanupIntervalMs, sandbox.idleTtlMs), () => this.sweepIdleSandboxes());
-    every(sessions.cleanupIntervalMs, () => this.sweepExpiredSessions());
+    every(sessions.cleanupIntervalMs, () => once("expired-sessions", () => this.sweepExpiredSessions()));
+    const fleet = this.#deps.fleet;
+    if (fleet) every(Math.floor(fleet.holders.ttlMs / 3), () => this.#renewHolders(fleet));
+  }
+
+  /** Keep our claim on the sessions held here; a session another replica took over while we were away is closed here. */
+  async #renewHolders(fleet: Fleet): Promise<void> {
+    const lost = await fleet.holders.renew([...this.#live.keys()]);
+    for (const id of lost) {
+      this.#deps.logger.warn({ sessionId: id }, "another replica took this session over");
+      await this.#live.get(id)?.close("sandbox_lost");
+    }
   }
 
   /** A new session; its sandbox starts now when `startSandbox`, else on its first exec. */
@@ -112,6 +159,7 @@ export class SessionManager {
       lastActiveAt: now,
     };
     await this.#deps.store.put(record);
+    await this.#deps.fleet?.holders.claim(record.id);
     const session = this.#materialize(record);
     if (options.startSandbox) {
       try {
@@ -124,21 +172,50 @@ export class SessionManager {
     return session;
   }
 
-  /** The session `id` as `principal` may see it (another key's session does not exist for it), revived from its record if needed. */
-  async get(id: string, principal: Principal): Promise<Session | undefined> {
-    const live = this.#live.get(id);
+  /**
+   * The session `id` as `principal` may see it (another key's session does not
+   * exist for it): live here, held by another replica (a proxy to it), or
+   * revived here from its record and files.
+   */
+  async get(id: string, principal: Principal): Promise<SessionHandle | undefined> {
+    const live = this.#live.get(id) ?? this.#remote.get(id);
     if (live && !live.ended) return this.#mayUse(live.ownerKeyHash, principal) ? live : undefined;
     const record = await this.record(id, principal);
     if (!record) return undefined;
     let reviving = this.#reviving.get(id);
     if (!reviving) {
-      reviving = (async () => {
-        const again = this.#live.get(id);
-        return again && !again.ended ? again : this.#materialize(record);
-      })().finally(() => this.#reviving.delete(id));
+      reviving = this.#revive(record).finally(() => this.#reviving.delete(id));
       this.#reviving.set(id, reviving);
     }
     return reviving;
+  }
+
+  async #revive(record: SessionRecord): Promise<SessionHandle> {
+    const again = this.#live.get(record.id) ?? this.#remote.get(record.id);
+    if (again && !again.ended) return again;
+    const fleet = this.#deps.fleet;
+    if (!fleet) return this.#materialize(record);
+    const holder = await fleet.holders.claim(record.id);
+    if (holder !== fleet.bus.replicaId) {
+      const remote = new RemoteSession(record, holder, {
+        bus: fleet.bus,
+        stream: fleet.stream,
+        logger: this.#deps.logger,
+        idleWaitMs: this.#idleWaitMs(),
+        onEnded: (ended) => {
+          if (this.#remote.get(ended.id) === ended) this.#remote.delete(ended.id);
+        },
+      });
+      this.#remote.set(record.id, remote);
+      return remote;
+    }
+    // Ours now: continue the shared stream, and end what a replica that died left running.
+    const replay = await fleet.stream.read(record.id);
+    const last = Math.max(replay.droppedUpTo, ...replay.frames.map((frame) => frame.seq));
+    const session = this.#materialize(record, last > 0 ? last + TAKEOVER_SEQ_MARGIN : 0);
+    const dangling = danglingExec(replay.frames);
+    if (dangling) session.reportLostExec(dangling);
+    return session;
   }
 
   /** The record of session `id`, when `principal` may see it and it has not expired. */
@@ -174,7 +251,7 @@ export class SessionManager {
    * `session_id` (of no user or the caller's user); else the session of a referenced file of the same user; else
    * the newest session of the same entity and user; else a new session.
    */
-  async choose(request: { sessionId?: string; entityId?: string; inputs: readonly StoredFile[] }, caller: Caller): Promise<Session> {
+  async choose(request: { sessionId?: string; entityId?: string; inputs: readonly StoredFile[] }, caller: Caller): Promise<SessionHandle> {
     if (request.sessionId) {
       const session = await this.get(request.sessionId, caller.principal);
       // A session of another end user is not this caller's, even by id: the same rule as for its files.
@@ -201,6 +278,9 @@ export class SessionManager {
   async delete(id: string): Promise<void> {
     const live = this.#live.get(id);
     if (live) await live.close("killed");
+    const remote = this.#remote.get(id);
+    if (remote) await remote.close();
+    await this.#deps.fleet?.stream.delete(id).catch(() => {});
     await this.#deps.store.delete(id);
     await this.#deps.files.deleteSession(id);
   }
@@ -208,7 +288,7 @@ export class SessionManager {
   /** Delete one file; a live sandbox holding it loses it too. */
   async deleteFile(file: StoredFile): Promise<void> {
     await this.#deps.files.delete(file.sessionId, file.id);
-    await this.#live.get(file.sessionId)?.fileDeleted(file);
+    await (this.#live.get(file.sessionId) ?? this.#remote.get(file.sessionId))?.fileDeleted(file);
   }
 
   async sweepIdleSandboxes(): Promise<number> {
@@ -218,7 +298,10 @@ export class SessionManager {
     }
     // A live object with no sandbox and nobody attached is only a cache of its record.
     for (const session of [...this.#live.values()]) {
-      if (!session.hasSandbox && !session.running && session.clientCount === 0) this.#live.delete(session.id);
+      if (!session.hasSandbox && !session.running && session.clientCount === 0) {
+        this.#live.delete(session.id);
+        await this.#deps.fleet?.holders.release(session.id).catch(() => {});
+      }
     }
     if (released > 0) this.#deps.logger.info({ released }, "idle sandboxes released");
     return released;
@@ -242,6 +325,7 @@ export class SessionManager {
   async shutdown(): Promise<void> {
     for (const timer of this.#timers) clearInterval(timer);
     this.#timers = [];
+    this.#host?.stop();
     await Promise.all([...this.#live.values()].map((session) => session.close("internal")));
   }
 
@@ -249,9 +333,17 @@ export class SessionManager {
     return principal.isMaster || ownerKeyHash === principal.keyHash;
   }
 
-  #materialize(record: SessionRecord): Session {
-    const { config, provider, events, logger, availableLanguages, files, store } = this.#deps;
+  #materialize(record: SessionRecord, initialSeq = 0): Session {
+    const { config, provider, events, logger, availableLanguages, files, store, fleet } = this.#deps;
     const session = new Session({
+      initialSeq,
+      ...(fleet
+        ? {
+            onFrame: (seq: number, text: string) => {
+              fleet.stream.append(record.id, seq, text).catch((error: unknown) => logger.warn({ err: error, sessionId: record.id }, "frame not shared"));
+            },
+          }
+        : {}),
       record,
       limits: this.limits,
       sandboxLimits: this.#sandboxLimits,
@@ -269,10 +361,23 @@ export class SessionManager {
         void store.touch(active.id, active.lastActiveAt).catch((error: unknown) => logger.warn({ err: error }, "session touch failed"));
       },
       onEnded: (ended) => {
-        if (this.#live.get(ended.id) === ended) this.#live.delete(ended.id);
+        if (this.#live.get(ended.id) !== ended) return;
+        this.#live.delete(ended.id);
+        void fleet?.holders.release(ended.id).catch(() => {});
       },
     });
     this.#live.set(record.id, session);
     return session;
   }
+}
+
+/** The exec whose `exec.start` has no `exit` after it in a replayed stream. */
+function danglingExec(frames: readonly { text: string }[]): string | undefined {
+  let running: string | undefined;
+  for (const frame of frames) {
+    const parsed = JSON.parse(frame.text) as { type: string; id?: string };
+    if (parsed.type === "exec.start") running = parsed.id;
+    else if (parsed.type === "exit" && parsed.id === running) running = undefined;
+  }
+  return running;
 }

@@ -6,12 +6,15 @@ import { AgentClient } from "../sandbox/agent-client.ts";
 import type { Sandbox, SandboxLimits, SandboxProvider } from "../sandbox/provider.ts";
 import { ReplayLog } from "./replay-log.ts";
 import { type FileLimits, SandboxFiles } from "./sandbox-files.ts";
+import type { SessionHandle } from "./session-handle.ts";
 import type { SessionRecord } from "./session-store.ts";
 
 /** A client attached to a session: one WebSocket, seen through what the session needs. */
 export interface SessionClient {
   /** False when the socket's send buffer is above its high-water mark; the transport then calls `clientDrained` once it is below. */
   send(text: string): boolean;
+  /** Close the client's connection (its session moved to another replica). */
+  disconnect?(code: number, reason: string): void;
 }
 
 /** Someone other than the WebSocket clients who wants one exec's output and exit (an HTTP /exec). */
@@ -69,6 +72,10 @@ export interface SessionOptions {
   onActivity: (session: Session) => void;
   /** Called once the session has ended, so its manager can forget it. */
   onEnded: (session: Session) => void;
+  /** The seq the stream continues from (a session taken over from a replica that died). */
+  initialSeq?: number;
+  /** Every logged frame, as sent: other replicas' clients and the shared replay log get them from here. */
+  onFrame?: (seq: number, text: string) => void;
 }
 
 interface RunningExec {
@@ -105,7 +112,7 @@ const WATCHDOG_SLACK_MS = 15_000;
  * sandbox goes (idle, lost, the last client gone past the grace), the next
  * exec starts a new one with the same files.
  */
-export class Session {
+export class Session implements SessionHandle {
   readonly id: string;
   readonly ownerKeyHash: string;
   readonly userId?: string;
@@ -128,6 +135,8 @@ export class Session {
   #ended = false;
   /** Callers waiting for the running exec to end (HTTP /exec queues; WebSocket clients get `busy`). */
   #idleWaiters: Array<() => void> = [];
+  /** Replicas with clients of this session: each counts as one attached client (for the grace and for output credit). */
+  readonly #remoteLeases = new Map<string, SessionClient>();
 
   constructor(options: SessionOptions) {
     this.#options = options;
@@ -137,6 +146,7 @@ export class Session {
     this.entityId = options.record.entityId;
     this.lastActiveAt = options.record.lastActiveAt;
     this.#log = new ReplayLog(options.replayFrames, options.replayBytes);
+    this.#seq = options.initialSeq ?? 0;
     this.#files = new SandboxFiles(this.id, options.files, options.fileLimits);
   }
 
@@ -205,6 +215,45 @@ export class Session {
   clientDrained(client: SessionClient): void {
     this.#blockedClients.delete(client);
     this.#releaseCredit();
+  }
+
+  /**
+   * Another replica has clients of this session: they read the published
+   * frames, so the lease just keeps the session attached. Returns the seq of
+   * the `session.ready` that replica sends them.
+   */
+  attachRemote(replicaId: string): { seq: number; limits: SessionLimits; languages: readonly string[] } {
+    this.keepRemote(replicaId);
+    this.#touch();
+    return { seq: ++this.#seq, limits: this.#options.limits, languages: this.#options.availableLanguages() };
+  }
+
+  /** Hold (or renew) the lease of another replica's clients, without a new seq. */
+  keepRemote(replicaId: string): void {
+    if (this.#remoteLeases.has(replicaId) || this.#ended) return;
+    const lease: SessionClient = { send: () => true };
+    this.#remoteLeases.set(replicaId, lease);
+    clearTimeout(this.#graceTimer);
+    this.#graceTimer = undefined;
+    this.#clients.add(lease);
+    this.#releaseCredit();
+  }
+
+  detachRemote(replicaId: string): void {
+    const lease = this.#remoteLeases.get(replicaId);
+    if (!lease) return;
+    this.#remoteLeases.delete(replicaId);
+    this.detach(lease);
+  }
+
+  /** A seq for a frame another replica sends one of its clients (pong). */
+  takeSeq(): number {
+    return ++this.#seq;
+  }
+
+  /** The last seq of the stream (for a replica that takes the session over). */
+  get seq(): number {
+    return this.#seq;
   }
 
   /** Answer one client's ping. Like session.ready it takes a seq but is not logged or sent to other clients. */
@@ -283,6 +332,11 @@ export class Session {
     if (agent && !agent.isClosed) await this.#files.remove(agent, file);
   }
 
+  /** An exec of this session that ran on a replica that died: its stream ends with sandbox_lost. */
+  reportLostExec(execId: string): void {
+    this.#emit({ type: "exit", id: execId, code: null, signal: null, reason: "sandbox_lost", wallMs: 0, truncated: false, files: [] });
+  }
+
   /** Release the sandbox when nothing uses it (idle sweep). Returns whether it did. */
   async releaseIdleSandbox(idleMs: number): Promise<boolean> {
     if (!this.#sandbox || this.#exec || this.#clients.size > 0 || Date.now() - this.lastActiveAt < idleMs) return false;
@@ -332,6 +386,7 @@ export class Session {
     const seq = ++this.#seq;
     const text = JSON.stringify({ ...frame, sessionId: this.id, seq });
     this.#log.append(seq, text);
+    this.#options.onFrame?.(seq, text);
     for (const client of this.#clients) this.#sendTo(client, text);
   }
 

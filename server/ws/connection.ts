@@ -12,7 +12,8 @@ import type { ApiKeyVerifier, Principal } from "../auth/api-keys.ts";
 import { extractApiKey } from "../auth/credentials.ts";
 import type { EventBus } from "../events/event-bus.ts";
 import type { StoredFile } from "../files/file-store.ts";
-import type { Session, SessionClient } from "../sessions/session.ts";
+import type { SessionClient } from "../sessions/session.ts";
+import type { SessionHandle } from "../sessions/session-handle.ts";
 import type { SessionManager } from "../sessions/session-manager.ts";
 import type { UpgradeRequest, WsConnection, WsSocket } from "../transport/types.ts";
 
@@ -40,7 +41,7 @@ export class ClientConnection implements WsConnection, SessionClient {
   readonly #socket: WsSocket;
   readonly #deps: ConnectionDeps;
   #principal?: Principal;
-  #session?: Session;
+  #session?: SessionHandle;
   /** Frames that touch the session, handled one after the other. */
   #pending: Promise<void> = Promise.resolve();
   #closed = false;
@@ -71,6 +72,10 @@ export class ClientConnection implements WsConnection, SessionClient {
 
   send(text: string): boolean {
     return this.#closed ? false : this.#socket.send(text);
+  }
+
+  disconnect(code: number, reason: string): void {
+    this.#socket.close(code, reason);
   }
 
   // ---- WsConnection ----
@@ -175,7 +180,7 @@ export class ClientConnection implements WsConnection, SessionClient {
     });
   }
 
-  async #exec(session: Session, frame: ExecFrame): Promise<void> {
+  async #exec(session: SessionHandle, frame: ExecFrame): Promise<void> {
     let inputs: StoredFile[] = [];
     if (frame.files && frame.files.length > 0) {
       const resolved = await this.#deps.sessions.resolveInputs(frame.files, { principal: this.#principal!, userId: session.userId });
@@ -204,7 +209,10 @@ export class ClientConnection implements WsConnection, SessionClient {
         return;
       }
       this.#session = session;
-      session.attach(this, frame.lastSeq);
+      if (!(await session.attach(this, frame.lastSeq))) {
+        this.#session = undefined;
+        this.#fail(CloseCodes.sessionNotFound, "session_not_found", `session ${frame.sessionId} is not reachable now: try again`);
+      }
       return;
     }
     try {

@@ -102,7 +102,7 @@ async function handleExec(ctx: RouteContext, deps: ExecRouteDeps): Promise<void>
     ctx,
     (async (): Promise<{ exit: ExitFrameBody } | { refusal: ExecRefusal }> => {
       for (;;) {
-        const refusal = session.startExec(request, collector);
+        const refusal = await session.startExec(request, collector);
         if (!refusal) return { exit: await collector.done };
         if (refusal.code !== "busy" || Date.now() > queueDeadline || res.aborted) return { refusal };
         await session.whenIdle();
