@@ -3,7 +3,10 @@
 # then run every vitest suite (unit, then integration with real sandboxes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+# Test-only Debian packages, installed through setup.sh's installer (only when missing):
+# real Redis servers for the Redis store suites (test/helpers/redis-servers.ts).
+TEST_PACKAGES=(redis-server redis-tools redis-sentinel)
+SETUP_EXTRA_PACKAGES="${SETUP_EXTRA_PACKAGES:-} ${TEST_PACKAGES[*]}" bash scripts/setup.sh
 # uWebSockets.js needs glibc >= 2.38; on older systems the tests run it under a private copy.
 bash scripts/uws-glibc.sh >/dev/null
 echo "test: biome (format + lint)"

@@ -3,13 +3,14 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import { WS_SUBPROTOCOL } from "../protocol/index.ts";
-import { ApiKeyVerifier } from "./auth/api-keys.ts";
+import { createAuthServices } from "./auth/auth-services.ts";
 import type { AppConfig } from "./config/types.ts";
 import { InProcessEventBus } from "./events/event-bus.ts";
 import { LocalFileStore } from "./files/local-file-store.ts";
 import { withCors } from "./http/cors.ts";
-import { createHttpHandler, requireAuth } from "./http/http-handler.ts";
+import { createHttpHandler, requireAuth, requireMaster } from "./http/http-handler.ts";
 import { Router } from "./http/router.ts";
+import { addAdminRoutes } from "./http/routes/admin.ts";
 import { addDocsRoutes } from "./http/routes/docs.ts";
 import { addExecRoute } from "./http/routes/exec.ts";
 import { addFileRoutes } from "./http/routes/files.ts";
@@ -68,10 +69,13 @@ function agentDir(): string {
 export async function startApp(config: AppConfig, logger: Logger): Promise<RunningApp> {
   const version = readVersion();
   const events = new InProcessEventBus();
-  const verifier = new ApiKeyVerifier(config.auth.apiKeys, config.auth.masterKey, config.auth.enabled);
   const logSecurity = (event: string, fields: Record<string, unknown>) => {
     if (config.logging.securityLogs) securityLog(logger, event, fields);
   };
+
+  // --- API keys, rate limits, auth-failure limiter (server/auth/): pass a Redis client to share them across replicas.
+  const auth = await createAuthServices(config, undefined, { logger: logger.child({ component: "auth" }), securityLog: logSecurity });
+  const authGuard = { gate: auth.gate, keyHeader: config.auth.header };
 
   const provider = new LocalSandboxProvider({
     baseDir: config.sandbox.baseDir,
@@ -100,7 +104,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
   sessions.startSweeps();
 
   const router = new Router();
-  const authenticated = requireAuth(verifier, config.auth.header, (reason, remoteAddress) => logSecurity("auth_failed", { reason, remoteAddress }));
+  const authenticated = requireAuth(authGuard);
   let transport: Transport | undefined;
   addHealthRoutes(router, {
     version,
@@ -126,6 +130,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
     onRefused: (reason, remoteAddress) => logSecurity("upload_refused", { reason, remoteAddress }),
   });
   addFileRoutes(router, { sessions, authenticated });
+  addAdminRoutes(router, { ...auth, master: requireMaster(authGuard), sessionsCount: () => sessions.size, securityLog: logSecurity });
   addDocsRoutes(router, { enabled: config.server.docsEnabled, version, keyHeader: config.auth.header, websocketPaths: WS_PATHS });
 
   const http = withCors(createHttpHandler({ router, logger: logger.child({ component: "http" }), accessLogs: config.logging.accessLogs }), {
@@ -145,7 +150,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
         open: (socket, request) =>
           new ClientConnection(socket, request, {
             sessions,
-            verifier,
+            gate: auth.gate,
             keyHeader: config.auth.header,
             events,
             logger: logger.child({ component: "ws" }),
@@ -176,6 +181,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
       await transport.close();
       await sessions.shutdown();
       await provider.shutdown();
+      await auth.close();
     },
   };
 }

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 import { startApp } from "./app.ts";
+import { runKeysCommand } from "./auth/keys-cli.ts";
 import { runConfigCommand } from "./config/cli.ts";
 import { loadConfig } from "./config/load.ts";
 import { createLogger } from "./logging/logger.ts";
 
 const USAGE = `usage: code-interpreter [serve]
-       code-interpreter config summary|validate|security|template|export`;
+       code-interpreter config summary|validate|security|template|export|docs
+       code-interpreter keys create|list|enable|disable|delete`;
 
 async function serve(): Promise<void> {
   const { config, errors, warnings } = loadConfig();
@@ -42,6 +44,8 @@ if (command === "serve") {
   });
 } else if (command === "config") {
   process.exitCode = runConfigCommand(rest, { stdout: process.stdout, stderr: process.stderr });
+} else if (command === "keys") {
+  process.exitCode = await runKeysCommand(rest, { stdout: process.stdout, stderr: process.stderr });
 } else {
   process.stderr.write(`${USAGE}\n`);
   process.exitCode = 2;

@@ -4,9 +4,12 @@ import { createHash } from "node:crypto";
 export interface Principal {
   keyHash: string;
   isMaster: boolean;
+  /** A key of the key store (admin API or `keys` CLI), which may have rate limits; absent for API_KEY/API_KEYS and the master key. */
+  managed?: true;
 }
 
-export type AuthResult = { ok: true; principal: Principal } | { ok: false; reason: "missing" | "invalid" };
+export type AuthFailure = "missing" | "invalid" | "disabled";
+export type AuthResult = { ok: true; principal: Principal } | { ok: false; reason: AuthFailure };
 
 export function hashKey(key: string): string {
   return createHash("sha256").update(key).digest("hex");

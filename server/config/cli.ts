@@ -129,7 +129,13 @@ export function maskConfig(config: AppConfig): AppConfig {
   }
   const auth: AppConfig["auth"] = { ...config.auth, apiKeys: config.auth.apiKeys.map(maskSecret) };
   if (config.auth.masterKey !== undefined) auth.masterKey = maskSecret(config.auth.masterKey);
-  return { ...config, auth, raw };
+  const redis: AppConfig["redis"] = { ...config.redis, sentinel: { ...config.redis.sentinel } };
+  if (redis.password !== undefined) redis.password = maskSecret(redis.password);
+  if (redis.sentinel.password !== undefined) redis.sentinel.password = maskSecret(redis.sentinel.password);
+  const s3: AppConfig["storage"]["s3"] = { ...config.storage.s3 };
+  if (s3.accessKey !== undefined) s3.accessKey = maskSecret(s3.accessKey);
+  if (s3.secretKey !== undefined) s3.secretKey = maskSecret(s3.secretKey);
+  return { ...config, auth, redis, storage: { ...config.storage, s3 }, raw };
 }
 
 export function exportConfig(loaded: LoadedConfig): { config: AppConfig; sources: Record<string, string>; errors: string[]; warnings: string[] } {

@@ -12,6 +12,8 @@ import { resolve } from "node:path";
 import { parseDotEnv } from "./dotenv.ts";
 import { resolveHttps } from "./https.ts";
 import { maskValue } from "./mask.ts";
+import { resolveRedis } from "./redis.ts";
+import { resolveS3 } from "./s3.ts";
 import { parseEnvStrings, parseValue, type RawValue, splitList } from "./schema.ts";
 import type { AppConfig, LogLevel } from "./types.ts";
 import { VARIABLES, type VariableSpec } from "./variables.ts";
@@ -176,6 +178,8 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   }
 
   const https = resolveHttps(raw, explicit, sources, cwd, errors, warnings);
+  const redis = resolveRedis(raw, explicit, cwd, errors, warnings);
+  const s3 = resolveS3(raw, explicit, errors, warnings);
 
   // --- typed view --------------------------------------------------------------------
   const num = (name: string): number => raw[name] as number;
@@ -204,6 +208,13 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       ...(masterKey ? { masterKey } : {}),
       keyCacheTtlMs: num("API_KEY_CACHE_TTL") * 1000,
       rateLimitEnabled: bool("RATE_LIMIT_ENABLED"),
+      defaultRateLimits: Object.fromEntries(
+        (["second", "minute", "hour", "day", "month"] as const)
+          .map((window) => [window, num(`RATE_LIMIT_DEFAULT_PER_${window.toUpperCase()}`)] as const)
+          .filter(([, limit]) => limit > 0),
+      ),
+      authFailureLimit: num("AUTH_FAILURE_LIMIT"),
+      authFailureWindowMs: num("AUTH_FAILURE_WINDOW") * 1000,
     },
     limits: {
       execTimeoutMs: num("MAX_EXECUTION_TIME") * 1000,
@@ -252,6 +263,8 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       accessLogs: bool("ENABLE_ACCESS_LOGS"),
       securityLogs: bool("ENABLE_SECURITY_LOGS"),
     },
+    redis,
+    storage: { backend: s3.enabled ? "s3" : "local", s3 },
     raw: Object.freeze({ ...raw }),
   };
 
@@ -262,7 +275,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
 /** Warnings about insecure or inconsistent choices in a loaded configuration. */
 export function checkConfig(config: AppConfig): string[] {
   const warnings: string[] = [];
-  const { auth, raw } = config;
+  const { auth } = config;
   if (!auth.enabled) {
     warnings.push("AUTH_ENABLED is false: user routes accept anyone who can reach the port; keep the server behind a proxy, VPN or mTLS");
   } else {
@@ -292,7 +305,8 @@ export function checkConfig(config: AppConfig): string[] {
   if (config.server.corsEnabled && (config.server.corsOrigins.length === 0 || config.server.corsOrigins.includes("*"))) {
     warnings.push("CORS allows every origin (CORS_ORIGINS empty or *)");
   }
-  if (raw.REDIS_TLS_INSECURE === true) warnings.push("REDIS_TLS_INSECURE is true: Redis certificates are not verified");
+  if (config.redis.enabled && config.redis.tls.enabled && config.redis.tls.insecure)
+    warnings.push("REDIS_TLS_INSECURE is true: Redis certificates are not verified");
   if (config.limits.fileSizeBytes > config.sandbox.dataBytes) {
     warnings.push("MAX_FILE_SIZE_MB is larger than SANDBOX_DATA_SIZE_MB: files that large cannot be written to /mnt/data");
   }

@@ -13,7 +13,7 @@ export interface SecurityCheck {
 
 const WEAK_STORAGE_KEYS = new Set(["minioadmin", "test-access-key", "test-secret-key"]);
 
-export function securityChecks({ config, sources }: LoadedConfig): SecurityCheck[] {
+export function securityChecks({ config }: LoadedConfig): SecurityCheck[] {
   const checks: SecurityCheck[] = [];
   const add = (group: SecurityCheck["group"], title: string, pass: boolean, ok: string, warn: string) =>
     checks.push({ group, title, status: pass ? "PASS" : "WARN", detail: pass ? ok : warn });
@@ -114,17 +114,17 @@ export function securityChecks({ config, sources }: LoadedConfig): SecurityCheck
     "LOG_BACKUP_COUNT=0: each rotation discards the previous log",
   );
 
-  const redisConfigured = sources.REDIS_URL !== "default" || sources.REDIS_HOST !== "default";
-  const redisUrl = typeof raw.REDIS_URL === "string" ? raw.REDIS_URL : "";
-  const redisAuth = typeof raw.REDIS_PASSWORD === "string" || /^[a-z]+:\/\/[^@/]*@/i.test(redisUrl);
+  const redisConfigured = config.redis.enabled;
+  const redisAuth = config.redis.password !== undefined;
   add(
     "Infrastructure",
     "Redis secured with authentication",
     !redisConfigured || redisAuth,
-    redisConfigured ? "password set" : "Redis not configured (not used yet)",
+    redisConfigured ? "password set" : "Redis not configured (embedded stores)",
     "Redis is configured without a password",
   );
-  const storageConfigured = sources.S3_ENDPOINT !== "default" || sources.S3_ACCESS_KEY !== "default";
+  // Well-known keys are worth a warning even while S3 is off: they are one S3_ENDPOINT away from use.
+  const storageConfigured = config.storage.s3.enabled || config.storage.s3.accessKey !== undefined;
   const accessKey = typeof raw.S3_ACCESS_KEY === "string" ? raw.S3_ACCESS_KEY : "";
   const secretKey = typeof raw.S3_SECRET_KEY === "string" ? raw.S3_SECRET_KEY : "";
   const storageOk = raw.S3_USE_IAM === true || (accessKey !== "" && secretKey !== "" && !WEAK_STORAGE_KEYS.has(accessKey) && !WEAK_STORAGE_KEYS.has(secretKey));
@@ -132,7 +132,7 @@ export function securityChecks({ config, sources }: LoadedConfig): SecurityCheck
     "Infrastructure",
     "S3 storage secured with its own access keys",
     !storageConfigured || storageOk,
-    storageConfigured ? (raw.S3_USE_IAM === true ? "IAM credentials" : "access keys set") : "S3 not configured (not used yet)",
+    storageConfigured ? (raw.S3_USE_IAM === true ? "IAM credentials" : "access keys set") : "S3 not configured (files in FILE_STORAGE_PATH)",
     "S3 access keys are missing or well-known defaults",
   );
   return checks;

@@ -33,6 +33,11 @@ export interface AppConfig {
     masterKey?: string;
     keyCacheTtlMs: number;
     rateLimitEnabled: boolean;
+    /** RATE_LIMIT_DEFAULT_PER_*: limits a new managed key gets for the windows its creator leaves out (absent: none). */
+    defaultRateLimits: Partial<Record<"second" | "minute" | "hour" | "day" | "month", number>>;
+    /** AUTH_FAILURE_LIMIT wrong keys per AUTH_FAILURE_WINDOW from one address, then 429. */
+    authFailureLimit: number;
+    authFailureWindowMs: number;
   };
   limits: {
     /** MAX_EXECUTION_TIME, in ms: the wall-time ceiling of one run. */
@@ -94,6 +99,84 @@ export interface AppConfig {
     accessLogs: boolean;
     securityLogs: boolean;
   };
+  /** Shared state across replicas (server/config/redis.ts says when it is on). */
+  redis: RedisConfig;
+  /** Where session files live: S3 when configured (server/config/s3.ts says when), else FILE_STORAGE_PATH. */
+  storage: {
+    backend: "local" | "s3";
+    s3: S3Config;
+  };
   /** Everything else the seed guides define (Redis, S3, pools, state, Kubernetes...), typed by later issues. */
   raw: Readonly<Record<string, string | number | boolean | undefined>>;
+}
+
+export interface RedisAddress {
+  host: string;
+  port: number;
+}
+
+/** Redis settings, resolved from REDIS_* (a REDIS_URL is parsed into these fields). */
+export interface RedisConfig {
+  /** Off: the embedded stores. On when a REDIS_* variable says where Redis is (see redis.ts). */
+  enabled: boolean;
+  /** The variable that turned Redis on (REDIS_URL, REDIS_HOST...), for messages. */
+  enabledBy?: string;
+  mode: "standalone" | "cluster" | "sentinel";
+  /** Standalone: the server; cluster: the seed when REDIS_CLUSTER_NODES is unset. */
+  host: string;
+  port: number;
+  /** A unix socket (unix:// URL, standalone only); host and port are then unused. */
+  path?: string;
+  /** ACL user (from the URL's user:password@). */
+  username?: string;
+  password?: string;
+  /** Standalone and sentinel; always 0 in cluster mode. */
+  db: number;
+  /** Cluster startup nodes (at least the seed). */
+  clusterNodes: RedisAddress[];
+  sentinel: {
+    nodes: RedisAddress[];
+    masterName: string;
+    password?: string;
+  };
+  tls: {
+    enabled: boolean;
+    caFile?: string;
+    certFile?: string;
+    keyFile?: string;
+    /** Skip certificate verification altogether (REDIS_TLS_INSECURE). */
+    insecure: boolean;
+    /** Also match the certificate against the host name (off by default: managed services and cluster discovery use IPs). */
+    checkHostname: boolean;
+  };
+  /** Prepended to every key, and by hand to pub/sub channels and SCAN patterns (redis/connection.ts). */
+  keyPrefix: string;
+  /** REDIS_SOCKET_CONNECT_TIMEOUT, ms. */
+  connectTimeoutMs: number;
+  /** REDIS_SOCKET_TIMEOUT, ms: a command without an answer by then fails, and the connection is dropped and re-made. */
+  commandTimeoutMs: number;
+  /** REDIS_MAX_CONNECTIONS: connections one replica may open (commands share one per node; subscribers add theirs). */
+  maxConnections: number;
+}
+
+/** Object storage of session files (S3_*, MINIO_* aliases). */
+export interface S3Config {
+  /** On when S3_ENDPOINT or S3_BUCKET (or a MINIO_* alias) is set; off: the embedded folder. */
+  enabled: boolean;
+  /** Host of S3_ENDPOINT. */
+  endPoint: string;
+  /** Port of S3_ENDPOINT; without one, 443 with S3_SECURE and 80 without. */
+  port: number;
+  /** S3_SECURE: HTTPS. */
+  useSSL: boolean;
+  accessKey?: string;
+  secretKey?: string;
+  /** S3_USE_IAM: credentials from the instance role / web identity instead of keys. */
+  useIam: boolean;
+  bucket: string;
+  region: string;
+  /** ENABLE_ORPHAN_S3_CLEANUP: the session sweep deletes objects of sessions that no longer exist. */
+  orphanCleanup: boolean;
+  /** S3_REQUEST_TIMEOUT, ms: a request with no byte moving for this long fails. */
+  requestTimeoutMs: number;
 }

@@ -43,11 +43,17 @@ export const SECTIONS: readonly SectionSpec[] = [
   { id: "isolation", title: "Isolation", description: "Network and filesystem isolation of sandboxes." },
   { id: "logging", title: "Logging", description: "Log level, format, file and rotation, access and security logs." },
   { id: "development", title: "Development", description: "CORS and API documentation endpoints." },
-  { id: "redis", title: "Redis", description: "Shared session state and caches across replicas (standalone, cluster or sentinel, optional TLS)." },
+  {
+    id: "redis",
+    title: "Redis",
+    description:
+      "Shared session state and caches across replicas (standalone, cluster or sentinel, optional TLS). Redis is used only when REDIS_URL, REDIS_HOST, REDIS_PORT, REDIS_MODE, REDIS_CLUSTER_NODES or REDIS_SENTINEL_NODES is set; otherwise the embedded stores are.",
+  },
   {
     id: "storage",
     title: "Object storage (S3 / MinIO)",
-    description: "S3-compatible storage for files and archived state. MINIO_* names are aliases of S3_*.",
+    description:
+      "S3-compatible storage for session files (and, later, archived state). MINIO_* names are aliases of S3_*. S3 is used only when S3_ENDPOINT or S3_BUCKET is set; otherwise files stay in FILE_STORAGE_PATH.",
   },
   {
     id: "pool",
@@ -250,8 +256,53 @@ export const VARIABLES: readonly VariableSpec[] = [
   def("MASTER_API_KEY", "auth", "active", str, undefined, "Master key for admin routes (always required there, even with AUTH_ENABLED=false)", {
     secret: true,
   }),
-  def("API_KEY_CACHE_TTL", "auth", "reserved", int(0, 86400), "300", "Cache lifetime of key validations (keys stored in Redis)", { unit: "s" }),
-  def("RATE_LIMIT_ENABLED", "auth", "reserved", bool, "true", "Per-key rate limiting and the auth-failure limiter"),
+  def(
+    "API_KEY_CACHE_TTL",
+    "auth",
+    "active",
+    int(0, 86400),
+    "300",
+    "How long each replica trusts a lookup of a managed key (admin API / keys CLI) before asking the key store again",
+    {
+      unit: "s",
+      note: "A key disabled or deleted through another replica or the CLI stops working within this time; through this replica's admin API, at once.",
+    },
+  ),
+  def(
+    "RATE_LIMIT_ENABLED",
+    "auth",
+    "active",
+    bool,
+    "true",
+    "Per-key rate limits of managed keys and the auth-failure limiter (both off on user routes when AUTH_ENABLED=false)",
+  ),
+  ...(
+    [
+      ["SECOND", "second"],
+      ["MINUTE", "minute"],
+      ["HOUR", "hour"],
+      ["DAY", "day (UTC)"],
+      ["MONTH", "calendar month (UTC)"],
+    ] as const
+  ).map(([suffix, label]) =>
+    def(
+      `RATE_LIMIT_DEFAULT_PER_${suffix}`,
+      "auth",
+      "active",
+      int(0, 1_000_000_000),
+      "0",
+      `Requests per ${label} a new managed key gets when its creator sets no limit for that window (0: none)`,
+    ),
+  ),
+  def(
+    "AUTH_FAILURE_LIMIT",
+    "auth",
+    "active",
+    int(1, 1_000_000),
+    "10",
+    "Wrong keys one client address may send per AUTH_FAILURE_WINDOW before all its requests get 429 until the window ends",
+  ),
+  def("AUTH_FAILURE_WINDOW", "auth", "active", int(1, 86400), "60", "Window of the auth-failure limiter", { unit: "s" }),
 
   // --- Execution limits -------------------------------------------------------
   def("MAX_EXECUTION_TIME", "limits", "active", int(1, 86400), "30", "Wall-time ceiling of one run", {
@@ -332,7 +383,7 @@ export const VARIABLES: readonly VariableSpec[] = [
     "active",
     { type: "path", absolute: true },
     "/var/lib/code-interpreter/files",
-    "Host folder of the embedded stores: session records and files (used when no S3 bucket is configured)",
+    "Host folder of the embedded stores: session records, and files unless S3_ENDPOINT or S3_BUCKET sends them to S3",
   ),
   def("SANDBOX_UID", "sandbox", "active", int(1, 2147483647), "1001", "Unprivileged uid the sandboxed programs run as"),
   def("SANDBOX_GID", "sandbox", "active", int(1, 2147483647), undefined, "Gid the sandboxed programs run as", { defaultText: "= SANDBOX_UID" }),
@@ -374,28 +425,44 @@ export const VARIABLES: readonly VariableSpec[] = [
   def("ENABLE_DOCS", "development", "active", bool, "true", "Serve API documentation endpoints"),
 
   // --- Redis ------------------------------------------------------------------
-  def("REDIS_MODE", "redis", "reserved", oneOf("standalone", "cluster", "sentinel"), "standalone", "Deployment mode"),
-  def("REDIS_HOST", "redis", "reserved", { type: "string", pattern: /^\S+$/, expected: "a host name or IP address" }, "localhost", "Redis host"),
-  def("REDIS_PORT", "redis", "reserved", int(1, 65535), "6379", "Redis port"),
-  def("REDIS_PASSWORD", "redis", "reserved", str, undefined, "Redis password", { secret: true }),
-  def("REDIS_DB", "redis", "reserved", int(0, 65535), "0", "Database number (standalone and sentinel only)"),
+  def("REDIS_MODE", "redis", "active", oneOf("standalone", "cluster", "sentinel"), "standalone", "Deployment mode", {
+    note: "Unset: cluster when only REDIS_CLUSTER_NODES is set, sentinel when only REDIS_SENTINEL_NODES is.",
+  }),
+  def("REDIS_HOST", "redis", "active", { type: "string", pattern: /^\S+$/, expected: "a host name or IP address" }, "localhost", "Redis host", {
+    note: "Setting it (or REDIS_URL, REDIS_PORT, REDIS_MODE, REDIS_*_NODES) turns Redis on; otherwise the embedded stores are used.",
+  }),
+  def("REDIS_PORT", "redis", "active", int(1, 65535), "6379", "Redis port"),
+  def("REDIS_PASSWORD", "redis", "active", str, undefined, "Redis password", { secret: true }),
+  def("REDIS_DB", "redis", "active", int(0, 65535), "0", "Database number (standalone and sentinel only)"),
   def(
     "REDIS_URL",
     "redis",
-    "reserved",
+    "active",
     { type: "string", pattern: /^(redis|rediss|unix):\/\/\S+$/, expected: "a redis://, rediss:// or unix:// URL" },
     undefined,
     "Complete Redis URL (overrides the individual settings)",
-    { secret: true, example: "redis://:password@localhost:6379/0" },
+    {
+      secret: true,
+      example: "redis://:password@localhost:6379/0",
+      note: "redis://secret@host (no colon) reads secret as the password; REDIS_PASSWORD and REDIS_DB fill in what the URL leaves out; rediss:// turns TLS on.",
+    },
   ),
-  def("REDIS_MAX_CONNECTIONS", "redis", "reserved", int(1, 10000), "20", "Connections in the pool"),
-  def("REDIS_SOCKET_TIMEOUT", "redis", "reserved", num(0.1, 3600), "5", "Socket timeout", { unit: "s" }),
-  def("REDIS_SOCKET_CONNECT_TIMEOUT", "redis", "reserved", num(0.1, 3600), "5", "Connect timeout", { unit: "s" }),
-  def("REDIS_KEY_PREFIX", "redis", "reserved", str, undefined, "Prefix of every Redis key", { example: "prod:" }),
+  def("REDIS_MAX_CONNECTIONS", "redis", "active", int(1, 10000), "20", "Connections in the pool", {
+    note: "Commands share one pipelined connection per Redis node; this caps the extra ones (subscriptions).",
+  }),
+  def("REDIS_SOCKET_TIMEOUT", "redis", "active", num(0.1, 3600), "5", "Socket timeout", {
+    unit: "s",
+    note: "A command without an answer by then fails (503 for the request), and the connection is re-made.",
+  }),
+  def("REDIS_SOCKET_CONNECT_TIMEOUT", "redis", "active", num(0.1, 3600), "5", "Connect timeout", { unit: "s" }),
+  def("REDIS_KEY_PREFIX", "redis", "active", str, undefined, "Prefix of every Redis key", {
+    example: "prod:",
+    note: "Also prepended to pub/sub channels. Braces in it make a hash tag that puts every key in one cluster slot.",
+  }),
   def(
     "REDIS_CLUSTER_NODES",
     "redis",
-    "reserved",
+    "active",
     { type: "list", itemPattern: HOST_PORT, expected: "a comma-separated list of host:port pairs" },
     undefined,
     "Cluster startup nodes (REDIS_MODE=cluster)",
@@ -404,57 +471,72 @@ export const VARIABLES: readonly VariableSpec[] = [
   def(
     "REDIS_SENTINEL_NODES",
     "redis",
-    "reserved",
+    "active",
     { type: "list", itemPattern: HOST_PORT, expected: "a comma-separated list of host:port pairs" },
     undefined,
     "Sentinel instances (REDIS_MODE=sentinel)",
     { example: "sentinel1:26379,sentinel2:26379" },
   ),
-  def("REDIS_SENTINEL_MASTER", "redis", "reserved", str, "mymaster", "Name of the Sentinel-monitored master"),
-  def("REDIS_SENTINEL_PASSWORD", "redis", "reserved", str, undefined, "Password of the Sentinel instances", { secret: true }),
-  def("REDIS_TLS_ENABLED", "redis", "reserved", bool, "false", "TLS to Redis (rediss://)"),
-  def("REDIS_TLS_CA_CERT_FILE", "redis", "reserved", path, undefined, "CA certificate that verifies the server"),
-  def("REDIS_TLS_CERT_FILE", "redis", "reserved", path, undefined, "Client certificate (mutual TLS)"),
-  def("REDIS_TLS_KEY_FILE", "redis", "reserved", path, undefined, "Client private key (mutual TLS)"),
-  def("REDIS_TLS_INSECURE", "redis", "reserved", bool, "false", "Skip certificate verification (NOT recommended)"),
-  def("REDIS_TLS_CHECK_HOSTNAME", "redis", "reserved", bool, "false", "Verify the server host name against the certificate"),
+  def("REDIS_SENTINEL_MASTER", "redis", "active", str, "mymaster", "Name of the Sentinel-monitored master"),
+  def("REDIS_SENTINEL_PASSWORD", "redis", "active", str, undefined, "Password of the Sentinel instances", { secret: true }),
+  def("REDIS_TLS_ENABLED", "redis", "active", bool, "false", "TLS to Redis (rediss://)"),
+  def("REDIS_TLS_CA_CERT_FILE", "redis", "active", path, undefined, "CA certificate that verifies the server"),
+  def("REDIS_TLS_CERT_FILE", "redis", "active", path, undefined, "Client certificate (mutual TLS)"),
+  def("REDIS_TLS_KEY_FILE", "redis", "active", path, undefined, "Client private key (mutual TLS)"),
+  def("REDIS_TLS_INSECURE", "redis", "active", bool, "false", "Skip certificate verification (NOT recommended)"),
+  def("REDIS_TLS_CHECK_HOSTNAME", "redis", "active", bool, "false", "Verify the server host name against the certificate"),
 
   // --- Object storage -----------------------------------------------------------
   def(
     "S3_ENDPOINT",
     "storage",
-    "reserved",
+    "active",
     { type: "string", pattern: /^[A-Za-z0-9.-]+(:\d{1,5})?$/, expected: "host[:port] without a protocol (use S3_SECURE for https)" },
     "localhost:9000",
     "S3 endpoint",
-    { aliases: ["MINIO_ENDPOINT"], note: "Guides disagree: localhost:9000 (MinIO), localhost:3900 (Garage); we use 9000." },
+    {
+      aliases: ["MINIO_ENDPOINT"],
+      note: "Guides disagree: localhost:9000 (MinIO), localhost:3900 (Garage); we use 9000. Setting it (or S3_BUCKET) stores session files in S3. Without a port: 443 with S3_SECURE, else 80.",
+    },
   ),
-  def("S3_ACCESS_KEY", "storage", "reserved", str, undefined, "Access key (required unless S3_USE_IAM)", {
+  def("S3_ACCESS_KEY", "storage", "active", str, undefined, "Access key (required unless S3_USE_IAM)", {
     secret: true,
     aliases: ["MINIO_ACCESS_KEY"],
     note: "Guides disagree: required, minioadmin, test-access-key; we ship no default credentials.",
   }),
-  def("S3_SECRET_KEY", "storage", "reserved", str, undefined, "Secret key (required unless S3_USE_IAM)", {
+  def("S3_SECRET_KEY", "storage", "active", str, undefined, "Secret key (required unless S3_USE_IAM)", {
     secret: true,
     aliases: ["MINIO_SECRET_KEY"],
     note: "Guides disagree: required, minioadmin, test-secret-key; we ship no default credentials.",
   }),
-  def("S3_SECURE", "storage", "reserved", bool, "false", "HTTPS to the endpoint", { aliases: ["MINIO_SECURE"] }),
+  def("S3_SECURE", "storage", "active", bool, "false", "HTTPS to the endpoint", { aliases: ["MINIO_SECURE"] }),
   def(
     "S3_BUCKET",
     "storage",
-    "reserved",
+    "active",
     { type: "string", pattern: /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, expected: "a bucket name (3-63 of a-z 0-9 . -)" },
     "code-interpreter-files",
     "Bucket of session files",
-    { aliases: ["MINIO_BUCKET"], note: "Guides disagree: code-interpreter-files, kubecoderun-files; we use code-interpreter-files." },
+    {
+      aliases: ["MINIO_BUCKET"],
+      note: "Guides disagree: code-interpreter-files, kubecoderun-files; we use code-interpreter-files. Setting it (or S3_ENDPOINT) stores session files in S3; created at start when missing.",
+    },
   ),
-  def("S3_REGION", "storage", "reserved", str, "us-east-1", "Region", {
+  def("S3_REGION", "storage", "active", str, "us-east-1", "Region", {
     aliases: ["MINIO_REGION"],
     note: "Guides disagree: us-east-1, garage; we use us-east-1 (set it to match your backend).",
   }),
-  def("S3_USE_IAM", "storage", "reserved", bool, "false", "Use IAM credentials instead of keys", { aliases: ["MINIO_USE_IAM"] }),
-  def("ENABLE_ORPHAN_S3_CLEANUP", "storage", "reserved", bool, "true", "Remove objects with no matching session during cleanup sweeps"),
+  def("S3_USE_IAM", "storage", "active", bool, "false", "Use IAM credentials instead of keys", {
+    aliases: ["MINIO_USE_IAM"],
+    note: "Credentials from AWS_WEB_IDENTITY_TOKEN_FILE (EKS), the ECS container endpoint or EC2 instance metadata.",
+  }),
+  def("S3_REQUEST_TIMEOUT", "storage", "active", num(0.1, 3600), "10", "A request to S3 with no byte moving for this long fails", {
+    unit: "s",
+    note: "Ours: when S3 is down or unreachable, file calls fail after this long instead of hanging.",
+  }),
+  def("ENABLE_ORPHAN_S3_CLEANUP", "storage", "active", bool, "true", "Remove objects with no matching session during cleanup sweeps", {
+    note: "Every SESSION_CLEANUP_INTERVAL_MINUTES: the objects of a session whose record is gone are deleted. With S3 off, the embedded folder is always swept.",
+  }),
 
   // --- Sandbox pool -------------------------------------------------------------
   def("SANDBOX_POOL_ENABLED", "pool", "reserved", bool, "true", "Keep pre-warmed sandboxes", { aliases: ["POD_POOL_ENABLED", "CONTAINER_POOL_ENABLED"] }),

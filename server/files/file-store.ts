@@ -37,6 +37,14 @@ export class FileTooLargeError extends Error {
   }
 }
 
+/** The store could not be reached or did not answer in time (S3 down): the call failed, and a write may or may not have landed. */
+export class FileStoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "FileStoreUnavailableError";
+  }
+}
+
 /**
  * Files by session. The embedded implementation is a local folder; S3 is the
  * production one. Bodies are streamed in and out, never held whole.
@@ -53,7 +61,10 @@ export interface FileStore {
   update(sessionId: string, fileId: string, changes: FileMetaChanges): Promise<void>;
   delete(sessionId: string, fileId: string): Promise<boolean>;
   deleteSession(sessionId: string): Promise<void>;
-  /** Session ids that have files (for the orphan sweep). */
+  /** Session ids that have files (for the orphan sweep; empty when the store opts out of it). */
   sessionIds(): Promise<string[]>;
+  /** Reachable now (bounded in time, never throws). */
   ping(): Promise<boolean>;
+  /** Release connections (optional: the local store holds none). */
+  close?(): Promise<void>;
 }

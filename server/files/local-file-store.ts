@@ -4,12 +4,11 @@ import { mkdir, open, readdir, readFile, rename, rm, writeFile } from "node:fs/p
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { randomId } from "../ids.ts";
+import { FILE_ID_LENGTH, SAFE_ID } from "./file-ids.ts";
 import { contentTypeFor } from "./file-names.ts";
 import { type FileMetaChanges, type FileStore, FileTooLargeError, type NewFile, type StoredFile } from "./file-store.ts";
 
-export const FILE_ID_LENGTH = 21;
-/** Ids come from URLs: only what we generate can name a file on disk. */
-const SAFE_ID = /^[A-Za-z0-9_-]{1,128}$/;
+export { FILE_ID_LENGTH };
 
 /**
  * The embedded file store: `<root>/files/<session id>/<file id>` holds the

@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import type { ApiKeyVerifier } from "../auth/api-keys.ts";
+import type { AuthGate, Refusal } from "../auth/auth-gate.ts";
 import { extractApiKey } from "../auth/credentials.ts";
-import type { HttpHandler } from "../transport/types.ts";
-import { sendError } from "./errors.ts";
-import type { RouteHandler, Router } from "./router.ts";
+import type { RateState } from "../auth/rate-limiter.ts";
+import type { HttpHandler, HttpResponse } from "../transport/types.ts";
+import { sendError, sendJson } from "./errors.ts";
+import type { RouteContext, RouteHandler, Router } from "./router.ts";
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
@@ -49,17 +50,79 @@ export function createHttpHandler({ router, logger, accessLogs }: HttpHandlerDep
   };
 }
 
-/** Wrap a route so that it requires a valid API key (AUTH_ENABLED=false lets everyone in). */
-export function requireAuth(verifier: ApiKeyVerifier, keyHeader: string, onFailure: (reason: string, remoteAddress: string) => void) {
+// --- Auth: API keys, rate limits, the master key ---------------------------------
+
+export interface AuthGuardDeps {
+  /** The shared auth path (server/auth/auth-gate.ts). */
+  gate: AuthGate;
+  /** API_KEY_HEADER, lower-cased. */
+  keyHeader: string;
+}
+
+const AUTH_MESSAGES = { missing: "API key is required", invalid: "Invalid API key", disabled: "API key is disabled" } as const;
+
+/**
+ * Wrap a user route: the caller's address must not be blocked for repeated
+ * auth failures (429), its key must be valid (401), and within the key's rate
+ * limits (429); then X-RateLimit-* go on the response and the route runs.
+ * AUTH_ENABLED=false lets everyone in, with no limits.
+ */
+export function requireAuth({ gate, keyHeader }: AuthGuardDeps) {
   return (handler: RouteHandler): RouteHandler =>
-    (ctx) => {
-      const result = verifier.verify(extractApiKey(ctx.req.headers, keyHeader));
-      if (!result.ok) {
-        onFailure(result.reason, ctx.req.remoteAddress);
-        const message = result.reason === "missing" ? "API key is required" : "Invalid API key";
-        sendError(ctx.res, ctx.requestId, 401, "authentication", message);
-        return;
-      }
-      return handler({ ...ctx, principal: result.principal });
+    async (ctx) => {
+      const address = ctx.req.remoteAddress;
+      const auth = await gate.authenticate(extractApiKey(ctx.req.headers, keyHeader), address);
+      if (!auth.ok) return sendRefusal(ctx, auth);
+      const admitted = await gate.admit(auth.principal, address, auth.record);
+      if (!admitted.ok) return sendRefusal(ctx, admitted);
+      if (admitted.rate) setRateHeaders(ctx.res, admitted.rate);
+      return handler({ ...ctx, principal: auth.principal });
     };
+}
+
+/** Wrap an admin route: the master key only, whatever AUTH_ENABLED says (403 for any other key). */
+export function requireMaster({ gate, keyHeader }: AuthGuardDeps) {
+  return (handler: RouteHandler): RouteHandler =>
+    async (ctx) => {
+      const outcome = await gate.authorizeMaster(extractApiKey(ctx.req.headers, keyHeader), ctx.req.remoteAddress);
+      if (outcome.ok) return handler({ ...ctx, principal: outcome.principal });
+      if (outcome.kind === "forbidden") return sendError(ctx.res, ctx.requestId, 403, "authorization", "Admin routes require the master API key");
+      if (outcome.kind === "unconfigured") {
+        return sendError(ctx.res, ctx.requestId, 403, "authorization", "The admin API is disabled: MASTER_API_KEY is not configured on this server", [
+          { field: "MASTER_API_KEY", message: "set MASTER_API_KEY to use /api/v1/admin/*", code: "master_key_not_configured" },
+        ]);
+      }
+      return sendRefusal(ctx, outcome);
+    };
+}
+
+/** 401, 429 or 503 for a refusal of the auth path. */
+function sendRefusal(ctx: RouteContext, refusal: Refusal): void {
+  const { res, requestId } = ctx;
+  if (refusal.kind === "unauthenticated") return sendError(res, requestId, 401, "authentication", AUTH_MESSAGES[refusal.reason]);
+  if (refusal.kind === "unavailable") return sendError(res, requestId, 503, "service_unavailable", "The API key store does not answer; try again shortly");
+  const { rate } = refusal;
+  setRateHeaders(res, rate);
+  res.header("retry-after", String(rate.retryAfterSeconds));
+  const message =
+    refusal.scope === "key"
+      ? `Rate limit exceeded: ${refusal.rate.limit} requests per ${refusal.rate.window}; retry in ${rate.retryAfterSeconds} s`
+      : `Too many failed authentication attempts from this address; retry in ${rate.retryAfterSeconds} s`;
+  sendJson(res, 429, {
+    error: "rate_limited",
+    error_type: "rate_limited",
+    retry_after_seconds: rate.retryAfterSeconds,
+    message,
+    details: null,
+    request_id: requestId,
+    timestamp: new Date().toISOString(),
+  });
+}
+
+/** X-RateLimit-Reset is the window's end in epoch seconds (as GitHub and most APIs send it). */
+function setRateHeaders(res: HttpResponse, rate: RateState): void {
+  res
+    .header("x-ratelimit-limit", String(rate.limit))
+    .header("x-ratelimit-remaining", String(rate.remaining))
+    .header("x-ratelimit-reset", String(Math.ceil(rate.resetAt / 1000)));
 }

@@ -5,6 +5,7 @@
  * serve yet carries `x-implemented: false`, so the docs never claim more than
  * there is.
  */
+import { MAX_KEY_NAME_LENGTH, MAX_RATE_LIMIT } from "../../protocol/admin-bodies.ts";
 import { LANGUAGE_CODES, WS_SUBPROTOCOL } from "../../protocol/index.ts";
 import type { ErrorType } from "./errors.ts";
 
@@ -209,8 +210,10 @@ const SCHEMAS: Record<string, JsonSchema> = {
     ...object(
       {
         error: { type: "string", const: "rate_limited" },
-        retry_after_seconds: integer("Seconds to wait before the next attempt"),
+        retry_after_seconds: integer("Seconds to wait before the next attempt (as Retry-After)"),
         error_type: { type: "string", const: "rate_limited" },
+        message: text("What was exceeded: a window of the key's limits, or the auth failures of the caller's address"),
+        details: { type: "null" },
         request_id: text(),
         timestamp: isoTime(),
       },
@@ -401,19 +404,102 @@ const SCHEMAS: Record<string, JsonSchema> = {
     "available",
     "version",
   ]),
-  AdminKeyRequest: {
-    ...object({ name: text() }, [], "Key settings (name, per-key rate limits)."),
-    additionalProperties: true,
-  },
-  AdminKey: {
-    ...object(
-      { key_hash: text("SHA-256 of the key: the only form stored") },
-      [],
-      "A managed key. On creation the response also holds the key itself (sk-<random>), once.",
-    ),
-    additionalProperties: true,
-  },
+  ...adminSchemas(),
 };
+
+/** The admin API's bodies: exact, as protocol/admin-bodies.ts validates them and routes/admin.ts answers. */
+function adminSchemas(): Record<string, JsonSchema> {
+  const windows = ["second", "minute", "hour", "day", "month"] as const;
+  const limit = (window: string, nullMeans: string): JsonSchema => ({
+    type: ["integer", "null"],
+    minimum: 1,
+    maximum: MAX_RATE_LIMIT,
+    description: `Requests per ${window === "day" || window === "month" ? `${window} (UTC${window === "month" ? " calendar month" : ""})` : window}; null: ${nullMeans}`,
+  });
+  const limits = (nullMeans: string, description: string): JsonSchema => ({
+    ...object(Object.fromEntries(windows.map((w) => [`per_${w}`, limit(w, nullMeans)])), [], description),
+    additionalProperties: false,
+  });
+  const name: JsonSchema = { type: "string", maxLength: MAX_KEY_NAME_LENGTH, description: "A label for people (trimmed)" };
+  const key = object(
+    {
+      key_hash: { type: "string", pattern: "^[0-9a-f]{64}$", description: "SHA-256 of the key, hex: the only form stored, and the key's id in this API" },
+      name: text(),
+      created_at: isoTime(),
+      enabled: bool("A disabled key gets 401 `API key is disabled`"),
+      rate_limits: {
+        ...object(
+          Object.fromEntries(windows.map((w) => [`per_${w}`, { type: ["integer", "null"], description: `Requests per ${w}; null: no limit` } as JsonSchema])),
+          windows.map((w) => `per_${w}`),
+        ),
+      },
+      usage: object(
+        {
+          requests: integer("Requests admitted with this key (HTTP requests, WebSocket session.open and exec)"),
+          last_used_at: { type: ["string", "null"], format: "date-time" },
+        },
+        ["requests", "last_used_at"],
+      ),
+    },
+    ["key_hash", "name", "created_at", "enabled", "rate_limits", "usage"],
+    "A managed key (admin API or `keys` CLI).",
+  );
+  return {
+    AdminKeyCreate: object(
+      {
+        name,
+        enabled: { type: "boolean", default: true },
+        rate_limits: limits("no limit in that window", "Windows left out get the server's RATE_LIMIT_DEFAULT_PER_* (0 there: no limit)."),
+      },
+      [],
+      "Every field optional; an empty body creates an unnamed key with the default limits.",
+    ),
+    AdminKeyUpdate: object(
+      {
+        name,
+        enabled: bool("false: the key gets 401 until enabled again"),
+        rate_limits: limits("remove that window's limit", "Merged window by window: a window left out keeps its limit."),
+      },
+      [],
+      "What is left out stays as it is.",
+    ),
+    AdminKey: key,
+    AdminKeyCreated: {
+      ...key,
+      properties: {
+        key: { type: "string", pattern: "^sk-[0-9A-Za-z]{48}$", description: "The key itself: in this response only, never again" },
+        ...key.properties,
+      },
+      required: ["key", ...(key.required ?? [])],
+    },
+    AdminKeyDeleted: object({ deleted: { type: "boolean", const: true }, key_hash: text() }, ["deleted", "key_hash"]),
+    AdminStats: object(
+      {
+        keys: object({ total: integer(), enabled: integer(), disabled: integer() }, ["total", "enabled", "disabled"]),
+        usage: object(
+          {
+            requests: integer("Over every managed key"),
+            last_used_at: { type: ["string", "null"], format: "date-time" },
+            by_key: list(
+              object({ key_hash: text(), name: text(), requests: integer(), last_used_at: { type: ["string", "null"], format: "date-time" } }, [
+                "key_hash",
+                "name",
+                "requests",
+                "last_used_at",
+              ]),
+            ),
+          },
+          ["requests", "last_used_at", "by_key"],
+        ),
+        sessions: { ...object({ active: integer("Live sessions on the replica that answered") }, ["active"]), type: ["object", "null"] },
+        key_store: { type: "string", enum: ["local", "redis"] },
+        rate_limit_enabled: bool("RATE_LIMIT_ENABLED"),
+        timestamp: isoTime(),
+      },
+      ["keys", "usage", "sessions", "key_store", "rate_limit_enabled", "timestamp"],
+    ),
+  };
+}
 
 const PARAMETERS: Record<string, ParameterObject> = {
   SessionId: { name: "session_id", in: "path", required: true, schema: text() },
@@ -424,9 +510,9 @@ const PARAMETERS: Record<string, ParameterObject> = {
 const HEADERS: Record<string, HeaderObject> = {
   RequestId: { description: "Request id: the caller's X-Request-ID, or a generated one", schema: text() },
   RetryAfter: { description: "Seconds to wait", schema: integer() },
-  RateLimitLimit: { description: "Requests allowed in the window", schema: integer() },
-  RateLimitRemaining: { description: "Requests left in the window", schema: integer() },
-  RateLimitReset: { description: "When the window resets", schema: integer() },
+  RateLimitLimit: { description: "Requests allowed in the window described (the key's tightest one; when refused, the one that refused)", schema: integer() },
+  RateLimitRemaining: { description: "Requests left in that window", schema: integer() },
+  RateLimitReset: { description: "When that window resets, in Unix epoch seconds", schema: integer() },
 };
 
 const errorResponse = (description: string): ResponseObject => ({
@@ -823,7 +909,10 @@ function adminOperations(): DocumentedOperation[] {
       operationId,
       tags: ["Admin"],
       summary,
-      description: "Requires MASTER_API_KEY (as API key, Basic or Bearer), whatever AUTH_ENABLED says.",
+      description:
+        "Requires MASTER_API_KEY (as API key, Basic or Bearer), whatever AUTH_ENABLED says: 401 without a key, 403 with any other key, " +
+        "and 403 with `details[0].code = master_key_not_configured` when the server has no MASTER_API_KEY. " +
+        "Wrong keys count towards the auth-failure limiter of the caller's address (429).",
       ...extra,
       responses: {
         ...extra.responses,
@@ -832,24 +921,33 @@ function adminOperations(): DocumentedOperation[] {
       },
     },
   });
-  const keyHash: ParameterObject = { name: "key_hash", in: "path", required: true, description: "SHA-256 of the key", schema: text() };
+  const keyHash: ParameterObject = {
+    name: "key_hash",
+    in: "path",
+    required: true,
+    description: "SHA-256 of the key, as listed (not the key itself: 422)",
+    schema: { type: "string", pattern: "^[0-9a-f]{64}$" },
+  };
+  const cacheNote = "This replica applies the change at once; other replicas within API_KEY_CACHE_TTL.";
   return [
-    admin("get", "/api/v1/admin/keys", "adminListKeys", "List managed API keys", { responses: { "200": reply("The keys", list(ref("AdminKey"))) } }),
+    admin("get", "/api/v1/admin/keys", "adminListKeys", "List managed API keys", {
+      responses: { "200": reply("The keys, oldest first", list(ref("AdminKey"))) },
+    }),
     admin("post", "/api/v1/admin/keys", "adminCreateKey", "Create an API key (sk-<random>, shown once)", {
-      requestBody: { required: false, content: json(ref("AdminKeyRequest")) },
-      responses: { "200": reply("The new key", ref("AdminKey")), "422": responseRef("ValidationFailed") },
+      requestBody: { required: false, content: json(ref("AdminKeyCreate")) },
+      responses: { "201": reply("The new key, with the key itself (this once)", ref("AdminKeyCreated")), "422": responseRef("ValidationFailed") },
     }),
     admin("patch", "/api/v1/admin/keys/{key_hash}", "adminUpdateKey", "Change a key (name, limits, enabled)", {
       parameters: [keyHash],
-      requestBody: { required: true, content: json(ref("AdminKeyRequest")) },
-      responses: { "200": reply("The updated key", ref("AdminKey")), "404": responseRef("NotFound"), "422": responseRef("ValidationFailed") },
+      requestBody: { required: true, content: json(ref("AdminKeyUpdate")) },
+      responses: { "200": reply(`The updated key. ${cacheNote}`, ref("AdminKey")), "404": responseRef("NotFound"), "422": responseRef("ValidationFailed") },
     }),
-    admin("delete", "/api/v1/admin/keys/{key_hash}", "adminDeleteKey", "Revoke a key", {
+    admin("delete", "/api/v1/admin/keys/{key_hash}", "adminDeleteKey", "Revoke a key for good", {
       parameters: [keyHash],
-      responses: { "200": reply("Revoked"), "404": responseRef("NotFound") },
+      responses: { "200": reply(`Deleted. ${cacheNote}`, ref("AdminKeyDeleted")), "404": responseRef("NotFound"), "422": responseRef("ValidationFailed") },
     }),
-    admin("get", "/api/v1/admin/stats", "adminStats", "Usage statistics", {
-      responses: { "200": reply("Statistics", { type: "object", additionalProperties: true }) },
+    admin("get", "/api/v1/admin/stats", "adminStats", "Keys, usage and sessions", {
+      responses: { "200": reply("Statistics", ref("AdminStats")) },
     }),
   ];
 }
@@ -900,6 +998,8 @@ export function buildOpenApi({ version, keyHeader, implemented, title = "Code In
         "Code execution service, a drop-in replacement for the LibreChat Code Interpreter API, plus a WebSocket protocol that streams output live.\n\n" +
         `**Authentication**, in this order: the \`${keyHeader}\` header; \`Authorization: Basic base64(<key>:)\` (key in the user part, or the password part when the user part is empty); \`Authorization: Bearer <key>\`. ` +
         "AUTH_ENABLED=false turns auth off for every non-admin route; admin routes always need MASTER_API_KEY.\n\n" +
+        "**Rate limits**: a managed key (admin API) may have limits per second, minute, hour, day and month; its responses carry `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (epoch seconds), and over a limit it gets 429 with `Retry-After`. " +
+        "Repeated wrong keys from one address get 429 too (AUTH_FAILURE_LIMIT per AUTH_FAILURE_WINDOW).\n\n" +
         "**Errors** share one body: `error`, `error_type`, `details`, `request_id`, `timestamp`. Every response carries `X-Request-ID` (the caller's when it sent a valid one).\n\n" +
         "Operations marked `x-implemented: false` are part of the contract but not served by this version yet.",
     },

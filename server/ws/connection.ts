@@ -8,7 +8,8 @@ import {
   parseJsonFrame,
   type SessionOpenFrame,
 } from "../../protocol/index.ts";
-import type { ApiKeyVerifier, Principal } from "../auth/api-keys.ts";
+import type { Principal } from "../auth/api-keys.ts";
+import type { AuthGate, Refusal } from "../auth/auth-gate.ts";
 import { extractApiKey } from "../auth/credentials.ts";
 import type { EventBus } from "../events/event-bus.ts";
 import type { StoredFile } from "../files/file-store.ts";
@@ -19,7 +20,8 @@ import type { UpgradeRequest, WsConnection, WsSocket } from "../transport/types.
 
 export interface ConnectionDeps {
   sessions: SessionManager;
-  verifier: ApiKeyVerifier;
+  /** Keys, the auth-failure limiter and per-key rate limits, shared with HTTP. */
+  gate: AuthGate;
   keyHeader: string;
   events: EventBus;
   logger: Logger;
@@ -32,6 +34,9 @@ export interface ConnectionDeps {
 
 type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
+/** Frames a client may send while its credentials are being checked. */
+const MAX_INBOX_FRAMES = 64;
+
 /**
  * One client WebSocket speaking PROTOCOL.md: authentication (upgrade headers or
  * a first `auth` frame), then at most one session attached at a time, whose
@@ -41,6 +46,10 @@ export class ClientConnection implements WsConnection, SessionClient {
   readonly #socket: WsSocket;
   readonly #deps: ConnectionDeps;
   #principal?: Principal;
+  readonly #remoteAddress: string;
+  /** Credentials being checked (a key store lookup may take a moment): frames wait in #inbox meanwhile, in order. */
+  #authenticating = false;
+  readonly #inbox: string[] = [];
   #session?: SessionHandle;
   /** Frames that touch the session, handled one after the other. */
   #pending: Promise<void> = Promise.resolve();
@@ -52,19 +61,11 @@ export class ClientConnection implements WsConnection, SessionClient {
   constructor(socket: WsSocket, request: UpgradeRequest, deps: ConnectionDeps) {
     this.#socket = socket;
     this.#deps = deps;
+    this.#remoteAddress = request.remoteAddress;
     const key = extractApiKey(request.headers, deps.keyHeader);
-    const result = deps.verifier.verify(key);
-    if (result.ok && (key || !deps.verifier.authEnabled)) {
-      this.#principal = result.principal;
-    } else if (key) {
-      // Credentials were sent and are wrong: say so and close.
-      deps.securityLog("auth_failed", { transport: "ws", remoteAddress: request.remoteAddress });
-      this.#fail(CloseCodes.authFailed, "auth_failed", "invalid API key");
-      return;
-    }
-    if (!this.#principal) {
-      this.#authTimer = setTimeout(() => this.#fail(CloseCodes.authFailed, "auth_required", "no credentials within the auth timeout"), deps.authTimeoutMs);
-    }
+    this.#authTimer = setTimeout(() => this.#fail(CloseCodes.authFailed, "auth_required", "no credentials within the auth timeout"), deps.authTimeoutMs);
+    // Without credentials on the upgrade, a browser sends an `auth` frame (unless auth is off).
+    if (key || !deps.gate.authEnabled) this.#authenticate(key);
     this.#touch();
   }
 
@@ -82,6 +83,11 @@ export class ClientConnection implements WsConnection, SessionClient {
 
   message(text: string): void {
     if (this.#closed) return;
+    if (this.#authenticating) {
+      if (this.#inbox.length >= MAX_INBOX_FRAMES) return this.#fail(CloseCodes.protocolError, "invalid_frame", "too many frames before authentication ended");
+      this.#inbox.push(text);
+      return;
+    }
     this.#touch();
     const parsed = parseJsonFrame(ClientFrameSchema, text);
     if (!parsed.ok) {
@@ -122,15 +128,39 @@ export class ClientConnection implements WsConnection, SessionClient {
 
   // ---- internals ----
 
-  #authenticate(apiKey: string): void {
-    const result = this.#deps.verifier.verify(apiKey);
-    if (!result.ok) {
-      this.#deps.securityLog("auth_failed", { transport: "ws" });
-      this.#fail(CloseCodes.authFailed, "auth_failed", "invalid API key");
-      return;
+  #authenticate(apiKey: string | undefined): void {
+    this.#authenticating = true;
+    void this.#deps.gate
+      .authenticate(apiKey, this.#remoteAddress)
+      .catch((): Refusal => ({ ok: false, kind: "unavailable" }))
+      .then((outcome) => {
+        this.#authenticating = false;
+        if (this.#closed) return;
+        if (!outcome.ok) return this.#refuse(outcome);
+        clearTimeout(this.#authTimer);
+        this.#principal = outcome.principal;
+        for (const text of this.#inbox.splice(0)) this.message(text);
+      });
+  }
+
+  /** Count a session.open or exec against the key's rate limits; false (and the socket closed) when refused. */
+  async #admit(): Promise<boolean> {
+    const outcome = await this.#deps.gate.admit(this.#principal!, this.#remoteAddress);
+    if (!outcome.ok) this.#refuse(outcome);
+    return outcome.ok && !this.#closed;
+  }
+
+  /** Close for a refusal of the auth path: 4008 when rate limited, 4001 for a bad key, 1011 when the key store does not answer. */
+  #refuse(refusal: Refusal): void {
+    if (refusal.kind === "rate_limited") {
+      const what =
+        refusal.scope === "key" ? `rate limit exceeded: ${refusal.rate.limit} per ${refusal.rate.window}` : "too many failed authentications from this address";
+      this.#fail(CloseCodes.rateLimited, "rate_limited", `${what}; retry in ${refusal.rate.retryAfterSeconds} s`);
+    } else if (refusal.kind === "unauthenticated") {
+      this.#fail(CloseCodes.authFailed, "auth_failed", refusal.reason === "disabled" ? "API key is disabled" : "invalid API key");
+    } else {
+      this.#fail(1011, "internal", "the API key store does not answer; try again shortly");
     }
-    clearTimeout(this.#authTimer);
-    this.#principal = result.principal;
   }
 
   #handle(frame: ClientFrame): void {
@@ -181,6 +211,7 @@ export class ClientConnection implements WsConnection, SessionClient {
   }
 
   async #exec(session: SessionHandle, frame: ExecFrame): Promise<void> {
+    if (!(await this.#admit())) return;
     let inputs: StoredFile[] = [];
     if (frame.files && frame.files.length > 0) {
       const resolved = await this.#deps.sessions.resolveInputs(frame.files, { principal: this.#principal!, userId: session.userId });
@@ -200,6 +231,7 @@ export class ClientConnection implements WsConnection, SessionClient {
 
   async #open(frame: SessionOpenFrame): Promise<void> {
     if (this.#session) return this.#error("session_already_open", "this connection already has a session");
+    if (!(await this.#admit())) return;
     const { sessions, logger } = this.#deps;
     if (frame.sessionId) {
       const session = await sessions.get(frame.sessionId, this.#principal!);

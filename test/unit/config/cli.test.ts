@@ -52,7 +52,8 @@ describe("config summary", () => {
     expect(stdout).toMatch(/API_KEY\s+\*\*\*\*WXYZ\s+env/);
     expect(stdout).toMatch(/MASTER_API_KEY\s+\*\*\*\*MSTR\s+env/);
     expect(stdout).toContain("redis://:****@redis:6379/0");
-    expect(stdout).toMatch(/REDIS_HOST\s+localhost\s+default\s+\[reserved\]/);
+    expect(stdout).toMatch(/REDIS_HOST\s+localhost\s+default\n/);
+    expect(stdout).toMatch(/SANDBOX_POOL_PY\s+2\s+default\s+\[reserved\]/);
     expectNoSecret(stdout);
   });
 

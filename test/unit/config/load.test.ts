@@ -40,7 +40,16 @@ describe("defaults", () => {
       certFile: join(dir, "ssl/cert.pem"),
       keyFile: join(dir, "ssl/key.pem"),
     });
-    expect(config.auth).toEqual({ enabled: true, apiKeys: ["test-api-key"], header: "x-api-key", keyCacheTtlMs: 300_000, rateLimitEnabled: true });
+    expect(config.auth).toEqual({
+      enabled: true,
+      apiKeys: ["test-api-key"],
+      header: "x-api-key",
+      keyCacheTtlMs: 300_000,
+      rateLimitEnabled: true,
+      defaultRateLimits: {},
+      authFailureLimit: 10,
+      authFailureWindowMs: 60_000,
+    });
     expect(config.limits).toEqual({
       execTimeoutMs: 30_000,
       compileTimeoutMs: 30_000,
