@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import type { AuthFailure, Principal } from "./api-keys.ts";
 import type { AuthFailureLimiter } from "./auth-failure-limiter.ts";
 import type { KeyRecord } from "./key-store.ts";
-import type { KeyVerifier } from "./key-verifier.ts";
+import type { KeyAuthResult, KeyVerifier } from "./key-verifier.ts";
 import type { RateDecision, RateLimiter, RateState } from "./rate-limiter.ts";
 import type { UsageRecorder } from "./usage-recorder.ts";
 
@@ -68,7 +68,7 @@ export class AuthGate {
     const { verifier, failures } = this.#deps;
     const limited = this.authEnabled ? this.#blocked(address) : undefined;
     if (limited) return limited;
-    let result: Awaited<ReturnType<KeyVerifier["authenticate"]>>;
+    let result: KeyAuthResult;
     try {
       result = await verifier.authenticate(key);
     } catch (error) {

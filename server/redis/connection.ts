@@ -78,8 +78,8 @@ function nodeOptions(config: RedisConfig, name: string | undefined): RedisOption
     ...(tls ? { tls } : {}),
     connectionName: name ? `code-interpreter:${name}` : "code-interpreter",
     connectTimeout: config.connectTimeoutMs,
-    // mutated
-    // mutated2
+    commandTimeout: config.commandTimeoutMs,
+    socketTimeout: config.commandTimeoutMs,
     keepAlive: 30_000,
     maxRetriesPerRequest: 1,
     autoResendUnfulfilledCommands: false,
@@ -256,6 +256,21 @@ export async function createSubscriber(client: RedisClient, options: { name?: st
     throw error;
   }
   return subscriber;
+}
+
+/** What ioredis and Redis say when Redis cannot serve a command now, as opposed to a wrong command. */
+const UNAVAILABLE =
+  /Stream isn't writeable|isn't ready and enableOfflineQueue|Command timed out|Connection is closed|Socket timeout|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EPIPE|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING|READONLY|None of startup nodes is available|All sentinels are unreachable|Failed to refresh slots cache/;
+
+/**
+ * Whether `error` means Redis is unreachable or not answering in time: the
+ * request should get a 503 (and the next one tries again), not a 500.
+ */
+export function isRedisUnavailable(error: unknown): boolean {
+  if (error instanceof RedisUnavailableError) return true;
+  if (!(error instanceof Error)) return false;
+  if (error.name === "MaxRetriesPerRequestError" || error.name === "ClusterAllFailedError") return true;
+  return UNAVAILABLE.test(error.message);
 }
 
 export interface RedisHealth {

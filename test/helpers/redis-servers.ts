@@ -117,10 +117,6 @@ class RedisProcess {
     mkdirSync(dir, { recursive: true });
   }
 
-  get running(): boolean {
-    return this.child !== undefined;
-  }
-
   async start(): Promise<void> {
     if (this.child) return;
     const binary = this.sentinel ? "redis-sentinel" : "redis-server";
@@ -139,7 +135,8 @@ class RedisProcess {
       const onData = (chunk: Buffer) => {
         this.output.push(chunk.toString());
         if (this.output.length > 200) this.output.shift();
-        if (chunk.toString().includes("Ready to accept connections") || (this.sentinel && /\+monitor master/.test(this.output.join("")))) {
+        const text = this.output.join("");
+        if (text.includes("Ready to accept connections") || (this.sentinel && text.includes("+monitor master"))) {
           clearTimeout(timer);
           child.removeListener("exit", onExit);
           resolveReady();
@@ -163,7 +160,8 @@ class RedisProcess {
     this.child = undefined;
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolveExit) => child.once("exit", () => resolveExit()));
-    if (child.signalCode === null) child.kill("SIGCONT");
+    // SIGCONT first: a frozen process cannot act on SIGTERM.
+    child.kill("SIGCONT");
     child.kill("SIGTERM");
     const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
     await exited;
@@ -172,11 +170,6 @@ class RedisProcess {
 
   signal(signal: NodeJS.Signals): void {
     this.child?.kill(signal);
-  }
-
-  /** Recent output of the process, for error messages. */
-  log(): string {
-    return this.output.join("");
   }
 }
 
@@ -297,6 +290,12 @@ export async function startRedis(mode: RedisTestMode, options: StartRedisOptions
       const [master, replica] = nodes;
       const sentinel = sentinels[0];
       if (mode !== "sentinel" || !master || !replica || !sentinel) throw new Error("failover() is for sentinel mode");
+      // A planned failover: the replica has every write first (after a freeze or a restart its link may still be resyncing).
+      const offset = (port: number) => /master_repl_offset:(\d+)/.exec(redisCli(["-p", String(port), "info", "replication"], options.password))?.[1];
+      await waitFor("the replica has every write", () => {
+        const replicaInfo = redisCli(["-p", String(replica.port), "info", "replication"], options.password);
+        return replicaInfo.includes("master_link_status:up") && offset(replica.port) === offset(master.port);
+      });
       redisCli(["-p", String(sentinel.port), "sentinel", "failover", SENTINEL_MASTER]);
       await waitFor(
         "the replica becomes master",

@@ -6,6 +6,7 @@ import { AuthFailureLimiter } from "../../server/auth/auth-failure-limiter.ts";
 import { AuthGate } from "../../server/auth/auth-gate.ts";
 import { newKey } from "../../server/auth/key-store.ts";
 import { KeyVerifier } from "../../server/auth/key-verifier.ts";
+import { runKeysCommand } from "../../server/auth/keys-cli.ts";
 import { RateLimiter } from "../../server/auth/rate-limiter.ts";
 import { RedisCounters } from "../../server/auth/redis-counters.ts";
 import { RedisKeyStore } from "../../server/auth/redis-key-store.ts";
@@ -111,6 +112,28 @@ for (const mode of ["standalone", "cluster"] as const) {
       // A learns at its next failure (it refuses before checking keys after that).
       expect(failuresA.blocked(address)).toBeUndefined();
       expect(await failuresA.fail(address)).toMatchObject({ failures: 5, blocked: true });
+    });
+
+    it("the keys CLI manages the keys in Redis when REDIS_* says where it is", async () => {
+      let stdout = "";
+      const cli = (args: string[]) =>
+        runKeysCommand(
+          args,
+          { stdout: { write: (text: string) => (stdout += text) }, stderr: { write: () => true } },
+          // FILE_STORAGE_PATH points nowhere useful: the CLI must not fall back to the file.
+          {
+            env: { ...servers.env, REDIS_KEY_PREFIX: PREFIX, MASTER_API_KEY: "master-key-0123456789abcdef", FILE_STORAGE_PATH: "/nonexistent/keys" },
+            envFile: false,
+          },
+        );
+      expect(await cli(["create", "--name", "cli-in-redis", "--json"])).toBe(0);
+      const created = JSON.parse(stdout);
+      const store = new RedisKeyStore(a);
+      expect(await store.get(created.key_hash)).toMatchObject({ name: "cli-in-redis", enabled: true });
+      expect(await cli(["disable", created.key_hash])).toBe(0);
+      expect((await store.get(created.key_hash))?.enabled).toBe(false);
+      expect(await cli(["delete", created.key_hash])).toBe(0);
+      expect(await store.get(created.key_hash)).toBeUndefined();
     });
 
     it("authenticates a key created on one replica on the other, and follows a disable within the cache TTL", async () => {

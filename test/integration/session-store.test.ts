@@ -17,6 +17,7 @@ import {
   closeRedis,
   connectRedis,
   createSubscriber,
+  isRedisUnavailable,
   pingRedis,
   type RedisClient,
   RedisUnavailableError,
@@ -46,14 +47,14 @@ function redisConfig(env: Record<string, string>, extra: Record<string, string> 
   return loaded.config.redis;
 }
 
-/** Milliseconds `promise` took to settle, and whether it rejected. */
-async function timed(promise: Promise<unknown>): Promise<{ ms: number; rejected: boolean }> {
+/** Milliseconds `promise` took to settle, and what it rejected with. */
+async function timed(promise: Promise<unknown>): Promise<{ ms: number; rejected: boolean; error?: unknown }> {
   const started = Date.now();
-  const rejected = await promise.then(
-    () => false,
-    () => true,
+  const outcome = await promise.then(
+    () => ({ rejected: false }),
+    (error: unknown) => ({ rejected: true, error }),
   );
-  return { ms: Date.now() - started, rejected };
+  return { ms: Date.now() - started, ...outcome };
 }
 
 async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<number> {
@@ -324,15 +325,21 @@ for (const mode of MODES) {
         await subscriber.subscribe(channelName(redis, "after-outage"));
         try {
           await servers.down();
-          const failed = await timed(store.get(record.id));
-          expect(failed.rejected).toBe(true);
-          expect(failed.ms).toBeLessThan(TIMEOUT_S * 1000 + SLACK_MS);
-          expect(await store.ping()).toBe(false);
-          const health = await pingRedis(redis, 1000);
-          expect(health.ok).toBe(false);
-          expect(health.error).toBeTruthy();
-
-          await servers.up();
+          try {
+            const failed = await timed(store.get(record.id));
+            expect(failed.rejected).toBe(true);
+            expect(failed.ms).toBeLessThan(TIMEOUT_S * 1000 + SLACK_MS);
+            expect(isRedisUnavailable(failed.error), String(failed.error)).toBe(true);
+            const write = await timed(store.touch(record.id, now + 1));
+            expect(write.ms).toBeLessThan(TIMEOUT_S * 1000 + SLACK_MS);
+            expect(isRedisUnavailable(write.error), String(write.error)).toBe(true);
+            expect(await store.ping()).toBe(false);
+            const health = await pingRedis(redis, 1000);
+            expect(health.ok).toBe(false);
+            expect(health.error).toBeTruthy();
+          } finally {
+            await servers.up();
+          }
           const recoveredMs = await eventually("ready again", async () => (await pingRedis(redis, 1000)).ok);
           expect(recoveredMs).toBeLessThan(10_000);
           expect(await store.get(record.id)).toEqual(record);
@@ -357,6 +364,7 @@ for (const mode of MODES) {
           const failed = await timed(store.get(record.id));
           expect(failed.rejected).toBe(true);
           expect(failed.ms).toBeLessThan(TIMEOUT_S * 1000 + SLACK_MS);
+          expect(isRedisUnavailable(failed.error), String(failed.error)).toBe(true);
           const health = await timed(pingRedis(redis, 1000).then((result) => expect(result.ok).toBe(false)));
           expect(health.rejected).toBe(false);
         } finally {
@@ -400,6 +408,21 @@ for (const mode of MODES) {
         expect(String(error)).toContain(`127.0.0.1:${port}`);
         expect(String(error)).toContain("REDIS_URL");
         expect(String(error)).toMatch(/ECONNREFUSED/);
+      });
+
+      it("hands out no more connections than REDIS_MAX_CONNECTIONS", async () => {
+        const capped = await connectRedis({ ...config, maxConnections: 2 });
+        try {
+          const first = await createSubscriber(capped);
+          await expect(createSubscriber(capped)).rejects.toThrow("REDIS_MAX_CONNECTIONS (2) reached");
+          await closeRedis(first);
+          await eventually("the connection is given back", async () => {
+            await closeRedis(await createSubscriber(capped));
+            return true;
+          });
+        } finally {
+          await closeRedis(capped);
+        }
       });
 
       it("authenticates with REDIS_PASSWORD, and refuses a wrong one with the server's reason", async () => {
