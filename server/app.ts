@@ -4,9 +4,8 @@ import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import { WS_SUBPROTOCOL } from "../protocol/index.ts";
 import { createAuthServices } from "./auth/auth-services.ts";
+import { openBackends } from "./backends.ts";
 import type { AppConfig } from "./config/types.ts";
-import { InProcessEventBus } from "./events/event-bus.ts";
-import { LocalFileStore } from "./files/local-file-store.ts";
 import { withCors } from "./http/cors.ts";
 import { createHttpHandler, requireAuth, requireMaster } from "./http/http-handler.ts";
 import { Router } from "./http/router.ts";
@@ -20,7 +19,6 @@ import { detectToolchains, type ToolchainInfo } from "./languages/toolchains.ts"
 import { securityLog } from "./logging/logger.ts";
 import { LocalSandboxProvider } from "./sandbox/local/local-provider.ts";
 import type { SandboxProvider } from "./sandbox/provider.ts";
-import { LocalSessionStore } from "./sessions/local-session-store.ts";
 import { SessionManager } from "./sessions/session-manager.ts";
 import { startListeners } from "./transport/listeners.ts";
 import { createTransport } from "./transport/select.ts";
@@ -68,13 +66,15 @@ function agentDir(): string {
 /** Wire every part together and start listening. */
 export async function startApp(config: AppConfig, logger: Logger): Promise<RunningApp> {
   const version = readVersion();
-  const events = new InProcessEventBus();
+  // Embedded stores and in-process events, or Redis (sessions, keys, limits, events, other replicas) and S3 (files).
+  const backends = await openBackends(config, logger);
+  const { events, store, files } = backends;
   const logSecurity = (event: string, fields: Record<string, unknown>) => {
     if (config.logging.securityLogs) securityLog(logger, event, fields);
   };
 
   // --- API keys, rate limits, auth-failure limiter (server/auth/): pass a Redis client to share them across replicas.
-  const auth = await createAuthServices(config, undefined, { logger: logger.child({ component: "auth" }), securityLog: logSecurity });
+  const auth = await createAuthServices(config, backends.redis, { logger: logger.child({ component: "auth" }), securityLog: logSecurity });
   const authGuard = { gate: auth.gate, keyHeader: config.auth.header };
 
   const provider = new LocalSandboxProvider({
@@ -91,7 +91,6 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
   const available = () => toolchains.filter((t) => t.available).map((t) => t.code);
   logger.info({ languages: available() }, "toolchains detected");
 
-  const [store, files] = await Promise.all([LocalSessionStore.open(config.sessions.storagePath), LocalFileStore.open(config.sessions.storagePath)]);
   const sessions = new SessionManager({
     config,
     provider,
@@ -100,6 +99,8 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
     availableLanguages: available,
     store,
     files,
+    ...(backends.fleet ? { fleet: backends.fleet } : {}),
+    runOnce: backends.runOnce,
   });
   sessions.startSweeps();
 
@@ -182,6 +183,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
       await sessions.shutdown();
       await provider.shutdown();
       await auth.close();
+      await backends.close();
     },
   };
 }

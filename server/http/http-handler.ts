@@ -3,6 +3,8 @@ import type { Logger } from "pino";
 import type { AuthGate, Refusal } from "../auth/auth-gate.ts";
 import { extractApiKey } from "../auth/credentials.ts";
 import type { RateState } from "../auth/rate-limiter.ts";
+import { FileStoreUnavailableError } from "../files/file-store.ts";
+import { isRedisUnavailable } from "../redis/connection.ts";
 import type { HttpHandler, HttpResponse } from "../transport/types.ts";
 import { sendError, sendJson } from "./errors.ts";
 import type { RouteContext, RouteHandler, Router } from "./router.ts";
@@ -37,9 +39,17 @@ export function createHttpHandler({ router, logger, accessLogs }: HttpHandlerDep
       else if (match === "method") sendError(res, requestId, 405, "validation", `${req.method} is not allowed on ${req.path}`);
       else await match.handler({ req, res, params: match.params, requestId, log: logger.child({ requestId }) });
     } catch (error) {
-      logger.error({ err: error, requestId }, "request failed");
-      if (!res.headersSent) sendError(res, requestId, 500, "internal_server", "Internal server error");
-      else if (!res.aborted) res.end();
+      // Redis or S3 away: say so, so that callers retry later, instead of reporting a server bug.
+      const unavailable = isRedisUnavailable(error) || error instanceof FileStoreUnavailableError;
+      logger.error({ err: error, requestId }, unavailable ? "a shared store is unavailable" : "request failed");
+      if (res.headersSent) {
+        if (!res.aborted) res.end();
+      } else if (unavailable) {
+        res.header("retry-after", "5");
+        sendError(res, requestId, 503, "service_unavailable", "A shared store (Redis or S3) is unavailable; try again shortly");
+      } else {
+        sendError(res, requestId, 500, "internal_server", "Internal server error");
+      }
     } finally {
       const level = status >= 500 ? "error" : status >= 400 ? "warn" : accessLogs ? "info" : "debug";
       logger[level](

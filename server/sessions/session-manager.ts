@@ -312,7 +312,11 @@ export class SessionManager {
     const expired = await this.#deps.store.idleSince(Date.now() - this.#deps.config.sessions.ttlMs);
     for (const record of expired) {
       const live = this.#live.get(record.id);
-      if (live && (live.running || live.clientCount > 0)) continue;
+      if (live && (live.running || live.clientCount > 0)) {
+        // In use right now: its record must not expire under it (nor its files go with the orphans).
+        await this.#deps.store.touch(record.id, Date.now());
+        continue;
+      }
       await this.delete(record.id);
     }
     for (const id of await this.#deps.files.sessionIds()) {

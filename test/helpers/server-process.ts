@@ -118,7 +118,7 @@ export async function startServer(options: { transport: "node" | "uws"; env?: Re
     storageDir,
     logs,
     async stop() {
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((r) => child.once("exit", r));
         child.kill("SIGTERM");
         const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
