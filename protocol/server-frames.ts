@@ -95,6 +95,7 @@ export const ErrorCodes = {
   fileNotFound: "file_not_found",
   forbidden: "forbidden",
   sandboxUnavailable: "sandbox_unavailable",
+  serviceUnavailable: "service_unavailable",
   rateLimited: "rate_limited",
   idleTimeout: "idle_timeout",
   internal: "internal",

@@ -115,10 +115,10 @@ export function createLogger(logging: AppConfig["logging"], options: CreateLogge
   const logger = pino(pinoOptions, destination as pino.DestinationStream);
   // pino applies formatters.bindings to the root only: redact the bindings of children here
   // (children inherit this method through their prototype chain).
-  const child = logger.child;
-  logger.child = function (this: Logger, bindings, childOptions) {
+  const child = logger.child as unknown as (this: Logger, bindings: pino.Bindings, options?: pino.ChildLoggerOptions) => Logger;
+  logger.child = function (this: Logger, bindings: pino.Bindings, childOptions?: pino.ChildLoggerOptions) {
     return child.call(this, redact(bindings), childOptions);
-  } as Logger["child"];
+  } as unknown as Logger["child"];
   // Children are created from their parent's prototype chain, so they see this flag too.
   (logger as unknown as Record<symbol, boolean>)[SECURITY_LOGS] = logging.securityLogs;
   return logger;

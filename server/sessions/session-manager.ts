@@ -333,6 +333,15 @@ export class SessionManager {
     await Promise.all([...this.#live.values()].map((session) => session.close("internal")));
   }
 
+  #lastShareWarning = 0;
+
+  /** While Redis is away every frame fails to be shared: say so once in a while, not per frame. Local clients still get them. */
+  #warnFrameNotShared(error: unknown, sessionId: string): void {
+    if (Date.now() - this.#lastShareWarning < 10_000) return;
+    this.#lastShareWarning = Date.now();
+    this.#deps.logger.warn({ err: error, sessionId }, "frames not shared with other replicas (Redis unavailable); local clients still get them");
+  }
+
   #mayUse(ownerKeyHash: string, principal: Principal): boolean {
     return principal.isMaster || ownerKeyHash === principal.keyHash;
   }
@@ -344,7 +353,7 @@ export class SessionManager {
       ...(fleet
         ? {
             onFrame: (seq: number, text: string) => {
-              fleet.stream.append(record.id, seq, text).catch((error: unknown) => logger.warn({ err: error, sessionId: record.id }, "frame not shared"));
+              fleet.stream.append(record.id, seq, text).catch((error: unknown) => this.#warnFrameNotShared(error, record.id));
             },
           }
         : {}),

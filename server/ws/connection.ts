@@ -12,7 +12,8 @@ import type { Principal } from "../auth/api-keys.ts";
 import type { AuthGate, Refusal } from "../auth/auth-gate.ts";
 import { extractApiKey } from "../auth/credentials.ts";
 import type { EventBus } from "../events/event-bus.ts";
-import type { StoredFile } from "../files/file-store.ts";
+import { FileStoreUnavailableError, type StoredFile } from "../files/file-store.ts";
+import { isRedisUnavailable } from "../redis/connection.ts";
 import type { SessionClient } from "../sessions/session.ts";
 import type { SessionHandle } from "../sessions/session-handle.ts";
 import type { SessionManager } from "../sessions/session-manager.ts";
@@ -260,7 +261,11 @@ export class ClientConnection implements WsConnection, SessionClient {
       session.attach(this);
     } catch (error) {
       logger.error({ err: error }, "session could not be opened");
-      this.#error("sandbox_unavailable", "no sandbox could be started; see the server log and /health/detailed");
+      if (isRedisUnavailable(error) || error instanceof FileStoreUnavailableError) {
+        this.#error("service_unavailable", "a shared store (Redis or S3) is unavailable; try again shortly");
+      } else {
+        this.#error("sandbox_unavailable", "no sandbox could be started; see the server log and /health/detailed");
+      }
     }
   }
 

@@ -120,7 +120,10 @@ describe("two replicas sharing Redis and S3", () => {
     while (!again && Date.now() < deadline) {
       const attempt = await connect(survivor);
       attempt.send({ type: "session.open", sessionId: ready.sessionId, lastSeq });
-      const answer = await Promise.race([attempt.waitFor((f) => f.type === "session.ready", 20_000).catch(() => undefined), attempt.closed.then(() => undefined)]);
+      const answer = await Promise.race([
+        attempt.waitFor((f) => f.type === "session.ready", 20_000).catch(() => undefined),
+        attempt.closed.then(() => undefined),
+      ]);
       if (answer) again = attempt;
       else await new Promise((r) => setTimeout(r, 1000));
     }
