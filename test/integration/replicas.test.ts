@@ -9,7 +9,7 @@ import { TestClient } from "../helpers/ws-client.ts";
  * any replica serves any session, frames and events cross replicas, and a
  * replica that dies loses its running exec, not the session's files.
  */
-describe("two replicas sharing Redis and S3", () => {
+describe.each(["standalone", "cluster"] as const)("two replicas sharing Redis (%s) and S3", (mode) => {
   let redis: RedisServers;
   let s3: S3Server;
   let a: ServerProcess;
@@ -30,7 +30,7 @@ describe("two replicas sharing Redis and S3", () => {
   };
 
   beforeAll(async () => {
-    [redis, s3] = await Promise.all([startRedis("standalone"), startS3()]);
+    [redis, s3] = await Promise.all([startRedis(mode), startS3()]);
     const env = { ...redis.env, ...s3.env, SESSION_IDLE_GRACE: "30" };
     [a, b] = await Promise.all([startServer({ transport: "node", env }), startServer({ transport: "uws", env })]);
   });
