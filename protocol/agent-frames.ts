@@ -63,6 +63,20 @@ export const AgentFileGetSchema = v.object({ type: v.literal("file.get"), reqId:
 export const AgentFileListSchema = v.object({ type: v.literal("file.list"), reqId: v.string() });
 export const AgentFileDeleteSchema = v.object({ type: v.literal("file.delete"), reqId: v.string(), path: DataPathSchema });
 
+/**
+ * Save the persistent Python interpreter's user namespace (the `__main__`
+ * globals the execs run in, without dunder names; modules by name). Answered
+ * by `state.result` with `data`; refused (error) while an exec runs.
+ */
+export const AgentStateSaveSchema = v.object({
+  type: v.literal("state.save"),
+  reqId: v.string(),
+  /** Largest state (compressed bytes) to send; a larger one is an error, without data. */
+  maxBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
+});
+/** Load a state that `state.save` produced into the interpreter (started if needed). Answered by `state.result`. */
+export const AgentStateRestoreSchema = v.object({ type: v.literal("state.restore"), reqId: v.string(), data: v.string() });
+
 export const ServerToAgentSchema = v.variant("type", [
   AgentExecSchema,
   AgentStdinSchema,
@@ -72,6 +86,8 @@ export const ServerToAgentSchema = v.variant("type", [
   AgentFileGetSchema,
   AgentFileListSchema,
   AgentFileDeleteSchema,
+  AgentStateSaveSchema,
+  AgentStateRestoreSchema,
 ]);
 export type ServerToAgent = v.InferOutput<typeof ServerToAgentSchema>;
 export type AgentExec = v.InferOutput<typeof AgentExecSchema>;
@@ -93,7 +109,55 @@ export const AgentFileChangeSchema = v.object({
 });
 export type AgentFileChange = v.InferOutput<typeof AgentFileChangeSchema>;
 
-export const AgentReadySchema = v.object({ type: v.literal("ready"), version: v.string(), pid: v.number() });
+export const AgentReadySchema = v.object({
+  type: v.literal("ready"),
+  version: v.string(),
+  pid: v.number(),
+  /**
+   * Only when the agent preloads Python modules (AGENT_PYTHON_PRELOAD): true
+   * once the interpreter has imported them (a `warm` frame said so), false
+   * while it is still importing.
+   */
+  warm: v.optional(v.boolean()),
+});
+/**
+ * The persistent Python interpreter has started and imported the preloaded
+ * modules: the sandbox is fully warm. Sent once per interpreter start (again
+ * after an interpreter died and a new one was preloaded); queued like exec
+ * frames while no server is connected.
+ */
+export const AgentWarmSchema = v.object({
+  type: v.literal("warm"),
+  /** The interpreter's pid (in the sandbox's pid namespace). */
+  pid: v.optional(v.number()),
+  /** Modules imported, and those that failed to import (with the error). */
+  modules: v.array(v.string()),
+  failed: v.array(v.object({ name: v.string(), error: v.string() })),
+  /** Time from the interpreter's start to the end of the imports. */
+  ms: v.number(),
+  /** The interpreter's memory once warm (/proc/self/smaps_rollup), when readable. */
+  rssBytes: v.optional(v.number()),
+  pssBytes: v.optional(v.number()),
+  error: v.optional(v.string()),
+});
+/**
+ * Answer to `state.save` (data, bytes, names, skipped) or `state.restore`
+ * (names). `error` set: the operation failed or was refused; a save over
+ * `maxBytes` has bytes and names but no data.
+ */
+export const AgentStateResultSchema = v.object({
+  type: v.literal("state.result"),
+  reqId: v.string(),
+  /** base64 of the zlib-compressed cloudpickle of the namespace. Missing: nothing to save (no interpreter) or an error. */
+  data: v.optional(v.string()),
+  /** Size of the compressed state (before base64). */
+  bytes: v.optional(v.number()),
+  /** Names saved (or restored), modules included. */
+  names: v.array(v.string()),
+  /** Names left out of a save because they could not be pickled. */
+  skipped: v.optional(v.array(v.object({ name: v.string(), error: v.string() }))),
+  error: v.optional(v.string()),
+});
 export const AgentStageSchema = v.object({ type: v.literal("exec.stage"), id: v.string(), stage: StageSchema });
 export const AgentOutSchema = v.object({
   type: v.literal("out"),
@@ -144,11 +208,15 @@ export const AgentToServerSchema = v.variant("type", [
   AgentExitSchema,
   AgentErrorSchema,
   AgentFileResultSchema,
+  AgentWarmSchema,
+  AgentStateResultSchema,
 ]);
 export type AgentToServer = v.InferOutput<typeof AgentToServerSchema>;
 export type AgentExit = v.InferOutput<typeof AgentExitSchema>;
 export type AgentOut = v.InferOutput<typeof AgentOutSchema>;
 export type AgentFileResult = v.InferOutput<typeof AgentFileResultSchema>;
+export type AgentStateResult = v.InferOutput<typeof AgentStateResultSchema>;
+export type AgentWarm = v.InferOutput<typeof AgentWarmSchema>;
 
 /** Header that carries the per-sandbox token on the agent's upgrade request. */
 export const AGENT_TOKEN_HEADER = "x-agent-token";

@@ -14,12 +14,17 @@ import { addDocsRoutes } from "./http/routes/docs.ts";
 import { addExecRoute } from "./http/routes/exec.ts";
 import { addFileRoutes } from "./http/routes/files.ts";
 import { addHealthRoutes } from "./http/routes/health.ts";
+import { addMetricsRoute } from "./http/routes/metrics.ts";
 import { addUploadRoutes } from "./http/routes/upload.ts";
 import { detectToolchains, type ToolchainInfo } from "./languages/toolchains.ts";
 import { securityLog } from "./logging/logger.ts";
+import { ServiceMetrics } from "./metrics/registry.ts";
 import { LocalSandboxProvider } from "./sandbox/local/local-provider.ts";
+import { poolStats, SandboxPool } from "./sandbox/pool.ts";
 import type { SandboxProvider } from "./sandbox/provider.ts";
+import { Admission } from "./sessions/admission.ts";
 import { SessionManager } from "./sessions/session-manager.ts";
+import { StateKeeper } from "./sessions/state-keeper.ts";
 import { startListeners } from "./transport/listeners.ts";
 import { createTransport } from "./transport/select.ts";
 import type { Transport } from "./transport/types.ts";
@@ -83,6 +88,8 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
     gid: config.sandbox.gid,
     agentDir: agentDir(),
     logger: logger.child({ component: "sandbox" }),
+    // Warm pool: with SANDBOX_POOL_PY > 0 agents start Python ahead of the first run.
+    ...(config.pool.enabled && config.pool.pythonPreload ? { agentEnv: { AGENT_PYTHON_PRELOAD: "1" } } : {}),
   });
   const removed = await provider.removeOrphans();
   if (removed > 0) logger.info({ removed }, "removed sandboxes left by an earlier run");
@@ -90,6 +97,25 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
   let toolchains: ToolchainInfo[] = await detectToolchains();
   const available = () => toolchains.filter((t) => t.available).map((t) => t.code);
   logger.info({ languages: available() }, "toolchains detected");
+
+  // --- warm pool and admission control (server/sandbox/pool.ts, server/sessions/admission.ts)
+  const pool = new SandboxPool({
+    provider,
+    events,
+    logger: logger.child({ component: "pool" }),
+    target: config.pool.enabled ? config.pool.target : 0,
+    parallelBatch: config.pool.parallelBatch,
+    replenishIntervalMs: config.pool.replenishIntervalMs,
+    exhaustionTrigger: config.pool.exhaustionTrigger,
+  });
+  const admission = new Admission({
+    maxConcurrentExecutions: config.limits.concurrentExecutions,
+    maxSessionsPerEntity: config.limits.sessionsPerEntity,
+    maxLiveSandboxes: config.limits.liveSandboxes,
+    queueSize: config.limits.queueSize,
+    queueTimeoutMs: config.limits.queueTimeoutMs,
+    ...(backends.redis ? { redis: backends.redis } : {}),
+  });
 
   const sessions = new SessionManager({
     config,
@@ -101,8 +127,16 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
     files,
     ...(backends.fleet ? { fleet: backends.fleet } : {}),
     runOnce: backends.runOnce,
+    pool,
+    admission,
+    state: new StateKeeper(config.state, files, backends.redis),
   });
   sessions.startSweeps();
+  // The warm-up runs in the background: the server listens at once, sessions miss the pool until it is filled.
+  const warmup = pool.start(sessions.sandboxLimits, { warmup: config.pool.warmupOnStartup });
+  void warmup.then(() => {
+    if (pool.enabled) logger.info({ pool: pool.stats() }, "sandbox pool warmed up");
+  });
 
   const router = new Router();
   const authenticated = requireAuth(authGuard);
@@ -115,9 +149,11 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
     sessions,
     toolchains: () => toolchains,
     authenticated,
+    pool: () => ({ ...pool.stats(), admission: admission.stats() }),
   });
   addExecRoute(router, {
     sessions,
+    admission,
     availableLanguages: available,
     authenticated,
     keepAliveAfterMs: EXEC_KEEPALIVE_AFTER_MS,
@@ -132,9 +168,25 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
   });
   addFileRoutes(router, { sessions, authenticated });
   addAdminRoutes(router, { ...auth, master: requireMaster(authGuard), sessionsCount: () => sessions.size, securityLog: logSecurity });
+  // --- Metrics (server/metrics/): executions from the event bus, HTTP and WebSocket through small hooks, gauges read at scrape time.
+  const metrics = config.server.metricsEnabled
+    ? new ServiceMetrics({
+        events,
+        ...(backends.fleet ? { replicaId: backends.fleet.bus.replicaId } : {}),
+        sessionsLive: () => sessions.size,
+        sandboxesLive: () => provider.size,
+        // The pool's counters (zeros and enabled: false without a pool): reported only while a pool runs.
+        poolStats: () => {
+          const stats = poolStats();
+          return stats.enabled ? stats : undefined;
+        },
+      })
+    : undefined;
+  if (metrics) addMetricsRoute(router, { metrics, auth: config.server.metricsAuth, authenticated, master: requireMaster(authGuard) });
   addDocsRoutes(router, { enabled: config.server.docsEnabled, version, keyHeader: config.auth.header, websocketPaths: WS_PATHS });
 
-  const http = withCors(createHttpHandler({ router, logger: logger.child({ component: "http" }), accessLogs: config.logging.accessLogs }), {
+  const observe = metrics ? { observe: metrics.observeHttp.bind(metrics) } : {};
+  const http = withCors(createHttpHandler({ router, logger: logger.child({ component: "http" }), accessLogs: config.logging.accessLogs, ...observe }), {
     enabled: config.server.corsEnabled,
     origins: config.server.corsOrigins,
     keyHeader: config.auth.header,
@@ -151,6 +203,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
         open: (socket, request) =>
           new ClientConnection(socket, request, {
             sessions,
+            admission,
             gate: auth.gate,
             keyHeader: config.auth.header,
             events,
@@ -158,6 +211,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
             authTimeoutMs: WS_AUTH_TIMEOUT_MS,
             idleTimeoutMs: WS_IDLE_TIMEOUT_MS,
             securityLog: logSecurity,
+            ...(metrics ? { metrics } : {}),
           }),
       },
     },
@@ -179,8 +233,11 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
     provider,
     async stop() {
       clearInterval(refresh);
+      metrics?.close();
       await transport.close();
       await sessions.shutdown();
+      await pool.shutdown();
+      await admission.shutdown();
       await provider.shutdown();
       await auth.close();
       await backends.close();

@@ -11,6 +11,7 @@ import {
   AGENT_PROTOCOL_VERSION,
   AGENT_TOKEN_HEADER,
   type AgentFileResult,
+  type AgentStateResult,
   type AgentToServer,
   findLanguage,
   type LanguageSpec,
@@ -41,6 +42,12 @@ export interface AgentOptions {
   programEnv?: Record<string, string>;
   /** The persistent Python interpreter's driver; default: python-repl-driver.py next to this module (or bundle). */
   pythonDriver?: string;
+  /**
+   * Python modules to import in the persistent interpreter as soon as it
+   * starts: the interpreter is then started with the agent, not at the first
+   * repl exec (which waits for the imports), and a `warm` frame reports the end.
+   */
+  pythonPreload?: readonly string[];
   /** stdbuf for line-buffered languages; default /usr/bin/stdbuf when present, null to never use it. */
   stdbuf?: string | null;
   /** Where agent errors go; default stderr. */
@@ -70,6 +77,8 @@ export const CLOSE_REPLACED = 4000;
 /** Frames kept for a server that is not connected (the pipes are paused meanwhile, so few). */
 const MAX_QUEUED_FRAMES = 10_000;
 const MAX_PAYLOAD = 256 * 1024 * 1024;
+/** Largest saved Python state sent in a `state.result` (compressed bytes; it travels as base64). */
+export const MAX_STATE_BYTES = 128 * 1024 * 1024;
 const DEFAULT_PYTHON_DRIVER = fileURLToPath(new URL("./python-repl-driver.py", import.meta.url));
 
 /** `unix:/path` or `tcp:HOST:PORT` (IPv6 hosts in brackets). */
@@ -142,6 +151,9 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   let execDone: Promise<void> = Promise.resolve();
   let python: PythonRepl | null = null;
   const programEnv = options.programEnv ?? DEFAULT_PROGRAM_ENV;
+  const preload = (options.pythonPreload ?? []).filter((name) => name.length > 0);
+  /** With a preload: whether the live interpreter has imported it (reported in `ready`). */
+  let warm = false;
 
   const context: ExecContext = {
     send(frame) {
@@ -171,14 +183,31 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         // The one-shot command with the driver in place of the source: same interpreter, same flags.
         const driver = options.pythonDriver ?? DEFAULT_PYTHON_DRIVER;
         const argv = spec.run.map((arg) => (arg === "{src}" ? driver : arg));
-        python = PythonRepl.start({ argv, env: { ...programEnv, ...spec.env }, cwd: data.root, launcher, workDir: options.workDir, log });
+        const started = PythonRepl.start({ argv, env: { ...programEnv, ...spec.env }, cwd: data.root, launcher, workDir: options.workDir, preload, log });
+        python = started;
+        warm = false;
+        void started.warm?.then((result) => {
+          if (python !== started || !started.alive) return;
+          warm = true;
+          if (result.error) log(`python preload: ${result.error}`);
+          context.send({
+            type: "warm",
+            ...(result.pid !== null ? { pid: result.pid } : {}),
+            modules: result.modules,
+            failed: result.failed,
+            ms: result.ms,
+            ...(result.rssBytes !== undefined ? { rssBytes: result.rssBytes } : {}),
+            ...(result.pssBytes !== undefined ? { pssBytes: result.pssBytes } : {}),
+            ...(result.error ? { error: result.error } : {}),
+          });
+        });
       }
       return python;
     },
     log,
   };
 
-  const fileOp = async (socket: WebSocket, frame: Extract<ServerToAgent, { reqId: string }>): Promise<void> => {
+  const fileOp = async (socket: WebSocket, frame: Extract<ServerToAgent, { type: `file.${string}` }>): Promise<void> => {
     let result: AgentFileResult;
     try {
       switch (frame.type) {
@@ -204,6 +233,37 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       const message = error instanceof FileOpError ? error.message : `${frame.type} failed: ${(error as Error).message}`;
       if (!(error instanceof FileOpError)) log(message);
       result = { type: "file.result", reqId: frame.reqId, ok: false, error: message };
+    }
+    send(socket, result);
+  };
+
+  /** state.save / state.restore: only between execs, in the persistent Python interpreter. */
+  const stateOp = async (socket: WebSocket, frame: Extract<ServerToAgent, { type: "state.save" | "state.restore" }>): Promise<void> => {
+    let result: AgentStateResult;
+    try {
+      if (exec) {
+        result = {
+          type: "state.result",
+          reqId: frame.reqId,
+          names: [],
+          error: `exec ${exec.id} is running: the state can be saved or restored only between execs`,
+        };
+      } else if (frame.type === "state.save") {
+        if (!python?.alive) {
+          result = { type: "state.result", reqId: frame.reqId, bytes: 0, names: [], skipped: [] }; // nothing to save
+        } else {
+          const saved = await python.save(Math.min(frame.maxBytes ?? MAX_STATE_BYTES, MAX_STATE_BYTES));
+          result = { type: "state.result", reqId: frame.reqId, ...saved };
+        }
+      } else {
+        const interpreter = context.persistentInterpreter(findLanguage("py")!)!;
+        const restored = await interpreter.restore(frame.data);
+        result = { type: "state.result", reqId: frame.reqId, ...restored };
+      }
+    } catch (error) {
+      const message = `${frame.type} failed: ${(error as Error).message}`;
+      log(message);
+      result = { type: "state.result", reqId: frame.reqId, names: [], error: message };
     }
     send(socket, result);
   };
@@ -248,6 +308,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       case "ack":
         if (exec && exec.id === frame.id) exec.ack(frame.bytes, frame.frames);
         return;
+      case "state.save":
+      case "state.restore":
+        void stateOp(socket, frame);
+        return;
       default:
         void fileOp(socket, frame);
     }
@@ -285,7 +349,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         send(socket, { type: "error", code: "internal", message: "the agent failed to handle this frame" });
       }
     });
-    send(socket, { type: "ready", version: AGENT_PROTOCOL_VERSION, pid: process.pid });
+    send(socket, { type: "ready", version: AGENT_PROTOCOL_VERSION, pid: process.pid, ...(preload.length ? { warm } : {}) });
     const waiting = queue;
     queue = [];
     for (const text of waiting) socket.send(text);
@@ -334,6 +398,14 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     address = { kind: "tcp", host, port: (server.address() as AddressInfo).port };
   }
   server.on("error", (error) => log(`server error: ${error.message}`));
+  // Warm from the start: the interpreter imports the preload while the server connects.
+  if (preload.length) {
+    try {
+      context.persistentInterpreter(findLanguage("py")!);
+    } catch (error) {
+      log(`python preload: cannot start the interpreter: ${(error as Error).message}`);
+    }
+  }
 
   let closing: Promise<void> | null = null;
   return {

@@ -214,7 +214,13 @@ export class ExecRun {
     if (this.#aborted) return { code: null, signal: null, wallMs: 0, internal: true };
     this.#chunkers = { stdout: new Utf8Chunker(), stderr: new Utf8Chunker() };
     const request = { code: this.#frame.code, cwd: this.#ctx.dataDir, args: this.#frame.args ?? [], stdin: this.#frame.stdin };
-    const run = interpreter.exec(request, { data: (stream, chunk) => this.#onData(stream, chunk), end: (stream) => this.#onEnd(stream) });
+    const run = interpreter.exec(request, {
+      data: (stream, chunk) => this.#onData(stream, chunk),
+      end: (stream) => this.#onEnd(stream),
+      display: (item) => {
+        if (!this.#discarding) this.#ctx.send({ type: "display", id: this.id, ...item });
+      },
+    });
     return this.#supervise(run, this.#spec.run[0]!, this.#frame.timeoutMs);
   }
 

@@ -9,6 +9,9 @@
  *   AGENT_LAUNCHER     launcher binary (default: `launcher` next to this bundle)
  *   AGENT_CGROUP_DIR   memory cgroup folder, to detect OOM kills (optional)
  *   AGENT_PROGRAM_ENV  JSON object: the whole environment of programs
+ *   AGENT_PYTHON_PRELOAD  comma-separated Python modules (e.g. numpy,pandas,matplotlib.pyplot), or 1/true
+ *                      for DEFAULT_PYTHON_PRELOAD (0/false/empty: none): start the persistent interpreter
+ *                      now and import them (a `warm` frame says when done)
  */
 import { fileURLToPath } from "node:url";
 import { DEFAULT_PROGRAM_ENV, parseListen, startAgent } from "./agent-server.ts";
@@ -16,6 +19,19 @@ import { DEFAULT_PROGRAM_ENV, parseListen, startAgent } from "./agent-server.ts"
 function fail(message: string): never {
   process.stderr.write(`agent: ${message}\n`);
   process.exit(2);
+}
+
+/** What AGENT_PYTHON_PRELOAD=1 imports: the libraries most analysis code starts with. */
+export const DEFAULT_PYTHON_PRELOAD: readonly string[] = ["numpy", "pandas", "matplotlib.pyplot"];
+
+export function pythonPreload(text: string | undefined): string[] {
+  const value = (text ?? "").trim();
+  if (/^(1|true|yes|on)$/i.test(value)) return [...DEFAULT_PYTHON_PRELOAD];
+  if (/^(0|false|no|off)?$/i.test(value)) return [];
+  return value
+    .split(",")
+    .map((name) => name.trim())
+    .filter(Boolean);
 }
 
 function programEnv(text: string | undefined): Record<string, string> {
@@ -54,6 +70,7 @@ async function main(): Promise<void> {
     launcher: process.env.AGENT_LAUNCHER || fileURLToPath(new URL("./launcher", import.meta.url)),
     cgroupDir: process.env.AGENT_CGROUP_DIR || null,
     programEnv: programEnv(process.env.AGENT_PROGRAM_ENV),
+    pythonPreload: pythonPreload(process.env.AGENT_PYTHON_PRELOAD),
   });
 
   // Stay up on a stray bug: a dead agent takes the whole sandbox with it.

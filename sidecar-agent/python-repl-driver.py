@@ -4,16 +4,29 @@
 
 The agent sends one JSON line per exec on the control socket:
     {"n": 1, "code": "...", "cwd": "/mnt/data", "args": [], "stdin": false}
+or per operation (no "n"; handled in order with the execs, never during one):
+    {"op": "preload", "k": 1, "modules": ["numpy", ...]}   import these now
+    {"op": "save", "k": 2, "maxBytes": 1000}               pickle the user's namespace
+    {"op": "restore", "k": 3, "data": "<base64>"}          load a saved namespace into it
 and the driver answers with JSON lines:
     {"ready": true}                                once, at start
     {"running": n, "cpuUs": t}                     the exec's stdin is open; SIGINT is safe from now on
+    {"display": n, "mime": "image/png", "data": "<base64>", "name": "..."}
+                                                   a figure shown by exec n (plt.show())
     {"done": n, "code": 0, "signal": null, ...}    after the exec's output and its end markers
+    {"result": k, ...}                             the end of operation k (fields: see run_op)
+During an operation fds 1 and 2 point to /dev/null: nothing it prints reaches an exec.
 The user's output goes to fds 1 and 2 as it is produced. At the end of each exec
 the line NUL ESC <marker> ":" <n> LF is written to both, so that the agent
 knows where this exec's output ends on each pipe.
 """
 
+import ast
+import base64
 import builtins
+import importlib
+import importlib.abc
+import importlib.util
 import io
 import json
 import linecache
@@ -22,7 +35,10 @@ import resource
 import signal
 import socket
 import sys
+import threading
+import time
 import types
+import zlib
 
 IDLE, PREPARE, USER = "idle", "prepare", "user"
 phase = IDLE
@@ -62,7 +78,10 @@ def run_user_code(source, filename, namespace):
         phase = USER
         if interrupted:
             raise KeyboardInterrupt
-        exec(compile(source, filename, "exec", dont_inherit=True), namespace)
+        body, last = compile_user_code(source, filename)
+        exec(body, namespace)
+        if last is not None:
+            display_result(eval(last, namespace))
         return None
     except BaseException as error:
         return error
@@ -110,6 +129,231 @@ def flush_all():
         quietly(lambda: stream.flush())
 
 
+# ---- the control channel ----
+
+control = None
+control_lock = threading.Lock()
+driver_pid = os.getpid()
+current_exec = None  # the number of the exec that runs, or None
+
+
+def send(message):
+    with control_lock:
+        control.sendall(json.dumps(message).encode() + b"\n")
+
+
+# ---- rich output: matplotlib figures ----
+
+
+def send_figures(pyplot):
+    """Send every open figure as PNG for the exec that runs, then close them (as an inline backend does)."""
+    if current_exec is None or os.getpid() != driver_pid:
+        return
+    from matplotlib._pylab_helpers import Gcf
+
+    for manager in Gcf.get_all_fig_managers():
+        send_figure(manager.canvas.figure, manager.num)
+    pyplot.close("all")
+
+
+def send_figure(figure, num=None):
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    label = figure.get_label() if hasattr(figure, "get_label") else ""
+    name = label or (f"figure-{num}" if num is not None else "figure")
+    message = {"display": current_exec, "mime": "image/png", "data": base64.b64encode(buffer.getvalue()).decode("ascii"), "name": name}
+    send(message)
+
+
+def hook_pyplot(pyplot):
+    """Make pyplot.show() send the open figures (once per pyplot module)."""
+    if getattr(pyplot.show, "_agent_show", False):
+        return
+
+    def show(*args, **kwargs):
+        send_figures(pyplot)
+
+    show._agent_show = True
+    show.__doc__ = pyplot.show.__doc__
+    pyplot.show = show
+
+
+class PyplotFinder(importlib.abc.MetaPathFinder):
+    """Hooks matplotlib.pyplot.show when (and only when) the user's code imports pyplot."""
+
+    busy = False
+
+    def find_spec(self, name, path, target=None):
+        if name != "matplotlib.pyplot" or self.busy:
+            return None
+        self.busy = True
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self.busy = False
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        original = spec.loader.exec_module
+
+        def exec_module(module):
+            original(module)
+            quietly(hook_pyplot, module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def after_exec():
+    """Figures do not outlive the exec that made them."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        quietly(hook_pyplot, pyplot)
+        quietly(pyplot.close, "all")
+
+
+def display_result(value):
+    """IPython-style: a matplotlib Figure as the value of the code's last expression is shown."""
+    figure_module = sys.modules.get("matplotlib.figure")
+    if figure_module is not None and isinstance(value, figure_module.Figure):
+        send_figure(value, getattr(value, "number", None))
+
+
+def compile_user_code(source, filename):
+    """The code as one exec block, and its last statement apart when it is an expression (else None)."""
+    try:
+        if "matplotlib" in sys.modules:  # no parse of every exec's code for a figure that cannot exist
+            tree = ast.parse(source, filename, "exec")
+            if tree.body and isinstance(tree.body[-1], ast.Expr):
+                last = tree.body.pop()
+                body = compile(tree, filename, "exec", dont_inherit=True)
+                return body, compile(ast.Expression(last.value), filename, "eval", dont_inherit=True)
+        return compile(source, filename, "exec", dont_inherit=True), None
+    except SyntaxError as error:
+        raise error.with_traceback(None) from None  # as compile() itself raises it: no frames but the driver's
+
+
+# ---- operations: preload, saved state ----
+
+
+def self_memory():
+    """RSS and PSS of this interpreter in bytes, from /proc (None when unreadable)."""
+    result = {}
+    try:
+        with open("/proc/self/smaps_rollup") as rollup:
+            for line in rollup:
+                key, _, rest = line.partition(":")
+                if key in ("Rss", "Pss"):
+                    result[key.lower() + "Bytes"] = int(rest.split()[0]) * 1024
+    except OSError:
+        pass
+    return result
+
+
+def op_preload(request, namespace):
+    start = time.monotonic()
+    loaded, failed = [], []
+    for name in request.get("modules", []):
+        try:
+            importlib.import_module(name)
+            loaded.append(name)
+        except BaseException as error:
+            failed.append({"name": name, "error": f"{type(error).__name__}: {error}"})
+    after_exec()
+    return {"modules": loaded, "failed": failed, "ms": round((time.monotonic() - start) * 1000), "pid": os.getpid(), **self_memory()}
+
+
+def user_names(namespace):
+    """The user's own names: not dunders (the module's, the builtins)."""
+    return [name for name in namespace if not (name.startswith("__") and name.endswith("__"))]
+
+
+def error_text(error):
+    return f"{type(error).__name__}: {error}"[:500]
+
+
+def op_save(request, namespace):
+    try:
+        import cloudpickle
+    except ImportError as error:
+        return {"bytes": 0, "names": [], "skipped": [], "error": f"cannot save: {error_text(error)}"}
+    modules, values, skipped = {}, {}, []
+    for name in user_names(namespace):
+        value = namespace[name]
+        if isinstance(value, types.ModuleType):
+            modules[name] = value.__name__  # re-imported by name on restore
+        else:
+            values[name] = value
+    state = {"version": 1, "modules": modules, "values": values}
+    try:
+        payload = cloudpickle.dumps(state)  # all at once keeps shared references shared
+    except BaseException:
+        kept = {}
+        for name, value in values.items():
+            try:
+                cloudpickle.dumps(value)
+                kept[name] = value
+            except BaseException as error:
+                skipped.append({"name": name, "error": error_text(error)})
+        state["values"] = kept
+        try:
+            payload = cloudpickle.dumps(state)
+        except BaseException as error:
+            return {"bytes": 0, "names": [], "skipped": skipped, "error": f"cannot save: {error_text(error)}"}
+    data = zlib.compress(payload, 6)
+    names = sorted([*modules, *state["values"]])
+    result = {"bytes": len(data), "names": names, "skipped": skipped}
+    limit = request.get("maxBytes")
+    if limit is not None and len(data) > limit:
+        result["error"] = f"state is {len(data)} bytes, over the limit of {limit}"
+        return result
+    result["data"] = base64.b64encode(data).decode("ascii")
+    return result
+
+
+def op_restore(request, namespace):
+    import pickle
+
+    names, errors = [], []
+    try:
+        state = pickle.loads(zlib.decompress(base64.b64decode(request["data"])))
+        if not isinstance(state, dict) or state.get("version") != 1:
+            raise ValueError("not a saved state of this agent")
+    except BaseException as error:
+        return {"names": [], "error": f"cannot restore: {error_text(error)}"}
+    for name, module in state["modules"].items():
+        try:
+            namespace[name] = importlib.import_module(module)
+            names.append(name)
+        except BaseException as error:
+            errors.append(f"{name} (import {module}): {error_text(error)}")
+    namespace.update(state["values"])
+    names.extend(state["values"])
+    result = {"names": sorted(names)}
+    if errors:
+        result["error"] = "cannot restore " + "; ".join(errors)
+    return result
+
+
+OPERATIONS = {"preload": op_preload, "save": op_save, "restore": op_restore}
+
+
+def run_op(request, namespace, real_out, real_err):
+    """One operation, with fds 1 and 2 (and sys.stdout/stderr) on /dev/null; returns its result message."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    os.close(null)
+    try:
+        result = OPERATIONS[request["op"]](request, namespace)
+    except BaseException as error:
+        result = {"error": f"{request['op']} failed: {error_text(error)}"}
+    finally:
+        flush_all()
+        os.dup2(real_out, 1)
+        os.dup2(real_err, 2)
+    return {"result": request["k"], **result}
+
+
 STDIN_ENCODING, STDIN_ERRORS = sys.stdin.encoding, sys.stdin.errors
 
 
@@ -124,7 +368,7 @@ def set_stdin(path):
 
 
 def main():
-    global phase, interrupted
+    global phase, interrupted, control, driver_pid, current_exec
     control_fd, fifo, marker = int(sys.argv[1]), sys.argv[2], bytes.fromhex(sys.argv[3])
     os.set_inheritable(control_fd, False)
     control = socket.socket(fileno=control_fd)
@@ -140,14 +384,16 @@ def main():
     sys.modules["__main__"] = user_main
     del sys.path[0]  # the driver's folder; a script run has its own, empty, folder there
 
-    def send(message):
-        control.sendall(json.dumps(message).encode() + b"\n")
-
     driver_pid = os.getpid()
+    if "matplotlib.pyplot" not in sys.modules:
+        sys.meta_path.insert(0, PyplotFinder())
     signal.signal(signal.SIGINT, on_sigint)
     send({"ready": True})
     for line in commands:
         request = json.loads(line)
+        if "op" in request:
+            send(run_op(request, user_main.__dict__, real_out, real_err))
+            continue
         n, code = request["n"], request["code"]
         phase, interrupted = PREPARE, False
         start_cpu = cpu_us()
@@ -162,10 +408,13 @@ def main():
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
         send({"running": n, "cpuUs": start_cpu})
 
+        current_exec = n
         exit_code, signal_name = report(run_user_code(code, filename, user_main.__dict__))
         flush_all()
         if os.getpid() != driver_pid:
             os._exit(1 if exit_code is None else exit_code)  # a fork of the user's that ran off the end of the code
+        current_exec = None
+        after_exec()
         set_stdin(os.devnull)
         if request["stdin"]:
             # A fresh FIFO: a process that kept the old one open cannot read the next exec's input.

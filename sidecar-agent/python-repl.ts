@@ -16,7 +16,42 @@ export interface PythonReplOptions {
   launcher: string | null;
   /** A private folder for the stdin FIFO is made here. */
   workDir: string;
+  /** Modules to import as soon as the interpreter starts (before its first exec runs). */
+  preload?: readonly string[];
   log(line: string): void;
+}
+
+/** The end of a preload: what was imported, how long it took, the interpreter's memory then. */
+export interface PreloadResult {
+  modules: string[];
+  failed: Array<{ name: string; error: string }>;
+  ms: number;
+  pid: number | null;
+  rssBytes?: number;
+  pssBytes?: number;
+  error?: string;
+}
+
+/** The reply to a state save. */
+export interface SaveResult {
+  data?: string;
+  bytes: number;
+  names: string[];
+  skipped: Array<{ name: string; error: string }>;
+  error?: string;
+}
+
+/** The reply to a state restore. */
+export interface RestoreResult {
+  names: string[];
+  error?: string;
+}
+
+/** One rich output of an exec (a figure that plt.show() sent). */
+export interface DisplayItem {
+  mime: string;
+  data: string;
+  name?: string;
 }
 
 export interface ReplRequest {
@@ -32,12 +67,16 @@ export interface ReplRequest {
 export interface OutputSink {
   data(stream: StreamName, chunk: Buffer): void;
   end(stream: StreamName): void;
+  /** Rich output (a figure) of the exec, while it runs. */
+  display?(item: DisplayItem): void;
 }
 
 /** Messages of python-repl-driver.py. */
 type DriverMessage =
   | { ready: true }
   | { running: number; cpuUs: number }
+  | { display: number; mime: string; data: string; name?: string }
+  | { result: number }
   | { done: number; code: number | null; signal: string | null; cpuMs: number; memBytes: number };
 
 const STREAMS = ["stdout", "stderr"] as const;
@@ -58,7 +97,12 @@ export class PythonRepl {
   readonly #splitters: Record<StreamName, MarkerSplitter>;
   /** Output read past an exec's end marker: it belongs to the next exec. */
   readonly #carry: Record<StreamName, Buffer[]> = { stdout: [], stderr: [] };
-  #controlText = "";
+  #controlText: string[] = [];
+  /** Operations (preload, save, restore) sent to the driver and waiting for its result, by number. */
+  readonly #ops = new Map<number, (result: Record<string, unknown>) => void>();
+  #opCount = 0;
+  /** The preload's end, when the interpreter was started with modules to preload. */
+  readonly warm: Promise<PreloadResult> | null = null;
   #ready = false;
   #exited = false;
   #killed = false;
@@ -89,6 +133,46 @@ export class PythonRepl {
     // Drain what a dead interpreter left in its pipes, so that its process can be reaped.
     this.#proc.child.on("exit", () => this.#updateReading());
     void this.#proc.done.then((outcome) => this.#onExit(outcome));
+    if (options.preload?.length) {
+      const startedAt = performance.now();
+      this.warm = this.#operation({ op: "preload", modules: options.preload }).then((result) => ({
+        modules: [],
+        failed: [],
+        pid: null,
+        ...(result as Partial<PreloadResult>),
+        ms: Math.round(performance.now() - startedAt), // the interpreter's start included
+      }));
+    }
+  }
+
+  /**
+   * Pickle the user's namespace (cloudpickle, zlib, base64). Handled by the
+   * driver between execs, in order with them; the caller makes sure no exec runs.
+   */
+  async save(maxBytes?: number): Promise<SaveResult> {
+    const result = await this.#operation({ op: "save", ...(maxBytes !== undefined ? { maxBytes } : {}) });
+    return { bytes: 0, names: [], skipped: [], ...(result as Partial<SaveResult>) };
+  }
+
+  /** Load a saved namespace into this interpreter's. */
+  async restore(data: string): Promise<RestoreResult> {
+    const result = await this.#operation({ op: "restore", data });
+    return { names: [], ...(result as Partial<RestoreResult>) };
+  }
+
+  /** Any exec or operation is in the works. */
+  get busy(): boolean {
+    return this.#current !== null || this.#ops.size > 0;
+  }
+
+  #operation(message: Record<string, unknown>): Promise<Record<string, unknown>> {
+    if (!this.alive) return Promise.resolve({ error: "the interpreter has exited" });
+    const k = ++this.#opCount;
+    return new Promise((resolve) => {
+      this.#ops.set(k, resolve);
+      // Written at once: the driver reads its control lines in order, so this runs between execs.
+      this.#proc.control!.write(`${JSON.stringify({ ...message, k })}\n`);
+    });
   }
 
   /** Start the interpreter; it becomes ready in the background (execs wait for it). */
@@ -159,12 +243,19 @@ export class PythonRepl {
   }
 
   #onControl(text: string): void {
-    this.#controlText += text;
-    let newline = this.#controlText.indexOf("\n");
+    // Lines can be large (a saved state, a figure): look for the end only in what is new.
+    let newline = text.indexOf("\n");
+    if (newline < 0) {
+      this.#controlText.push(text);
+      return;
+    }
+    let rest = text;
     while (newline >= 0) {
-      const line = this.#controlText.slice(0, newline);
-      this.#controlText = this.#controlText.slice(newline + 1);
-      newline = this.#controlText.indexOf("\n");
+      this.#controlText.push(rest.slice(0, newline));
+      const line = this.#controlText.join("");
+      this.#controlText = [];
+      rest = rest.slice(newline + 1);
+      newline = rest.indexOf("\n");
       let message: DriverMessage;
       try {
         message = JSON.parse(line) as DriverMessage;
@@ -178,10 +269,18 @@ export class PythonRepl {
         if (exec) this.#send(exec);
       } else if ("running" in message) {
         if (exec?.n === message.running) exec.running(message.cpuUs);
+      } else if ("display" in message) {
+        if (exec?.n === message.display) exec.sink.display?.({ mime: message.mime, data: message.data, ...(message.name ? { name: message.name } : {}) });
+      } else if ("result" in message) {
+        const { result: k, ...fields } = message as { result: number } & Record<string, unknown>;
+        const resolve = this.#ops.get(k);
+        this.#ops.delete(k);
+        resolve?.(fields);
       } else if ("done" in message) {
         if (exec?.n === message.done) exec.completed({ code: message.code, signal: message.signal, cpuMs: message.cpuMs, memBytes: message.memBytes });
       }
     }
+    if (rest) this.#controlText.push(rest);
   }
 
   #onOutput(stream: StreamName, chunk: Buffer): void {
@@ -211,6 +310,8 @@ export class PythonRepl {
     this.#exited = true;
     rmSync(this.#dir, { recursive: true, force: true });
     this.#current?.interpreterExited(outcome);
+    for (const resolve of this.#ops.values()) resolve({ error: "the interpreter exited" });
+    this.#ops.clear();
     this.#updateReading();
   }
 

@@ -16,7 +16,7 @@ import { resolveRedis } from "./redis.ts";
 import { resolveS3 } from "./s3.ts";
 import { parseEnvStrings, parseValue, type RawValue, splitList } from "./schema.ts";
 import type { AppConfig, LogLevel } from "./types.ts";
-import { VARIABLES, type VariableSpec } from "./variables.ts";
+import { POOL_SIZE_VARIABLES, VARIABLES, type VariableSpec } from "./variables.ts";
 
 export const DEFAULT_API_KEY = "test-api-key";
 export const MIN_KEY_LENGTH = 16;
@@ -200,6 +200,8 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       corsEnabled: bool("ENABLE_CORS"),
       corsOrigins: splitList(raw.CORS_ORIGINS),
       docsEnabled: bool("ENABLE_DOCS"),
+      metricsEnabled: bool("METRICS_ENABLED"),
+      metricsAuth: text("METRICS_AUTH") as AppConfig["server"]["metricsAuth"],
     },
     auth: {
       enabled: bool("AUTH_ENABLED"),
@@ -232,6 +234,18 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       filenameLength: num("MAX_FILENAME_LENGTH"),
       concurrentExecutions: num("MAX_CONCURRENT_EXECUTIONS"),
       sessionsPerEntity: num("MAX_SESSIONS_PER_ENTITY"),
+      liveSandboxes: num("MAX_LIVE_SANDBOXES"),
+      queueSize: num("ADMISSION_QUEUE_SIZE"),
+      queueTimeoutMs: num("ADMISSION_QUEUE_TIMEOUT") * 1000,
+    },
+    pool: {
+      enabled: bool("SANDBOX_POOL_ENABLED"),
+      target: POOL_SIZE_VARIABLES.reduce((sum, name) => sum + num(name), 0),
+      pythonPreload: num("SANDBOX_POOL_PY") > 0 && bool("REPL_ENABLED"),
+      warmupOnStartup: bool("SANDBOX_POOL_WARMUP_ON_STARTUP"),
+      parallelBatch: num("SANDBOX_POOL_PARALLEL_BATCH"),
+      replenishIntervalMs: num("SANDBOX_POOL_REPLENISH_INTERVAL") * 1000,
+      exhaustionTrigger: bool("SANDBOX_POOL_EXHAUSTION_TRIGGER"),
     },
     sessions: {
       ttlMs: num("SESSION_TTL_HOURS") * 3_600_000,
@@ -265,6 +279,17 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     },
     redis,
     storage: { backend: s3.enabled ? "s3" : "local", s3 },
+    state: {
+      enabled: bool("STATE_PERSISTENCE_ENABLED"),
+      ttlMs: num("STATE_TTL_SECONDS") * 1000,
+      maxBytes: num("STATE_MAX_SIZE_MB") * MIB,
+      maxRedisBytes: num("STATE_MAX_REDIS_SIZE_MB") * MIB,
+      captureOnError: bool("STATE_CAPTURE_ON_ERROR"),
+      archiveEnabled: bool("STATE_ARCHIVE_ENABLED"),
+      archiveAfterMs: num("STATE_ARCHIVE_AFTER_SECONDS") * 1000,
+      archiveTtlMs: num("STATE_ARCHIVE_TTL_DAYS") * 86_400_000,
+      archiveCheckIntervalMs: num("STATE_ARCHIVE_CHECK_INTERVAL_SECONDS") * 1000,
+    },
     raw: Object.freeze({ ...raw }),
   };
 

@@ -23,6 +23,10 @@ export interface AppConfig {
     corsEnabled: boolean;
     corsOrigins: string[];
     docsEnabled: boolean;
+    /** METRICS_ENABLED: serve GET /metrics. */
+    metricsEnabled: boolean;
+    /** METRICS_AUTH: who may read /metrics. */
+    metricsAuth: "api_key" | "master" | "none";
   };
   auth: {
     enabled: boolean;
@@ -61,6 +65,23 @@ export interface AppConfig {
     filenameLength: number;
     concurrentExecutions: number;
     sessionsPerEntity: number;
+    /** MAX_LIVE_SANDBOXES (0: no cap). */
+    liveSandboxes: number;
+    /** ADMISSION_QUEUE_SIZE / ADMISSION_QUEUE_TIMEOUT (ms): runs waiting for an execution slot. */
+    queueSize: number;
+    queueTimeoutMs: number;
+  };
+  /** The warm pool (SANDBOX_POOL_*, POD_POOL_* aliases): server/sandbox/pool.ts. */
+  pool: {
+    enabled: boolean;
+    /** Sum of SANDBOX_POOL_<LANG>: our sandboxes run every language. */
+    target: number;
+    /** SANDBOX_POOL_PY > 0: agents preload Python (with REPL_ENABLED). */
+    pythonPreload: boolean;
+    warmupOnStartup: boolean;
+    parallelBatch: number;
+    replenishIntervalMs: number;
+    exhaustionTrigger: boolean;
   };
   sessions: {
     ttlMs: number;
@@ -105,6 +126,18 @@ export interface AppConfig {
   storage: {
     backend: "local" | "s3";
     s3: S3Config;
+  };
+  /** Saved Python state (STATE_*): kept when a session's sandbox is reclaimed, restored into its next one. */
+  state: {
+    enabled: boolean;
+    ttlMs: number;
+    maxBytes: number;
+    maxRedisBytes: number;
+    captureOnError: boolean;
+    archiveEnabled: boolean;
+    archiveAfterMs: number;
+    archiveTtlMs: number;
+    archiveCheckIntervalMs: number;
   };
   /** Everything else the seed guides define (Redis, S3, pools, state, Kubernetes...), typed by later issues. */
   raw: Readonly<Record<string, string | number | boolean | undefined>>;

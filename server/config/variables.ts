@@ -170,6 +170,9 @@ const POOL_LANGUAGES: readonly [code: string, label: string, defaultSize: string
   ["D", "D", "0"],
 ];
 
+/** The per-language pool sizes; the warm pool keeps their sum (sandboxes run every language). */
+export const POOL_SIZE_VARIABLES: readonly string[] = POOL_LANGUAGES.map(([code]) => `SANDBOX_POOL_${code}`);
+
 function poolVariables(): VariableSpec[] {
   return POOL_LANGUAGES.map(([code, label, size]) => {
     const aliases = [`POD_POOL_${code}`];
@@ -180,9 +183,10 @@ function poolVariables(): VariableSpec[] {
         : code === "JS"
           ? "CONTAINER_POOL_JS_MIN maps here (the warm count)."
           : undefined;
-    return def(`SANDBOX_POOL_${code}`, "pool", "reserved", int(0, 1000), size, `${label} sandboxes kept warm (0 = start one on demand)`, {
+    return def(`SANDBOX_POOL_${code}`, "pool", "active", int(0, 1000), size, `${label} sandboxes kept warm (0 = start one on demand)`, {
       aliases,
-      ...(note ? { note } : {}),
+      // Our sandboxes run every language: the per-language sizes add up to one pool (see docs/ARCHITECTURE.md, "Warm pool and admission").
+      note: `${note ? `${note} ` : ""}Sandboxes are not per language: the pool keeps the sum of all SANDBOX_POOL_<LANG> ready${code === "PY" ? "; above 0 (with REPL_ENABLED) agents preload Python" : ""}.`,
     });
   });
 }
@@ -324,8 +328,17 @@ export const VARIABLES: readonly VariableSpec[] = [
     unit: "bytes",
   }),
   def("MAX_CODE_BYTES", "limits", "active", int(1024, 16777216), "524288", "Largest accepted code body", { unit: "bytes" }),
-  def("MAX_CONCURRENT_EXECUTIONS", "limits", "reserved", int(1, 100000), "10", "Concurrent runs across the server"),
-  def("MAX_SESSIONS_PER_ENTITY", "limits", "reserved", int(1, 1000000), "100", "Sessions per entity_id"),
+  def("MAX_CONCURRENT_EXECUTIONS", "limits", "active", int(1, 100000), "10", "Concurrent runs across the server", {
+    note: "Across the fleet when Redis is configured (leases with a TTL, so a dead replica's slots come back), per replica otherwise. Runs beyond it wait in a bounded queue (ADMISSION_QUEUE_SIZE, ADMISSION_QUEUE_TIMEOUT), then get 503 with Retry-After (WebSocket: error rate_limited, close 4008).",
+  }),
+  def("MAX_SESSIONS_PER_ENTITY", "limits", "active", int(1, 1000000), "100", "Sessions per entity_id", {
+    note: "Live sessions of one entity_id on this replica; one more gets 429 with Retry-After (WebSocket: close 4008).",
+  }),
+  def("MAX_LIVE_SANDBOXES", "limits", "active", int(0, 100000), "0", "Sandboxes held by sessions on this replica (0 = no cap)", {
+    note: "At the cap the least recently used idle session's sandbox is reclaimed; when none is idle, 503 with Retry-After. Pooled sandboxes are not counted.",
+  }),
+  def("ADMISSION_QUEUE_SIZE", "limits", "active", int(0, 100000), "100", "Runs that may wait for an execution slot (0 = refuse at once)"),
+  def("ADMISSION_QUEUE_TIMEOUT", "limits", "active", num(0, 3600), "30", "Longest wait for an execution slot", { unit: "s" }),
 
   // --- File limits ------------------------------------------------------------
   def("MAX_FILE_SIZE_MB", "files", "active", int(1, 1048576), "100", "Largest file: uploads, and files a program writes (RLIMIT_FSIZE)", {
@@ -423,6 +436,16 @@ export const VARIABLES: readonly VariableSpec[] = [
     { example: "http://localhost:3080" },
   ),
   def("ENABLE_DOCS", "development", "active", bool, "true", "Serve API documentation endpoints"),
+  // No guide names a metrics setting: these two are ours (docs/PERFORMANCE.md, "Metrics").
+  def("METRICS_ENABLED", "development", "active", bool, "true", "Serve Prometheus metrics at GET /metrics"),
+  def(
+    "METRICS_AUTH",
+    "development",
+    "active",
+    oneOf("api_key", "master", "none"),
+    "api_key",
+    "Who may read /metrics: any valid API key, the master key only, or anyone (for a scraper on a private network)",
+  ),
 
   // --- Redis ------------------------------------------------------------------
   def("REDIS_MODE", "redis", "active", oneOf("standalone", "cluster", "sentinel"), "standalone", "Deployment mode", {
@@ -539,19 +562,20 @@ export const VARIABLES: readonly VariableSpec[] = [
   }),
 
   // --- Sandbox pool -------------------------------------------------------------
-  def("SANDBOX_POOL_ENABLED", "pool", "reserved", bool, "true", "Keep pre-warmed sandboxes", { aliases: ["POD_POOL_ENABLED", "CONTAINER_POOL_ENABLED"] }),
-  def("SANDBOX_POOL_WARMUP_ON_STARTUP", "pool", "reserved", bool, "true", "Warm the pool at start-up", {
+  def("SANDBOX_POOL_ENABLED", "pool", "active", bool, "true", "Keep pre-warmed sandboxes", { aliases: ["POD_POOL_ENABLED", "CONTAINER_POOL_ENABLED"] }),
+  def("SANDBOX_POOL_WARMUP_ON_STARTUP", "pool", "active", bool, "true", "Warm the pool at start-up", {
     aliases: ["POD_POOL_WARMUP_ON_STARTUP", "CONTAINER_POOL_WARMUP_ON_STARTUP"],
   }),
   ...poolVariables(),
-  def("SANDBOX_POOL_PARALLEL_BATCH", "pool", "reserved", int(1, 1000), "5", "Sandboxes started in parallel while warming", {
+  def("SANDBOX_POOL_PARALLEL_BATCH", "pool", "active", int(1, 1000), "5", "Sandboxes started in parallel while warming", {
     aliases: ["POD_POOL_PARALLEL_BATCH"],
+    note: "During the start-up warm-up only; later refills run at most min(this, CPUs/2) at a time so they do not starve running work.",
   }),
-  def("SANDBOX_POOL_REPLENISH_INTERVAL", "pool", "reserved", num(0.1, 3600), "2", "Interval of pool replenishment checks", {
+  def("SANDBOX_POOL_REPLENISH_INTERVAL", "pool", "active", num(0.1, 3600), "2", "Interval of pool replenishment checks", {
     unit: "s",
     aliases: ["POD_POOL_REPLENISH_INTERVAL"],
   }),
-  def("SANDBOX_POOL_EXHAUSTION_TRIGGER", "pool", "reserved", bool, "true", "Replenish at once when the pool runs dry", {
+  def("SANDBOX_POOL_EXHAUSTION_TRIGGER", "pool", "active", bool, "true", "Replenish at once when the pool runs dry", {
     aliases: ["POD_POOL_EXHAUSTION_TRIGGER"],
   }),
 
@@ -561,18 +585,18 @@ export const VARIABLES: readonly VariableSpec[] = [
   def("REPL_HEALTH_CHECK_TIMEOUT_SECONDS", "repl", "reserved", int(1, 600), "5", "Timeout of REPL health checks", { unit: "s" }),
 
   // --- State persistence ----------------------------------------------------------
-  def("STATE_PERSISTENCE_ENABLED", "state", "reserved", bool, "true", "Keep Python variables across runs of a session"),
-  def("STATE_TTL_SECONDS", "state", "reserved", int(1, 31536000), "7200", "Lifetime of hot state in Redis", { unit: "s" }),
-  def("STATE_MAX_SIZE_MB", "state", "reserved", int(1, 102400), "50", "Largest serialized state", { unit: "MB" }),
-  def("STATE_MAX_REDIS_SIZE_MB", "state", "reserved", int(1, 102400), "100", "Largest state kept in Redis; larger states go straight to S3", { unit: "MB" }),
-  def("STATE_CAPTURE_ON_ERROR", "state", "reserved", bool, "false", "Save state even when the run failed"),
-  def("STATE_ARCHIVE_ENABLED", "state", "reserved", bool, "true", "Archive inactive state to S3"),
-  def("STATE_ARCHIVE_AFTER_SECONDS", "state", "reserved", int(1, 31536000), "3600", "Inactivity before archiving", { unit: "s" }),
-  def("STATE_ARCHIVE_TTL_DAYS", "state", "reserved", int(1, 3650), "7", "Lifetime of archives", {
+  def("STATE_PERSISTENCE_ENABLED", "state", "active", bool, "true", "Keep Python variables across runs of a session"),
+  def("STATE_TTL_SECONDS", "state", "active", int(1, 31536000), "7200", "Lifetime of hot state in Redis", { unit: "s" }),
+  def("STATE_MAX_SIZE_MB", "state", "active", int(1, 102400), "50", "Largest serialized state", { unit: "MB" }),
+  def("STATE_MAX_REDIS_SIZE_MB", "state", "active", int(1, 102400), "100", "Largest state kept in Redis; larger states go straight to S3", { unit: "MB" }),
+  def("STATE_CAPTURE_ON_ERROR", "state", "active", bool, "false", "Save state even when the run failed"),
+  def("STATE_ARCHIVE_ENABLED", "state", "active", bool, "true", "Archive inactive state to S3"),
+  def("STATE_ARCHIVE_AFTER_SECONDS", "state", "active", int(1, 31536000), "3600", "Inactivity before archiving", { unit: "s" }),
+  def("STATE_ARCHIVE_TTL_DAYS", "state", "active", int(1, 3650), "7", "Lifetime of archives", {
     unit: "days",
     note: "Guides disagree: 7 (Docker and Kubernetes guides), 1 (nsjail guide); we use 7.",
   }),
-  def("STATE_ARCHIVE_CHECK_INTERVAL_SECONDS", "state", "reserved", int(1, 86400), "300", "Interval of archive checks", { unit: "s" }),
+  def("STATE_ARCHIVE_CHECK_INTERVAL_SECONDS", "state", "active", int(1, 86400), "300", "Interval of archive checks", { unit: "s" }),
 
   // --- Egress -------------------------------------------------------------------
   def("ENABLE_SANDBOX_NETWORK", "egress", "reserved", bool, "false", "Let sandboxes reach package registries through the allowlist proxy"),

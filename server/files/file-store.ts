@@ -19,6 +19,8 @@ export interface StoredFile {
   generated: boolean;
   /** Replaced by a newer version of the same path: kept for references, left out of listings. */
   superseded?: boolean;
+  /** The server's own (saved Python state): never listed, downloaded or placed in a sandbox. */
+  internal?: boolean;
   kind?: string;
   resourceId?: string;
   version?: string;

@@ -4,6 +4,7 @@ import type { AuthGate, Refusal } from "../auth/auth-gate.ts";
 import { extractApiKey } from "../auth/credentials.ts";
 import type { RateState } from "../auth/rate-limiter.ts";
 import { FileStoreUnavailableError } from "../files/file-store.ts";
+import { routeLabel } from "../metrics/registry.ts";
 import { isRedisUnavailable } from "../redis/connection.ts";
 import type { HttpHandler, HttpResponse } from "../transport/types.ts";
 import { sendError, sendJson } from "./errors.ts";
@@ -15,13 +16,15 @@ export interface HttpHandlerDeps {
   router: Router;
   logger: Logger;
   accessLogs: boolean;
+  /** Called once per request where it is logged (metrics): the route pattern, or "unmatched". */
+  observe?: (request: { method: string; route: string; status: number; seconds: number }) => void;
 }
 
 /**
  * The transport-facing HTTP entry: request id, routing, one log line per
  * request at a level that follows the status (5xx error, 4xx warn, else debug).
  */
-export function createHttpHandler({ router, logger, accessLogs }: HttpHandlerDeps): HttpHandler {
+export function createHttpHandler({ router, logger, accessLogs, observe }: HttpHandlerDeps): HttpHandler {
   return async (req, res) => {
     const started = performance.now();
     const incoming = req.headers["x-request-id"];
@@ -33,8 +36,10 @@ export function createHttpHandler({ router, logger, accessLogs }: HttpHandlerDep
       status = code;
       return originalStatus(code);
     };
+    let route = "unmatched";
     try {
       const match = router.match(req.method, req.path);
+      if (observe && match !== undefined && match !== "method") route = routeLabel(req.path, match.params);
       if (match === undefined) sendError(res, requestId, 404, "resource_not_found", `no route for ${req.method} ${req.path}`);
       else if (match === "method") sendError(res, requestId, 405, "validation", `${req.method} is not allowed on ${req.path}`);
       else await match.handler({ req, res, params: match.params, requestId, log: logger.child({ requestId }) });
@@ -51,6 +56,7 @@ export function createHttpHandler({ router, logger, accessLogs }: HttpHandlerDep
         sendError(res, requestId, 500, "internal_server", "Internal server error");
       }
     } finally {
+      observe?.({ method: req.method, route, status, seconds: (performance.now() - started) / 1000 });
       const level = status >= 500 ? "error" : status >= 400 ? "warn" : accessLogs ? "info" : "debug";
       logger[level](
         { requestId, method: req.method, path: req.path, status, ms: Math.round(performance.now() - started), remoteAddress: req.remoteAddress },

@@ -847,7 +847,10 @@ const OPERATIONS: readonly DocumentedOperation[] = [
       operationId: "metrics",
       tags: ["Health"],
       summary: "Prometheus metrics",
-      responses: { "200": reply("Prometheus text format", text(), "text/plain; version=0.0.4"), ...authErrors },
+      description:
+        "This replica's metrics in the Prometheus text format (prom-client): executions by language and exit reason, exec latency, HTTP requests by route and status, WebSocket connections, live sessions and sandboxes, streamed bytes, the sandbox pool, process metrics. " +
+        "Who may read it follows METRICS_AUTH: any valid API key (api_key, the default), the master key only (master), or anyone (none); METRICS_ENABLED=false removes the route.",
+      responses: { "200": reply("Prometheus text format", text(), "text/plain; version=0.0.4; charset=utf-8"), ...authErrors },
     },
   },
   // --- Admin (master key)

@@ -7,6 +7,8 @@ import {
   type AgentFileInfo,
   type AgentFileResult,
   type AgentOut,
+  type AgentStateResult,
+  type AgentWarm,
   type AgentToServer,
   AgentToServerSchema,
   parseJsonFrame,
@@ -41,6 +43,9 @@ export class AgentClient {
   readonly #socket: WebSocket;
   readonly #execs = new Map<string, ExecListener>();
   readonly #requests = new Map<string, { resolve: (r: AgentFileResult) => void; reject: (e: Error) => void }>();
+  readonly #stateRequests = new Map<string, (result: AgentStateResult) => void>();
+  readonly #warmListeners: Array<(warm: AgentWarm) => void> = [];
+  #warm: AgentWarm | undefined;
   readonly closed: Promise<string>;
   #isClosed = false;
 
@@ -52,6 +57,8 @@ export class AgentClient {
         const why = `agent connection closed (${code}${reason.length ? ` ${reason.toString()}` : ""})`;
         for (const request of this.#requests.values()) request.reject(new AgentRequestError(why));
         this.#requests.clear();
+        for (const settle of this.#stateRequests.values()) settle({ type: "state.result", reqId: "", names: [], error: why });
+        this.#stateRequests.clear();
         resolve(why);
       });
     });
@@ -194,8 +201,51 @@ export class AgentClient {
         request?.resolve(frame);
         return;
       }
+      case "state.result": {
+        const request = this.#stateRequests.get(frame.reqId);
+        this.#stateRequests.delete(frame.reqId);
+        request?.(frame);
+        return;
+      }
+      case "warm":
+        this.#warm = frame;
+        for (const listener of this.#warmListeners.splice(0)) listener(frame);
+        return;
       case "ready":
         return;
     }
+  }
+
+  /** The interpreter finished importing the preloaded modules (resolves at once if it already has). */
+  whenWarm(): Promise<AgentWarm> {
+    if (this.#warm) return Promise.resolve(this.#warm);
+    return new Promise((resolve) => this.#warmListeners.push(resolve));
+  }
+
+  /** Pickle the Python namespace (nothing to save: no data). Rejects on an agent error or after `timeoutMs`. */
+  saveState(maxBytes: number, timeoutMs = 30_000): Promise<AgentStateResult> {
+    return this.#stateRequest({ type: "state.save", reqId: "", maxBytes }, timeoutMs);
+  }
+
+  /** Load a saved namespace into the interpreter. */
+  restoreState(data: string, timeoutMs = 30_000): Promise<AgentStateResult> {
+    return this.#stateRequest({ type: "state.restore", reqId: "", data }, timeoutMs);
+  }
+
+  #stateRequest(frame: Extract<ServerToAgent, { type: "state.save" | "state.restore" }>, timeoutMs: number): Promise<AgentStateResult> {
+    if (this.#isClosed) return Promise.reject(new AgentRequestError("agent connection is closed"));
+    const reqId = randomUUID();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#stateRequests.delete(reqId);
+        reject(new AgentRequestError(`${frame.type} got no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#stateRequests.set(reqId, (result) => {
+        clearTimeout(timer);
+        if (result.error) reject(new AgentRequestError(result.error));
+        else resolve(result);
+      });
+      this.#send({ ...frame, reqId });
+    });
   }
 }

@@ -66,7 +66,7 @@ export class SandboxFiles {
 
   /** The session's current files (newest version of each path, superseded ones left out). */
   async current(): Promise<StoredFile[]> {
-    return (await this.#store.list(this.#sessionId)).filter((file) => !file.superseded);
+    return (await this.#store.list(this.#sessionId)).filter((file) => !file.superseded && !file.internal);
   }
 
   /**

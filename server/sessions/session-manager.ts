@@ -10,11 +10,14 @@ import { RemoteSession } from "../fleet/remote-session.ts";
 import { SessionHost } from "../fleet/session-host.ts";
 import type { SharedStream } from "../fleet/shared-stream.ts";
 import { randomId } from "../ids.ts";
+import type { SandboxPool } from "../sandbox/pool.ts";
 import type { SandboxLimits, SandboxProvider } from "../sandbox/provider.ts";
+import type { Admission } from "./admission.ts";
 import type { FileLimits } from "./sandbox-files.ts";
 import { Session } from "./session.ts";
 import type { SessionHandle } from "./session-handle.ts";
 import type { SessionRecord, SessionStore } from "./session-store.ts";
+import type { StateKeeper } from "./state-keeper.ts";
 
 export interface SessionManagerDeps {
   config: AppConfig;
@@ -26,8 +29,13 @@ export interface SessionManagerDeps {
   files: FileStore;
   /** Several replicas share sessions (Redis): who holds which, the shared frame stream, and requests between replicas. */
   fleet?: Fleet;
+  /** Saved Python state between a session's sandboxes. */
+  state?: StateKeeper;
   /** Run a background task once across the fleet (a lock), or here when alone. */
   runOnce?: (name: string, task: () => Promise<unknown>) => Promise<unknown>;
+  // --- warm pool and admission (server/sandbox/pool.ts, ./admission.ts)
+  pool?: SandboxPool;
+  admission?: Admission;
 }
 
 export interface Fleet {
@@ -104,6 +112,30 @@ export class SessionManager {
     return limits.execTimeoutMs + limits.compileTimeoutMs + 30_000;
   }
 
+  /** The limits every sandbox of this replica gets (the warm pool makes its sandboxes with them). */
+  get sandboxLimits(): SandboxLimits {
+    return this.#sandboxLimits;
+  }
+
+  /** Sessions of this replica holding a sandbox now (MAX_LIVE_SANDBOXES). */
+  get liveSandboxes(): number {
+    let count = 0;
+    for (const session of this.#live.values()) if (session.hasSandbox) count++;
+    return count;
+  }
+
+  /**
+   * Free the sandbox of the least recently used idle session (no exec, no client); false when none is idle.
+   * (The lead's state saving replaces this with "save the state, then release".)
+   */
+  async reclaimLeastRecentlyUsed(): Promise<boolean> {
+    const idle = [...this.#live.values()]
+      .filter((session) => session.hasSandbox && !session.running && session.clientCount === 0)
+      .sort((a, b) => a.lastActiveAt - b.lastActiveAt);
+    for (const session of idle) if (await session.releaseIdleSandbox(0)) return true;
+    return false;
+  }
+
   /** Live sessions (with a Session object) on this replica. */
   get size(): number {
     return this.#live.size;
@@ -134,6 +166,8 @@ export class SessionManager {
     const once = this.#deps.runOnce ?? ((_name: string, task: () => Promise<unknown>) => task());
     every(Math.min(sandbox.cleanupIntervalMs, sandbox.idleTtlMs), () => this.sweepIdleSandboxes());
     every(sessions.cleanupIntervalMs, () => once("expired-sessions", () => this.sweepExpiredSessions()));
+    const state = this.#deps.state;
+    if (state) every(this.#deps.config.state.archiveCheckIntervalMs, () => once("state-archive", () => state.archiveIdle()));
     const fleet = this.#deps.fleet;
     if (fleet) every(Math.floor(fleet.holders.ttlMs / 3), () => this.#renewHolders(fleet));
   }
@@ -149,6 +183,12 @@ export class SessionManager {
 
   /** A new session; its sandbox starts now when `startSandbox`, else on its first exec. */
   async create(caller: Caller, options: { entityId?: string; startSandbox?: boolean } = {}): Promise<Session> {
+    // Admission: MAX_SESSIONS_PER_ENTITY (live sessions of the entity on this replica); throws AdmissionError.
+    const { admission } = this.#deps;
+    if (admission && options.entityId !== undefined) {
+      const entityId = options.entityId;
+      admission.checkNewSession(entityId, [...this.#live.values()].filter((s) => s.entityId === entityId && !s.ended).length);
+    }
     const now = Date.now();
     const record: SessionRecord = {
       id: randomId(this.#deps.config.sessions.idLength),
@@ -240,7 +280,7 @@ export class SessionManager {
       const record = await this.record(sessionId, caller.principal);
       if (!record || (record.userId !== undefined && record.userId !== caller.userId)) return missing;
       const file = await this.#deps.files.get(sessionId, ref.id);
-      if (!file) return missing;
+      if (!file || file.internal) return missing;
       files.push(file);
     }
     return { ok: true, files };
@@ -281,6 +321,7 @@ export class SessionManager {
     const remote = this.#remote.get(id);
     if (remote) await remote.close();
     await this.#deps.fleet?.stream.delete(id).catch(() => {});
+    await this.#deps.state?.delete(id).catch(() => {});
     await this.#deps.store.delete(id);
     await this.#deps.files.deleteSession(id);
   }
@@ -350,6 +391,7 @@ export class SessionManager {
     const { config, provider, events, logger, availableLanguages, files, store, fleet } = this.#deps;
     const session = new Session({
       initialSeq,
+      ...(this.#deps.state ? { state: this.#deps.state } : {}),
       ...(fleet
         ? {
             onFrame: (seq: number, text: string) => {
@@ -370,6 +412,16 @@ export class SessionManager {
       files,
       events,
       logger,
+      ...(this.#deps.pool ? { pool: this.#deps.pool } : {}),
+      ...(this.#deps.admission
+        ? {
+            sandboxRoom: () =>
+              this.#deps.admission!.ensureSandboxRoom(
+                () => this.liveSandboxes,
+                () => this.reclaimLeastRecentlyUsed(),
+              ),
+          }
+        : {}),
       onActivity: (active) => {
         void store.touch(active.id, active.lastActiveAt).catch((error: unknown) => logger.warn({ err: error }, "session touch failed"));
       },

@@ -3,11 +3,13 @@ import { type AgentExit, type ErrorCodes, type ExitReason, type FileRef, findLan
 import type { EventBus } from "../events/event-bus.ts";
 import type { FileStore, StoredFile } from "../files/file-store.ts";
 import { AgentClient } from "../sandbox/agent-client.ts";
+import type { LeasedSandbox } from "../sandbox/pool.ts";
 import type { Sandbox, SandboxLimits, SandboxProvider } from "../sandbox/provider.ts";
 import { ReplayLog } from "./replay-log.ts";
 import { type FileLimits, SandboxFiles } from "./sandbox-files.ts";
 import type { SessionHandle } from "./session-handle.ts";
 import type { SessionRecord } from "./session-store.ts";
+import type { StateKeeper } from "./state-keeper.ts";
 
 /** A client attached to a session: one WebSocket, seen through what the session needs. */
 export interface SessionClient {
@@ -76,6 +78,13 @@ export interface SessionOptions {
   initialSeq?: number;
   /** Every logged frame, as sent: other replicas' clients and the shared replay log get them from here. */
   onFrame?: (seq: number, text: string) => void;
+  /** Where the Python namespace goes when the sandbox is reclaimed (STATE_PERSISTENCE_ENABLED). */
+  state?: StateKeeper;
+  // --- warm pool and admission (server/sandbox/pool.ts, ./admission.ts) ---
+  /** Ready sandboxes with their agent: #startSandbox leases one when there is one. */
+  pool?: { lease(sessionId?: string): LeasedSandbox | undefined };
+  /** Called before this session gets a sandbox: makes room (MAX_LIVE_SANDBOXES) or throws AdmissionError. */
+  sandboxRoom?: () => Promise<void>;
 }
 
 interface RunningExec {
@@ -135,6 +144,12 @@ export class Session implements SessionHandle {
   #ended = false;
   /** Callers waiting for the running exec to end (HTTP /exec queues; WebSocket clients get `busy`). */
   #idleWaiters: Array<() => void> = [];
+  /** This sandbox's interpreter ran Python (so it has a namespace worth saving). */
+  #replUsed = false;
+  /** The saved state was looked for in this sandbox already. */
+  #stateChecked = false;
+  /** A problem saving the state, told on the next Python exec's stderr. */
+  #stateNote: string | undefined;
   /** Replicas with clients of this session: each counts as one attached client (for the grace and for output credit). */
   readonly #remoteLeases = new Map<string, SessionClient>();
 
@@ -340,6 +355,9 @@ export class Session implements SessionHandle {
   /** Release the sandbox when nothing uses it (idle sweep). Returns whether it did. */
   async releaseIdleSandbox(idleMs: number): Promise<boolean> {
     if (!this.#sandbox || this.#exec || this.#clients.size > 0 || Date.now() - this.lastActiveAt < idleMs) return false;
+    await this.#saveState();
+    // An exec may have started while the state was being saved: it keeps its sandbox.
+    if (this.#exec) return false;
     await this.#dropSandbox();
     return true;
   }
@@ -407,6 +425,7 @@ export class Session implements SessionHandle {
     try {
       agent = await this.#ensureAgent();
       await this.#files.prepare(agent, request.inputs);
+      if (exec.lang === "py") await this.#restoreState(exec, agent);
     } catch (error) {
       this.#options.logger.error({ err: error, sessionId: this.id }, "sandbox could not be prepared");
       if (this.#exec !== exec) return;
@@ -539,6 +558,40 @@ export class Session implements SessionHandle {
   }
 
   async #startSandbox(): Promise<AgentClient> {
+    // --- warm pool and admission: room for one more sandbox, then a pooled sandbox+agent when there is one, else a new one as before.
+    await this.#options.sandboxRoom?.();
+    const leased = this.#options.pool?.lease(this.id);
+    if (leased && this.#ended) {
+      leased.agent.close();
+      await leased.sandbox.destroy();
+      throw new Error("session ended while its sandbox was starting");
+    }
+    const { sandbox, agent } = leased ?? (await this.#createSandbox());
+    // --- end warm pool
+    this.#sandbox = sandbox;
+    this.#agent = agent;
+    this.#files.reset();
+    this.#stateChecked = false;
+    this.#replUsed = false;
+    this.#options.events.publish({
+      topic: "pool",
+      kind: "sandbox.leased",
+      at: new Date().toISOString(),
+      sessionId: this.id,
+      sandboxId: sandbox.id,
+      fromPool: leased !== undefined,
+    });
+    void agent.closed.then((why) => {
+      if (this.#agent === agent) this.#sandboxLost(why);
+    });
+    void sandbox.exited.then((exit) => {
+      if (this.#sandbox === sandbox) this.#sandboxLost(`sandbox exited: ${exit.reason}`);
+    });
+    return agent;
+  }
+
+  /** A new sandbox and its agent, made for this session (no pooled one was ready). */
+  async #createSandbox(): Promise<LeasedSandbox> {
     const sandbox = await this.#options.provider.create({ sessionId: this.id, limits: this.#options.sandboxLimits });
     if (this.#ended) {
       await sandbox.destroy();
@@ -551,17 +604,7 @@ export class Session implements SessionHandle {
       await sandbox.destroy();
       throw error;
     }
-    this.#sandbox = sandbox;
-    this.#agent = agent;
-    this.#files.reset();
-    this.#options.events.publish({ topic: "pool", kind: "sandbox.leased", at: new Date().toISOString(), sessionId: this.id, sandboxId: sandbox.id });
-    void agent.closed.then((why) => {
-      if (this.#agent === agent) this.#sandboxLost(why);
-    });
-    void sandbox.exited.then((exit) => {
-      if (this.#sandbox === sandbox) this.#sandboxLost(`sandbox exited: ${exit.reason}`);
-    });
-    return agent;
+    return { sandbox, agent };
   }
 
   /** The sandbox died or stopped answering: end the running exec with sandbox_lost; the next exec gets a new sandbox. */
@@ -595,6 +638,48 @@ export class Session implements SessionHandle {
     } else if (exec) {
       return; // an HTTP caller still waits for this exec
     }
-    void this.#dropSandbox();
+    void this.#saveState().then(() => (this.#exec || this.#clients.size > 0 ? undefined : this.#dropSandbox()));
+  }
+
+  /**
+   * Before the sandbox goes: pickle the Python namespace (when this sandbox ran
+   * Python) into the state keeper, so that the next sandbox gets it back.
+   */
+  async #saveState(): Promise<void> {
+    const keeper = this.#options.state;
+    const agent = this.#agent;
+    if (!keeper?.enabled || !agent || agent.isClosed || !this.#replUsed) return;
+    try {
+      const result = await agent.saveState(keeper.maxBytes);
+      if (!result.data) return;
+      await keeper.save(this.id, { data: Buffer.from(result.data, "base64"), names: result.names, skipped: result.skipped ?? [], savedAt: Date.now() });
+      this.#replUsed = false;
+    } catch (error) {
+      this.#options.logger.warn({ err: error, sessionId: this.id }, "Python state not saved");
+      this.#stateNote = `the Python state could not be saved when the previous sandbox was reclaimed: ${(error as Error).message}`;
+    }
+  }
+
+  /** Before the first Python exec in a new sandbox: restore the saved namespace; say on stderr what could not come back. */
+  async #restoreState(exec: RunningExec, agent: AgentClient): Promise<void> {
+    this.#replUsed = true;
+    const keeper = this.#options.state;
+    if (this.#stateChecked || !keeper?.enabled) return;
+    this.#stateChecked = true;
+    const notes: string[] = this.#stateNote ? [this.#stateNote] : [];
+    this.#stateNote = undefined;
+    try {
+      const saved = await keeper.load(this.id);
+      if (saved) {
+        await agent.restoreState(saved.data.toString("base64"));
+        for (const skipped of saved.skipped) notes.push(`${skipped.name} was not kept when the previous sandbox was reclaimed: ${skipped.error}`);
+      }
+    } catch (error) {
+      notes.push(`the saved Python state could not be restored: ${(error as Error).message}`);
+    }
+    if (notes.length === 0 || this.#exec !== exec) return;
+    const text = notes.map((note) => `[state] ${note}\n`).join("");
+    this.#emit({ type: "out", id: exec.id, stream: "stderr", data: text });
+    exec.observer?.out("stderr", text);
   }
 }

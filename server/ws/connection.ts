@@ -14,6 +14,7 @@ import { extractApiKey } from "../auth/credentials.ts";
 import type { EventBus } from "../events/event-bus.ts";
 import { FileStoreUnavailableError, type StoredFile } from "../files/file-store.ts";
 import { isRedisUnavailable } from "../redis/connection.ts";
+import { type Admission, AdmissionError } from "../sessions/admission.ts";
 import type { SessionClient } from "../sessions/session.ts";
 import type { SessionHandle } from "../sessions/session-handle.ts";
 import type { SessionManager } from "../sessions/session-manager.ts";
@@ -21,6 +22,8 @@ import type { UpgradeRequest, WsConnection, WsSocket } from "../transport/types.
 
 export interface ConnectionDeps {
   sessions: SessionManager;
+  /** Admission control: over a limit, an `error` frame and close 4008. */
+  admission?: Admission;
   /** Keys, the auth-failure limiter and per-key rate limits, shared with HTTP. */
   gate: AuthGate;
   keyHeader: string;
@@ -31,6 +34,8 @@ export interface ConnectionDeps {
   /** A connection with no session activity and no frame for this long is closed with 4009. */
   idleTimeoutMs: number;
   securityLog: (event: string, fields: Record<string, unknown>) => void;
+  /** Metrics hooks (server/metrics/registry.ts): connection opened and closed, each text frame sent. */
+  metrics?: { wsOpened(): void; wsClosed(): void; wsFrameSent(text: string): void };
 }
 
 type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -68,12 +73,15 @@ export class ClientConnection implements WsConnection, SessionClient {
     // Without credentials on the upgrade, a browser sends an `auth` frame (unless auth is off).
     if (key || !deps.gate.authEnabled) this.#authenticate(key);
     this.#touch();
+    deps.metrics?.wsOpened();
   }
 
   // ---- SessionClient ----
 
   send(text: string): boolean {
-    return this.#closed ? false : this.#socket.send(text);
+    if (this.#closed) return false;
+    this.#deps.metrics?.wsFrameSent(text);
+    return this.#socket.send(text);
   }
 
   disconnect(code: number, reason: string): void {
@@ -118,6 +126,7 @@ export class ClientConnection implements WsConnection, SessionClient {
   }
 
   close(): void {
+    if (!this.#closed) this.#deps.metrics?.wsClosed();
     this.#closed = true;
     clearTimeout(this.#authTimer);
     clearTimeout(this.#idleTimer);
@@ -219,6 +228,18 @@ export class ClientConnection implements WsConnection, SessionClient {
       if (!resolved.ok) return session.error("file_not_found", resolved.message, frame.id);
       inputs = resolved.files;
     }
+    // Admission: an exec slot (waits in the bounded queue), released once the session is idle again.
+    let permit: Awaited<ReturnType<Admission["acquireExec"]>> | undefined;
+    try {
+      permit = await this.#deps.admission?.acquireExec(() => this.#closed);
+    } catch (error) {
+      if (error instanceof AdmissionError) return this.#admissionRefused(error);
+      throw error;
+    }
+    if (permit)
+      void Promise.resolve()
+        .then(() => session.whenIdle())
+        .finally(() => permit.release());
     session.exec({
       id: frame.id,
       lang: frame.lang,
@@ -260,6 +281,7 @@ export class ClientConnection implements WsConnection, SessionClient {
       this.#session = session;
       session.attach(this);
     } catch (error) {
+      if (error instanceof AdmissionError) return this.#admissionRefused(error);
       logger.error({ err: error }, "session could not be opened");
       if (isRedisUnavailable(error) || error instanceof FileStoreUnavailableError) {
         this.#error("service_unavailable", "a shared store (Redis or S3) is unavailable; try again shortly");
@@ -276,6 +298,11 @@ export class ClientConnection implements WsConnection, SessionClient {
       topic,
       this.#deps.events.subscribe(topic, (event) => this.send(JSON.stringify({ type: "event", ...event }))),
     );
+  }
+
+  /** Over an admission limit: `error` (rate_limited) and close 4008, as for rate limits. */
+  #admissionRefused(error: AdmissionError): void {
+    this.#fail(CloseCodes.rateLimited, "rate_limited", `${error.message}; retry in ${error.retryAfterSeconds} s`);
   }
 
   /** An error frame: on the session stream when one is open, else straight to this socket. */

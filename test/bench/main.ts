@@ -1,16 +1,34 @@
 /**
- * `npm run bench`: latency of the WebSocket path against the real server with
- * real sandboxes, next to the bare process it wraps. Prints one JSON document.
- * Every loop is bounded in count; all traffic stays on 127.0.0.1.
+ * `npm run bench`: the figures of docs/PERFORMANCE.md against the real built
+ * server with real sandboxes, next to the bare process it wraps. Prints one
+ * JSON document. Every loop is bounded in count and time; all traffic stays on
+ * 127.0.0.1. Knobs (environment): BENCH_RUNS (200), BENCH_COLD_RUNS (20),
+ * BENCH_FIRST_OUTPUT_RUNS (20), BENCH_LOAD_SESSIONS (50), BENCH_LOAD_SECONDS (10),
+ * BENCH_IDLE_CONNECTIONS (10000), BENCH_PSS_SANDBOXES (5), BENCH_POOL_SIZE (4),
+ * BENCH_TRANSPORTS (node,uws), MAX_CPU_QUOTA (100000 for the bench servers).
  */
 import { execFile } from "node:child_process";
-import { startServer, TEST_API_KEY } from "../helpers/server-process.ts";
-import { TestClient } from "../helpers/ws-client.ts";
+import { readFileSync } from "node:fs";
+import os from "node:os";
+import { startServer } from "../helpers/server-process.ts";
+import { concurrentLoad, firstOutput, idleConnections, idleSandboxPss, metric, newSessionFirstExec, reusedSession } from "./scenarios.ts";
 import { summarize, timeRepeated } from "./stats.ts";
 
-const RUNS = Number(process.env.BENCH_RUNS ?? 50);
-const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 10);
+const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+const RUNS = env("BENCH_RUNS", 200);
+const COLD_RUNS = env("BENCH_COLD_RUNS", 20);
+const FIRST_OUTPUT_RUNS = env("BENCH_FIRST_OUTPUT_RUNS", 20);
+const LOAD_SESSIONS = env("BENCH_LOAD_SESSIONS", 50);
+const LOAD_SECONDS = env("BENCH_LOAD_SECONDS", 10);
+const IDLE_CONNECTIONS = env("BENCH_IDLE_CONNECTIONS", 10_000);
+const PSS_SANDBOXES = env("BENCH_PSS_SANDBOXES", 5);
+const POOL_SIZE = env("BENCH_POOL_SIZE", 4);
 const SANDBOX_PATH = "/usr/bin:/bin";
+const SERVER_ENV = { MAX_CPU_QUOTA: process.env.MAX_CPU_QUOTA ?? "100000" };
+const POOL_OFF = { SANDBOX_POOL_ENABLED: "false" };
+const POOL_ON = { SANDBOX_POOL_ENABLED: "true", SANDBOX_POOL_PY: String(POOL_SIZE) };
+
+const log = (message: string) => process.stderr.write(`bench: ${message}\n`);
 
 function bare(command: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -18,92 +36,122 @@ function bare(command: string, args: string[]): Promise<void> {
   });
 }
 
-async function benchTransport(transport: "node" | "uws") {
-  const server = await startServer({ transport, env: { MAX_CPU_QUOTA: process.env.MAX_CPU_QUOTA ?? "100000" } });
+function machine() {
+  const meminfo = readFileSync("/proc/meminfo", "utf8");
+  const memTotalKb = Number(/^MemTotal:\s+(\d+)/m.exec(meminfo)?.[1] ?? 0);
+  return {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? "unknown",
+    memoryGiB: Math.round((memTotalKb / 1024 / 1024) * 10) / 10,
+    kernel: os.release(),
+    node: process.version,
+  };
+}
+
+function pythonVersion(): Promise<string> {
+  return new Promise((resolve) => execFile("/usr/bin/python3", ["--version"], (_e, stdout) => resolve(String(stdout).trim())));
+}
+
+/** Figures (a), (c), (d) and the idle connections of (e), on one transport, pool at the server's default. */
+async function perTransport(transport: "node" | "uws") {
+  log(`${transport}: reused session`);
+  const server = await startServer({ transport, env: { ...SERVER_ENV, ...POOL_OFF } });
   try {
-    const sessionOpen = await timeRepeated(SESSIONS, async () => {
-      const client = await TestClient.connect(server.wsUrl, { apiKey: TEST_API_KEY });
-      await client.openSession();
-      client.send({ type: "session.close" });
-      await client.closed;
-    });
-
-    const client = await TestClient.connect(server.wsUrl, { apiKey: TEST_API_KEY });
-    await client.openSession();
-    let n = 0;
-    const exec = async (lang: string, code: string) => {
-      const { exit } = await client.run(`e${n++}`, lang, code);
-      if (exit.type !== "exit" || exit.code !== 0) throw new Error(`bench exec failed: ${JSON.stringify(exit)}`);
-    };
-    for (let i = 0; i < 3; i++) {
-      await exec("py", "print('hello world')");
-      await exec("bash", "echo hello world");
+    const reused = await reusedSession(server, RUNS);
+    log(`${transport}: first output`);
+    const first = await firstOutput(server, FIRST_OUTPUT_RUNS);
+    log(`${transport}: ${LOAD_SESSIONS} concurrent sessions for ${LOAD_SECONDS} s`);
+    const load = await concurrentLoad(server, LOAD_SESSIONS, LOAD_SECONDS);
+    const actual = server.logs.join("\n").includes(`"transport":"${transport}"`) ? transport : "other";
+    await server.stop();
+    // A fresh server for the idle connections, so the load's sandboxes do not weigh on its RSS.
+    log(`${transport}: ${IDLE_CONNECTIONS} idle connections`);
+    const idleServer = await startServer({ transport, env: { ...SERVER_ENV, ...POOL_OFF } });
+    try {
+      const idle = await idleConnections(idleServer, IDLE_CONNECTIONS, 500, 90_000);
+      return { transport: actual, ...reused, firstOutputMs: first, load, idleConnections: idle };
+    } finally {
+      await idleServer.stop();
     }
-    const py = await timeRepeated(RUNS, () => exec("py", "print('hello world')"));
-    const bash = await timeRepeated(RUNS, () => exec("bash", "echo hello world"));
-
-    const firstOutput: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const from = client.frames.length;
-      const id = `fo${i}`;
-      const started = performance.now();
-      client.send({ type: "exec", id, lang: "py", code: "import time\nprint('first', flush=True)\ntime.sleep(1)\nprint('second')" });
-      const first = await client.waitFor((f) => f.type === "out" && f.id === id, 30_000, from);
-      firstOutput.push(first.at - started);
-      await client.waitFor((f) => f.type === "exit" && f.id === id, 30_000, from);
-    }
-    client.terminate();
-
-    // HTTP /exec, as LibreChat calls it: in a reused session, and in a new session each time.
-    const httpExec = async (sessionId?: string): Promise<string> => {
-      const res = await fetch(`${server.httpUrl}/exec`, {
-        method: "POST",
-        headers: { "content-type": "application/json", "x-api-key": TEST_API_KEY },
-        body: JSON.stringify({ lang: "py", code: "print('hello world')", ...(sessionId ? { session_id: sessionId } : {}) }),
-      });
-      const body = (await res.json()) as { session_id: string; stdout: string };
-      if (res.status !== 200 || body.stdout !== "hello world\n") throw new Error(`bench /exec failed: ${res.status} ${JSON.stringify(body)}`);
-      return body.session_id;
-    };
-    const reused = await httpExec();
-    for (let i = 0; i < 3; i++) await httpExec(reused);
-    const httpReused = await timeRepeated(RUNS, async () => {
-      await httpExec(reused);
-    });
-    const httpNew = await timeRepeated(SESSIONS, async () => {
-      await httpExec();
-    });
-    return {
-      transport: server.logs.join("\n").includes(`"transport":"${transport}"`) ? transport : "other",
-      sessionOpenMs: summarize(sessionOpen),
-      execPyHelloMs: summarize(py),
-      execBashHelloMs: summarize(bash),
-      firstOutputMs: summarize(firstOutput),
-      httpExecPyReusedSessionMs: summarize(httpReused),
-      httpExecPyNewSessionMs: summarize(httpNew),
-    };
   } finally {
     await server.stop();
   }
 }
 
-async function main() {
-  const barePy = summarize(await timeRepeated(RUNS, () => bare("/usr/bin/python3", ["-c", "print('hello world')"])));
-  const bareBash = summarize(await timeRepeated(RUNS, () => bare("/bin/bash", ["-c", "echo hello world"])));
-  const results = [];
-  for (const transport of (process.env.BENCH_TRANSPORTS ?? "node,uws").split(",") as Array<"node" | "uws">) {
-    results.push(await benchTransport(transport));
+/** (b) new session -> first exec, without and with a warm pool; (e) PSS of idle sandboxes. */
+async function coldAndPool() {
+  log("cold sessions (pool off)");
+  const cold = await startServer({ transport: "node", env: { ...SERVER_ENV, ...POOL_OFF } });
+  let coldFigures: Awaited<ReturnType<typeof newSessionFirstExec>>;
+  let pss: Awaited<ReturnType<typeof idleSandboxPss>>;
+  try {
+    coldFigures = await newSessionFirstExec(cold, COLD_RUNS);
+    log("PSS of idle sandboxes");
+    pss = await idleSandboxPss(cold, PSS_SANDBOXES);
+  } finally {
+    await cold.stop();
   }
-  const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
+
+  log(`warm pool (SANDBOX_POOL_PY=${POOL_SIZE})`);
+  const pooled = await startServer({ transport: "node", env: { ...SERVER_ENV, ...POOL_ON } });
+  try {
+    const warm = 'code_interpreter_pool_warm_sandboxes{lang="all"}';
+    const waitWarm = async (atLeast: number, timeoutMs: number) => {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        if ((await metric(pooled, warm)) >= atLeast) return true;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return false;
+    };
+    if (!(await waitWarm(1, 30_000))) {
+      return { cold: coldFigures, pool: null, poolNote: "the pool reported no warm sandbox within 30 s (pool absent or disabled)", pss };
+    }
+    await waitWarm(POOL_SIZE, 30_000);
+    const figures = await newSessionFirstExec(pooled, COLD_RUNS, async () => {
+      await waitWarm(1, 10_000);
+    });
+    const hits = await metric(pooled, 'code_interpreter_pool_hits_total{lang="all"}');
+    const misses = await metric(pooled, 'code_interpreter_pool_misses_total{lang="all"}');
+    return { cold: coldFigures, pool: { ...figures, poolSize: POOL_SIZE, hits, misses }, pss };
+  } finally {
+    await pooled.stop();
+  }
+}
+
+async function main() {
+  const started = performance.now();
+  log("bare python");
+  const barePy = summarize(await timeRepeated(RUNS, () => bare("/usr/bin/python3", ["-c", "print(1)"])));
+  const transports = [];
+  for (const transport of (process.env.BENCH_TRANSPORTS ?? "node,uws").split(",") as Array<"node" | "uws">) {
+    transports.push(await perTransport(transport));
+  }
+  const sessions = await coldAndPool();
+  const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
   const report = {
-    machine: { cpus: (await import("node:os")).cpus().length, node: process.version },
-    runs: RUNS,
-    bare: { pythonMs: barePy, bashMs: bareBash },
-    ws: results.map((r) => ({
-      ...r,
-      ratioPyToBare: ratio(r.execPyHelloMs.median, barePy.median),
-      ratioBashToBare: ratio(r.execBashHelloMs.median, bareBash.median),
+    machine: { ...machine(), python: await pythonVersion() },
+    settings: {
+      runs: RUNS,
+      coldRuns: COLD_RUNS,
+      firstOutputRuns: FIRST_OUTPUT_RUNS,
+      loadSessions: LOAD_SESSIONS,
+      loadSeconds: LOAD_SECONDS,
+      idleConnections: IDLE_CONNECTIONS,
+      pssSandboxes: PSS_SANDBOXES,
+      poolSize: POOL_SIZE,
+      maxCpuQuota: SERVER_ENV.MAX_CPU_QUOTA,
+    },
+    bare: { pythonPrint1Ms: barePy },
+    transports: transports.map((t) => ({
+      ...t,
+      ratios: {
+        wsExecToBarePython: ratio(t.wsExecPyMs.median, barePy.median),
+        httpExecToBarePython: ratio(t.httpExecPyMs.median, barePy.median),
+      },
     })),
+    newSession: sessions,
+    totalSeconds: Math.round((performance.now() - started) / 100) / 10,
   };
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 }

@@ -15,7 +15,7 @@ describe.each(["node", "uws"] as const)("session lifecycle over the %s transport
   const liveSandboxes = () => readdirSync(server.baseDir).length;
 
   beforeAll(async () => {
-    server = await startServer({ transport, env: { SESSION_IDLE_GRACE: "2", MAX_OUTPUT_BYTES: String(64 * 1024 * 1024) } });
+    server = await startServer({ transport, env: { SESSION_IDLE_GRACE: "2", MAX_OUTPUT_BYTES: String(64 * 1024 * 1024), SANDBOX_POOL_ENABLED: "false" } });
   });
 
   afterAll(async () => {

@@ -1,6 +1,7 @@
 import { ExecRequestSchema, normalizeArgs } from "../../../protocol/http-bodies.ts";
 import { findLanguage, LANGUAGE_CODES } from "../../../protocol/index.ts";
 import { randomId } from "../../ids.ts";
+import { type Admission, AdmissionError, type ExecPermit } from "../../sessions/admission.ts";
 import type { ExecRefusal, ExitFrameBody } from "../../sessions/session.ts";
 import type { SessionManager } from "../../sessions/session-manager.ts";
 import { sendError, sendJson } from "../errors.ts";
@@ -13,6 +14,8 @@ const QUEUE_WAIT_EXEC_TIMES = 3;
 
 export interface ExecRouteDeps {
   sessions: SessionManager;
+  /** Admission control (MAX_CONCURRENT_EXECUTIONS, MAX_SESSIONS_PER_ENTITY): over a limit, 429/503 with Retry-After. */
+  admission?: Admission;
   availableLanguages: () => readonly string[];
   /** Wraps a handler so it requires a valid API key. */
   authenticated: (handler: RouteHandler) => RouteHandler;
@@ -28,11 +31,19 @@ export function addExecRoute(router: Router, deps: ExecRouteDeps): void {
   router.add(
     "POST",
     "/exec",
-    deps.authenticated((ctx) => handleExec(ctx, deps)),
+    deps.authenticated(async (ctx) => {
+      // Admission: the exec slot taken in handleExec is released however the request ends.
+      const slot: { permit?: ExecPermit } = {};
+      try {
+        await handleExec(ctx, deps, slot);
+      } finally {
+        slot.permit?.release();
+      }
+    }),
   );
 }
 
-async function handleExec(ctx: RouteContext, deps: ExecRouteDeps): Promise<void> {
+async function handleExec(ctx: RouteContext, deps: ExecRouteDeps, slot: { permit?: ExecPermit }): Promise<void> {
   const { req, res, requestId } = ctx;
   const { sessions } = deps;
   const limits = sessions.limits;
@@ -78,10 +89,22 @@ async function handleExec(ctx: RouteContext, deps: ExecRouteDeps): Promise<void>
     ]);
     return;
   }
-  const session = await sessions.choose(
-    { ...(body.session_id ? { sessionId: body.session_id } : {}), ...(body.entity_id ? { entityId: body.entity_id } : {}), inputs: resolved.files },
-    caller,
-  );
+  // --- admission: a session of the entity (MAX_SESSIONS_PER_ENTITY), then a slot (MAX_CONCURRENT_EXECUTIONS, bounded queue).
+  let session: Awaited<ReturnType<SessionManager["choose"]>>;
+  try {
+    session = await sessions.choose(
+      { ...(body.session_id ? { sessionId: body.session_id } : {}), ...(body.entity_id ? { entityId: body.entity_id } : {}), inputs: resolved.files },
+      caller,
+    );
+    slot.permit = await deps.admission?.acquireExec(() => res.aborted);
+  } catch (error) {
+    if (!(error instanceof AdmissionError)) throw error;
+    deps.onRefused(error.kind === "limit" ? "sessions_per_entity" : "capacity", req.remoteAddress);
+    if (res.aborted) return;
+    res.header("retry-after", String(error.retryAfterSeconds));
+    sendError(res, requestId, error.status, error.kind === "limit" ? "rate_limited" : "service_unavailable", error.message);
+    return;
+  }
   const args = normalizeArgs(body.args);
   const collector = new ExecCollector();
   const execId = `http-${randomId(12)}`;

@@ -49,7 +49,7 @@ async function visibleFiles(ctx: RouteContext, deps: FilesRouteDeps): Promise<St
   if (!v.is(SessionIdSchema, sessionId)) return undefined;
   const record = await deps.sessions.record(sessionId, ctx.principal!);
   if (!record) return undefined;
-  return deps.sessions.files.list(sessionId);
+  return (await deps.sessions.files.list(sessionId)).filter((file) => !file.internal);
 }
 
 async function findFile(ctx: RouteContext, deps: FilesRouteDeps): Promise<StoredFile | undefined> {

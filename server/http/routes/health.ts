@@ -13,6 +13,8 @@ export interface HealthDeps {
   toolchains: () => readonly ToolchainInfo[];
   /** Wraps a handler so it requires a valid API key. */
   authenticated: (handler: Parameters<Router["add"]>[2]) => Parameters<Router["add"]>[2];
+  /** Warm pool and admission counters (server/sandbox/pool.ts). */
+  pool?: () => Record<string, unknown> & { enabled: boolean };
 }
 
 /** GET /health, /ready, /health/detailed and /languages. */
@@ -39,7 +41,7 @@ export function addHealthRoutes(router: Router, deps: HealthDeps): void {
         store: { status: store ? "ok" : "down", backend: "local" },
         files: { status: files ? "ok" : "down", backend: "local" },
         sandbox: { status: sandbox.status, backend: deps.provider.kind, ...sandbox.details, warnings: sandbox.warnings },
-        pool: { status: "ok", enabled: false },
+        pool: { status: "ok", ...(deps.pool?.() ?? { enabled: false }) },
       };
       const status = sandbox.status === "down" || !store || !files ? "unhealthy" : sandbox.status === "degraded" ? "degraded" : "healthy";
       if (status === "degraded") res.header("x-health-status", "degraded");

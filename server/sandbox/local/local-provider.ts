@@ -51,6 +51,8 @@ export interface LocalProviderOptions {
   agentProgramEnv?: Record<string, string>;
   /** How long create() waits for AGENT_READY. Default 15 s. */
   readyTimeoutMs?: number;
+  /** Extra environment of the agent process itself (AGENT_PYTHON_PRELOAD=1 for the warm pool), set after bwrap's --clearenv. */
+  agentEnv?: Record<string, string>;
 }
 
 /**
@@ -249,7 +251,8 @@ function hostNodeBinary(): string {
 
 export class LocalSandboxProvider implements SandboxProvider {
   readonly kind = "local" as const;
-  readonly #options: Required<Omit<LocalProviderOptions, "agentProgramEnv" | "logger">>;
+  readonly #options: Required<Omit<LocalProviderOptions, "agentProgramEnv" | "logger" | "agentEnv">>;
+  readonly #agentEnv: Readonly<Record<string, string>>;
   readonly #programEnv: Readonly<Record<string, string>>;
   readonly #logger: ProviderLogger;
   readonly #sandboxes = new Map<string, LocalSandbox>();
@@ -293,6 +296,7 @@ export class LocalSandboxProvider implements SandboxProvider {
       readyTimeoutMs: options.readyTimeoutMs ?? 15_000,
     };
     this.#programEnv = options.agentProgramEnv ?? DEFAULT_PROGRAM_ENV;
+    this.#agentEnv = options.agentEnv ?? {};
     this.#logger = options.logger ?? silentLogger;
   }
 
@@ -365,6 +369,7 @@ export class LocalSandboxProvider implements SandboxProvider {
       programEnv: JSON.stringify({ ...this.#programEnv, ...memoryLimitEnv(spec.limits.memoryBytes) }),
       disableUserns: init.disableUserns,
     });
+    for (const [name, value] of Object.entries(this.#agentEnv)) bwrapArgs.push("--setenv", name, value);
     const argv = buildLaunchArgv({
       uid,
       gid,

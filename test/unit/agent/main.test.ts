@@ -86,6 +86,31 @@ describe("sidecar-agent main", () => {
     }
   }, 20_000);
 
+  it("AGENT_PYTHON_PRELOAD=1 preloads numpy, pandas and pyplot at start and says warm", async () => {
+    const root = mkdtempSync(join(tmpdir(), "agent-main-run-"));
+    const socket = join(root, "agent.sock");
+    const agent = startMain({
+      AGENT_LISTEN: `unix:${socket}`,
+      AGENT_TOKEN: TOKEN,
+      AGENT_DATA_DIR: join(root, "data"),
+      AGENT_WORK_DIR: join(root, "work"),
+      AGENT_PYTHON_PRELOAD: "1",
+    });
+    try {
+      await agent.ready;
+      const conn = await AgentConn.open(socket);
+      expect(conn.frames[0]).toHaveProperty("warm");
+      const warm = await conn.waitFor((f) => f.type === "warm", 30_000);
+      expect(warm).toMatchObject({ modules: ["numpy", "pandas", "matplotlib.pyplot"], failed: [] });
+      await conn.run({ id: "p", lang: "py", repl: true, code: "import sys\nprint('pandas' in sys.modules)" });
+      expect(conn.text("p")).toBe("True\n");
+      await conn.close();
+    } finally {
+      agent.child.kill("SIGKILL");
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, 40_000);
+
   it("listens on TCP", async () => {
     const root = mkdtempSync(join(tmpdir(), "agent-main-run-"));
     const port = 20_000 + Math.floor(Math.random() * 20_000);

@@ -53,7 +53,7 @@ describe("config summary", () => {
     expect(stdout).toMatch(/MASTER_API_KEY\s+\*\*\*\*MSTR\s+env/);
     expect(stdout).toContain("redis://:****@redis:6379/0");
     expect(stdout).toMatch(/REDIS_HOST\s+localhost\s+default\n/);
-    expect(stdout).toMatch(/SANDBOX_POOL_PY\s+2\s+default\s+\[reserved\]/);
+    expect(stdout).toMatch(/SANDBOX_POOL_PY\s+2\s+default/);
     expectNoSecret(stdout);
   });
 

@@ -32,6 +32,8 @@ describe("defaults", () => {
       corsEnabled: false,
       corsOrigins: [],
       docsEnabled: true,
+      metricsEnabled: true,
+      metricsAuth: "api_key",
     });
     expect(config.server.https).toMatchObject({
       enabled: false,
@@ -66,6 +68,19 @@ describe("defaults", () => {
       filenameLength: 255,
       concurrentExecutions: 10,
       sessionsPerEntity: 100,
+      liveSandboxes: 0,
+      queueSize: 100,
+      queueTimeoutMs: 30_000,
+    });
+    // Our sandboxes run every language: the pool keeps the sum of the per-language sizes.
+    expect(config.pool).toEqual({
+      enabled: true,
+      target: 4,
+      pythonPreload: true,
+      warmupOnStartup: true,
+      parallelBatch: 5,
+      replenishIntervalMs: 2000,
+      exhaustionTrigger: true,
     });
     expect(config.sessions).toEqual({
       ttlMs: 24 * 3_600_000,
