@@ -149,6 +149,26 @@ export class SandboxFiles {
     return { refs, notes };
   }
 
+  /**
+   * A rich output of the run (a matplotlib figure shown) as a generated file
+   * of the session, `<name>.png`; a newer figure of the same name supersedes
+   * the older one.
+   */
+  async storeDisplay(display: { mime: string; data: string; name?: string }, index: number): Promise<FileRef> {
+    const extension = display.mime === "image/png" ? "png" : display.mime === "image/svg+xml" ? "svg" : "bin";
+    const base = (display.name ?? `figure-${index + 1}`).replace(/[^\w.-]+/g, "_").slice(0, 100) || `figure-${index + 1}`;
+    const name = base.endsWith(`.${extension}`) ? base : `${base}.${extension}`;
+    const older = (await this.current()).find((file) => file.name === name);
+    const stored = await this.#store.put(
+      this.#sessionId,
+      { name, readOnly: false, generated: true, contentType: display.mime },
+      Buffer.from(display.data, "base64"),
+      this.#limits.fileBytes,
+    );
+    if (older) await this.#store.update(this.#sessionId, older.id, { superseded: true });
+    return fileRef(stored);
+  }
+
   /** `file` was deleted from the store: delete it from the sandbox if it is what the sandbox holds at its path. */
   async remove(agent: AgentClient, file: StoredFile): Promise<void> {
     const held = this.#held.get(file.name);

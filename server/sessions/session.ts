@@ -101,6 +101,8 @@ interface RunningExec {
   watchdog?: NodeJS.Timeout;
   /** The agent's exit arrived; files are being collected. */
   exiting: boolean;
+  /** Rich outputs of an exec with an observer, stored as files at its end. */
+  displays: { mime: string; data: string; name?: string }[];
   /** stdin and signals that came before the agent had the exec (sandbox starting, files being placed): sent in order once it has. */
   beforeStart?: Array<(agent: AgentClient) => void>;
 }
@@ -301,6 +303,7 @@ export class Session implements SessionHandle {
       pendingBytes: 0,
       pendingFrames: 0,
       exiting: false,
+      displays: [],
       beforeStart: [],
     };
     this.#exec = exec;
@@ -461,8 +464,11 @@ export class Session implements SessionHandle {
           exec.pendingFrames++;
           this.#releaseCredit();
         },
-        display: (display) =>
-          this.#emit({ type: "display", id: exec.id, mime: display.mime, data: display.data, ...(display.name ? { name: display.name } : {}) }),
+        display: (display) => {
+          this.#emit({ type: "display", id: exec.id, mime: display.mime, data: display.data, ...(display.name ? { name: display.name } : {}) });
+          // HTTP callers have no display frames: they get each image as a generated file.
+          if (exec.observer) exec.displays.push(display);
+        },
         exit: (exit) => void this.#finishExec(exec, agent, exit),
         error: (code, message) => {
           this.#emit({ type: "error", code, message, id: exec.id });
@@ -497,6 +503,9 @@ export class Session implements SessionHandle {
     try {
       const collected = await this.#files.collect(agent, exit);
       files = collected.refs;
+      for (const [index, display] of exec.displays.entries()) {
+        files.push(await this.#files.storeDisplay(display, index));
+      }
       if (collected.notes.length > 0 && this.#exec === exec) {
         const text = collected.notes.map((note) => `[files] ${note}\n`).join("");
         this.#emit({ type: "out", id: exec.id, stream: "stderr", data: text });

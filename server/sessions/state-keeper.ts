@@ -89,7 +89,12 @@ export class StateKeeper {
 
   async #archive(sessionId: string, payload: Buffer): Promise<void> {
     const previous = await this.#archived(sessionId);
-    await this.#files.put(sessionId, { name: ARCHIVE_NAME, readOnly: true, generated: true, internal: true, contentType: "application/octet-stream" }, payload, payload.length);
+    await this.#files.put(
+      sessionId,
+      { name: ARCHIVE_NAME, readOnly: true, generated: true, internal: true, contentType: "application/octet-stream" },
+      payload,
+      payload.length,
+    );
     if (previous) await this.#files.delete(sessionId, previous.id);
   }
 
