@@ -26,7 +26,7 @@ describe.each(["node", "uws"] as const)("WebSocket protocol over the %s transpor
   beforeAll(async () => {
     server = await startServer({
       transport,
-      env: { MAX_OUTPUT_BYTES: "200000", MAX_MEMORY_MB: "256", MAX_PIDS: "128", SESSION_IDLE_GRACE: "20", MAX_CODE_BYTES: "65536", SANDBOX_POOL_ENABLED: "false" },
+      env: { MAX_OUTPUT_BYTES: "200000", MAX_MEMORY_MB: "256", MAX_PIDS: "128", SESSION_IDLE_GRACE: "20", MAX_CODE_BYTES: "65536" },
     });
   });
 
