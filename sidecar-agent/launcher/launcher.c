@@ -125,13 +125,20 @@ int main(int argc, char **argv) {
     close(oom);
   }
 
-  /* Ignore before fork so that no signal slips in between; the child resets. */
-  struct sigaction ign;
-  memset(&ign, 0, sizeof ign);
-  ign.sa_handler = SIG_IGN;
-  sigemptyset(&ign.sa_mask);
-  const int ignored[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE};
-  for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++) sigaction(ignored[i], &ign, NULL);
+  /*
+   * Signals for the program's group may come before the program exists (a
+   * client's SIGINT right behind its exec). Block them across the fork: the
+   * child unblocks after resetting its handlers, so what arrives in between
+   * is delivered to it; what reached only the launcher before the fork is
+   * still pending here afterwards and is forwarded. The launcher itself then
+   * ignores them (it must live to report the program's end).
+   */
+  const int relayed[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+  sigset_t relay;
+  sigemptyset(&relay);
+  for (size_t i = 0; i < sizeof relayed / sizeof relayed[0]; i++) sigaddset(&relay, relayed[i]);
+  sigprocmask(SIG_BLOCK, &relay, NULL);
+  signal(SIGPIPE, SIG_IGN);
 
   pid_t pid = fork();
   if (pid < 0) {
@@ -155,6 +162,19 @@ int main(int argc, char **argv) {
     fprintf(stderr, "launcher: cannot run %s: %s\n", program[0], strerror(errno));
     _exit(127);
   }
+
+  sigset_t pending;
+  sigemptyset(&pending);
+  sigpending(&pending);
+  struct sigaction ign;
+  memset(&ign, 0, sizeof ign);
+  ign.sa_handler = SIG_IGN;
+  sigemptyset(&ign.sa_mask);
+  for (size_t i = 0; i < sizeof relayed / sizeof relayed[0]; i++) {
+    sigaction(relayed[i], &ign, NULL); /* discards the launcher's own pending copy */
+    if (sigismember(&pending, relayed[i])) kill(pid, relayed[i]);
+  }
+  sigprocmask(SIG_UNBLOCK, &relay, NULL);
 
   int status = 0;
   struct rusage ru;
