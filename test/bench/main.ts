@@ -113,7 +113,12 @@ async function coldAndPool() {
     });
     const hits = await metric(pooled, 'code_interpreter_pool_hits_total{lang="all"}');
     const misses = await metric(pooled, 'code_interpreter_pool_misses_total{lang="all"}');
-    return { cold: coldFigures, pool: { ...figures, poolSize: POOL_SIZE, hits, misses }, pss };
+    // The pool's sandboxes preload numpy, pandas and matplotlib: the figure the target is about.
+    log("PSS of idle warm (preloaded) sandboxes");
+    await waitWarm(POOL_SIZE, 30_000);
+    await new Promise((r) => setTimeout(r, 3_000));
+    const pssPreloaded = await idleSandboxPss(pooled, PSS_SANDBOXES);
+    return { cold: coldFigures, pool: { ...figures, poolSize: POOL_SIZE, hits, misses }, pss, pssPreloaded };
   } finally {
     await pooled.stop();
   }
