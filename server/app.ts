@@ -107,6 +107,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
     parallelBatch: config.pool.parallelBatch,
     replenishIntervalMs: config.pool.replenishIntervalMs,
     exhaustionTrigger: config.pool.exhaustionTrigger,
+    ...(config.pool.enabled && config.pool.pythonPreload ? { waitForWarmMs: Number(config.raw.REPL_WARMUP_TIMEOUT_SECONDS ?? 15) * 1000 } : {}),
   });
   const admission = new Admission({
     maxConcurrentExecutions: config.limits.concurrentExecutions,

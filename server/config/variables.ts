@@ -581,7 +581,15 @@ export const VARIABLES: readonly VariableSpec[] = [
 
   // --- REPL ---------------------------------------------------------------------
   def("REPL_ENABLED", "repl", "reserved", bool, "true", "Pre-warmed Python REPL in pooled sandboxes"),
-  def("REPL_WARMUP_TIMEOUT_SECONDS", "repl", "reserved", int(1, 600), "15", "Time allowed for the REPL to become ready", { unit: "s" }),
+  def(
+    "REPL_WARMUP_TIMEOUT_SECONDS",
+    "repl",
+    "active",
+    int(1, 600),
+    "15",
+    "Time a pooled sandbox waits for its Python preload before it joins the pool anyway",
+    { unit: "s" },
+  ),
   def("REPL_HEALTH_CHECK_TIMEOUT_SECONDS", "repl", "reserved", int(1, 600), "5", "Timeout of REPL health checks", { unit: "s" }),
 
   // --- State persistence ----------------------------------------------------------

@@ -44,6 +44,8 @@ export interface PoolOptions {
   exhaustionTrigger: boolean;
   /** Connect to a new sandbox's agent (tests pass a fake). */
   connect?: (sandbox: Sandbox) => Promise<AgentClient>;
+  /** The agents preload Python: a sandbox joins the pool once its interpreter reports `warm` (or after this many ms, warm or not). */
+  waitForWarmMs?: number;
 }
 
 /** What a lease hands over: the session owns both from then on. */
@@ -214,6 +216,10 @@ export class SandboxPool {
     try {
       sandbox = await this.#options.provider.create({ sessionId: "pool", limits: this.#limits! });
       const agent = await this.#connect(sandbox);
+      // Only a fully warm sandbox makes a new session's first exec fast: wait for the preload (bounded).
+      if (this.#options.waitForWarmMs) {
+        await Promise.race([agent.whenWarm(), new Promise((resolve) => setTimeout(resolve, this.#options.waitForWarmMs).unref())]);
+      }
       this.#creating--;
       this.#created++;
       this.#backoffMs = 0;
