@@ -24,8 +24,8 @@ export interface Backends {
   files: FileStore;
   events: EventBus;
   fleet?: Fleet;
-  /** Run a background task on one replica of the fleet at a time. */
-  runOnce(name: string, task: () => Promise<unknown>): Promise<unknown>;
+  /** Run a background task that every replica schedules every `everyMs` on one replica per round. */
+  runOnce(name: string, everyMs: number, task: () => Promise<unknown>): Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -42,7 +42,7 @@ export async function openBackends(config: AppConfig, logger: Logger): Promise<B
       store: await LocalSessionStore.open(config.sessions.storagePath),
       files,
       events: new InProcessEventBus(),
-      runOnce: (_name, task) => task(),
+      runOnce: (_name, _everyMs, task) => task(),
       close: async () => {
         await files.close?.();
       },
@@ -67,7 +67,8 @@ export async function openBackends(config: AppConfig, logger: Logger): Promise<B
     files,
     events: await RedisEventBus.open(bus),
     fleet,
-    runOnce: (name, task) => runOnce(redis, name, Math.max(60_000, sweepEveryMs), task, { holdMs: Math.max(0, sweepEveryMs - 5_000) }),
+    // The lock is kept for most of the round, so the other replicas' timers in the same round find it taken.
+    runOnce: (name, everyMs, task) => runOnce(redis, name, Math.max(60_000, everyMs), task, { holdMs: Math.max(0, everyMs - Math.min(5_000, everyMs / 4)) }),
     close: async () => {
       await bus.close();
       await files.close?.();

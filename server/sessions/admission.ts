@@ -153,8 +153,11 @@ export class Admission {
   /**
    * Make room for one more sandbox on this replica: at MAX_LIVE_SANDBOXES,
    * reclaim the least recently used idle one; refuse (capacity) when none can be.
+   * `reserve` is called in the same tick as the check that found room, so that
+   * concurrent starts cannot all see the same free slot (it must make
+   * `liveSandboxes()` count the caller from then on).
    */
-  async ensureSandboxRoom(liveSandboxes: () => number, reclaimLeastRecentlyUsed: () => Promise<boolean>): Promise<void> {
+  async ensureSandboxRoom(liveSandboxes: () => number, reclaimLeastRecentlyUsed: () => Promise<boolean>, reserve?: () => void): Promise<void> {
     const max = this.#options.maxLiveSandboxes;
     if (max <= 0) return;
     while (liveSandboxes() >= max) {
@@ -163,6 +166,7 @@ export class Admission {
         throw new AdmissionError("capacity", `this server holds its maximum of ${max} live sandboxes, all in use`, 5);
       }
     }
+    reserve?.();
   }
 
   /** Release every local permit (shutdown); Redis leases are removed too. */

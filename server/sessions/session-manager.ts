@@ -32,7 +32,7 @@ export interface SessionManagerDeps {
   /** Saved Python state between a session's sandboxes. */
   state?: StateKeeper;
   /** Run a background task once across the fleet (a lock), or here when alone. */
-  runOnce?: (name: string, task: () => Promise<unknown>) => Promise<unknown>;
+  runOnce?: (name: string, everyMs: number, task: () => Promise<unknown>) => Promise<unknown>;
   // --- warm pool and admission (server/sandbox/pool.ts, ./admission.ts)
   pool?: SandboxPool;
   admission?: Admission;
@@ -117,10 +117,10 @@ export class SessionManager {
     return this.#sandboxLimits;
   }
 
-  /** Sessions of this replica holding a sandbox now (MAX_LIVE_SANDBOXES). */
+  /** Sessions of this replica holding a sandbox now, or starting one with room reserved (MAX_LIVE_SANDBOXES). */
   get liveSandboxes(): number {
     let count = 0;
-    for (const session of this.#live.values()) if (session.hasSandbox) count++;
+    for (const session of this.#live.values()) if (session.holdsSandboxSlot) count++;
     return count;
   }
 
@@ -163,11 +163,12 @@ export class SessionManager {
       timer.unref();
       this.#timers.push(timer);
     };
-    const once = this.#deps.runOnce ?? ((_name: string, task: () => Promise<unknown>) => task());
+    const once = this.#deps.runOnce ?? ((_name: string, _everyMs: number, task: () => Promise<unknown>) => task());
     every(Math.min(sandbox.cleanupIntervalMs, sandbox.idleTtlMs), () => this.sweepIdleSandboxes());
-    every(sessions.cleanupIntervalMs, () => once("expired-sessions", () => this.sweepExpiredSessions()));
+    every(sessions.cleanupIntervalMs, () => once("expired-sessions", sessions.cleanupIntervalMs, () => this.sweepExpiredSessions()));
     const state = this.#deps.state;
-    if (state) every(this.#deps.config.state.archiveCheckIntervalMs, () => once("state-archive", () => state.archiveIdle()));
+    const archiveEvery = this.#deps.config.state.archiveCheckIntervalMs;
+    if (state) every(archiveEvery, () => once("state-archive", archiveEvery, () => state.archiveIdle()));
     const fleet = this.#deps.fleet;
     if (fleet) every(Math.floor(fleet.holders.ttlMs / 3), () => this.#renewHolders(fleet));
   }
@@ -415,10 +416,11 @@ export class SessionManager {
       ...(this.#deps.pool ? { pool: this.#deps.pool } : {}),
       ...(this.#deps.admission
         ? {
-            sandboxRoom: () =>
+            sandboxRoom: (reserve: () => void) =>
               this.#deps.admission!.ensureSandboxRoom(
                 () => this.liveSandboxes,
                 () => this.reclaimLeastRecentlyUsed(),
+                reserve,
               ),
           }
         : {}),

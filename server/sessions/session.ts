@@ -83,8 +83,11 @@ export interface SessionOptions {
   // --- warm pool and admission (server/sandbox/pool.ts, ./admission.ts) ---
   /** Ready sandboxes with their agent: #startSandbox leases one when there is one. */
   pool?: { lease(sessionId?: string): LeasedSandbox | undefined };
-  /** Called before this session gets a sandbox: makes room (MAX_LIVE_SANDBOXES) or throws AdmissionError. */
-  sandboxRoom?: () => Promise<void>;
+  /**
+   * Called before this session gets a sandbox: makes room (MAX_LIVE_SANDBOXES) or throws AdmissionError.
+   * Its argument reserves the slot (see `holdsSandboxSlot`) in the tick the room was found.
+   */
+  sandboxRoom?: (reserve: () => void) => Promise<void>;
 }
 
 interface RunningExec {
@@ -141,6 +144,10 @@ export class Session implements SessionHandle {
   #sandbox?: Sandbox;
   #agent?: AgentClient;
   #agentStarting?: Promise<AgentClient>;
+  /** Room for the sandbox being started was reserved (MAX_LIVE_SANDBOXES) and it is not held yet. */
+  #sandboxReserved = false;
+  /** releaseIdleSandbox is saving the state and dropping the sandbox. */
+  #releasing = false;
   #exec?: RunningExec;
   #graceTimer?: NodeJS.Timeout;
   #ended = false;
@@ -181,6 +188,11 @@ export class Session implements SessionHandle {
 
   get hasSandbox(): boolean {
     return this.#sandbox !== undefined;
+  }
+
+  /** Holds a sandbox, or has room reserved for the one it is starting (MAX_LIVE_SANDBOXES counts both). */
+  get holdsSandboxSlot(): boolean {
+    return this.#sandbox !== undefined || this.#sandboxReserved;
   }
 
   /** Start the sandbox now rather than on the first exec, so that `session.ready` means ready. */
@@ -357,12 +369,19 @@ export class Session implements SessionHandle {
 
   /** Release the sandbox when nothing uses it (idle sweep). Returns whether it did. */
   async releaseIdleSandbox(idleMs: number): Promise<boolean> {
-    if (!this.#sandbox || this.#exec || this.#clients.size > 0 || Date.now() - this.lastActiveAt < idleMs) return false;
-    await this.#saveState();
-    // An exec may have started while the state was being saved: it keeps its sandbox.
-    if (this.#exec) return false;
-    await this.#dropSandbox();
-    return true;
+    // One release at a time: a second caller (the sweep and a reclaim, or two reclaims) must not count this sandbox as freed by it too.
+    if (this.#releasing || !this.#sandbox || this.#exec || this.#clients.size > 0 || Date.now() - this.lastActiveAt < idleMs) return false;
+    this.#releasing = true;
+    try {
+      const sandbox = this.#sandbox;
+      await this.#saveState();
+      // An exec may have started while the state was being saved: it keeps its sandbox.
+      if (this.#exec || this.#sandbox !== sandbox) return false;
+      await this.#dropSandbox();
+      return true;
+    } finally {
+      this.#releasing = false;
+    }
   }
 
   /** End the live session: stop its exec, destroy its sandbox, forget it. Its record and files are the manager's business. */
@@ -568,14 +587,23 @@ export class Session implements SessionHandle {
 
   async #startSandbox(): Promise<AgentClient> {
     // --- warm pool and admission: room for one more sandbox, then a pooled sandbox+agent when there is one, else a new one as before.
-    await this.#options.sandboxRoom?.();
-    const leased = this.#options.pool?.lease(this.id);
-    if (leased && this.#ended) {
-      leased.agent.close();
-      await leased.sandbox.destroy();
-      throw new Error("session ended while its sandbox was starting");
+    let leased: LeasedSandbox | undefined;
+    let made: LeasedSandbox;
+    try {
+      await this.#options.sandboxRoom?.(() => {
+        this.#sandboxReserved = true;
+      });
+      leased = this.#options.pool?.lease(this.id);
+      if (leased && this.#ended) {
+        leased.agent.close();
+        await leased.sandbox.destroy();
+        throw new Error("session ended while its sandbox was starting");
+      }
+      made = leased ?? (await this.#createSandbox());
+    } finally {
+      this.#sandboxReserved = false;
     }
-    const { sandbox, agent } = leased ?? (await this.#createSandbox());
+    const { sandbox, agent } = made;
     // --- end warm pool
     this.#sandbox = sandbox;
     this.#agent = agent;
