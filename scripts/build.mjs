@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // One build for everything: bundle the server and the sidecar-agent with esbuild,
-// compile the agent's process launcher with the system C compiler.
+// the web console with Vite, and compile the agent's process launcher with the system C compiler.
 import { execFileSync } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { build as viteBuild } from "vite";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const dist = join(root, "dist");
@@ -41,6 +42,15 @@ await build({
   packages: "external",
 });
 
+// The web console (web-console/): static files the server serves at "/".
+await viteBuild({
+  root: join(root, "web-console"),
+  base: "/",
+  configFile: false,
+  logLevel: "warn",
+  build: { outDir: join(dist, "web-console"), emptyOutDir: true, sourcemap: true, chunkSizeWarningLimit: 2000 },
+});
+
 const launcherSrc = join(root, "sidecar-agent/launcher/launcher.c");
 const launcherOut = join(dist, "agent/launcher");
 if (existsSync(launcherSrc)) {
@@ -60,4 +70,6 @@ if (existsSync(launcherSrc)) {
   }
 }
 if (!existsSync(dirname(launcherOut))) throw new Error("build output missing");
-console.log(`build: dist/server.mjs, dist/agent/agent.mjs, dist/agent/python-repl-driver.py${existsSync(launcherOut) ? ", dist/agent/launcher" : ""}`);
+console.log(
+  `build: dist/server.mjs, dist/agent/agent.mjs, dist/agent/python-repl-driver.py, dist/web-console${existsSync(launcherOut) ? ", dist/agent/launcher" : ""}`,
+);

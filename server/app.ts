@@ -10,6 +10,7 @@ import { withCors } from "./http/cors.ts";
 import { createHttpHandler, requireAuth, requireMaster } from "./http/http-handler.ts";
 import { Router } from "./http/router.ts";
 import { addAdminRoutes } from "./http/routes/admin.ts";
+import { addConsoleRoutes } from "./http/routes/console.ts";
 import { addDocsRoutes } from "./http/routes/docs.ts";
 import { addExecRoute } from "./http/routes/exec.ts";
 import { addFileRoutes } from "./http/routes/files.ts";
@@ -66,6 +67,12 @@ function agentDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   // Bundled: dist/server.mjs -> dist/agent. From sources (tests): server/app.ts -> dist/agent.
   return here.endsWith("dist") ? join(here, "agent") : join(here, "..", "dist", "agent");
+}
+
+/** The web console's built files (dist/web-console), from the bundle or from sources. */
+function consoleDir(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  return here.endsWith("dist") ? join(here, "web-console") : join(here, "..", "dist", "web-console");
 }
 
 /** Wire every part together and start listening. */
@@ -184,6 +191,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
       })
     : undefined;
   if (metrics) addMetricsRoute(router, { metrics, auth: config.server.metricsAuth, authenticated, master: requireMaster(authGuard) });
+  addConsoleRoutes(router, { dir: consoleDir() });
   addDocsRoutes(router, { enabled: config.server.docsEnabled, version, keyHeader: config.auth.header, websocketPaths: WS_PATHS });
 
   const observe = metrics ? { observe: metrics.observeHttp.bind(metrics) } : {};

@@ -19,7 +19,8 @@ import type { SandboxLimits } from "../../server/sandbox/provider.ts";
 const ROOT = resolve(import.meta.dirname, "../..");
 const REAL_AGENT_DIR = join(ROOT, "dist/agent");
 const STAND_IN = join(ROOT, "test/integration/fixtures/stand-in-agent.mjs");
-const UID = 1001;
+// A uid of its own: RLIMIT_NPROC (the no-cgroup test) counts every process of the uid machine-wide, and other suites run sandboxes as 1001.
+const UID = 1011;
 const MEMORY_CGROUP = "/sys/fs/cgroup/memory/code-interpreter";
 const canRun = process.getuid?.() === 0 && existsSync("/usr/bin/bwrap") && process.execPath.startsWith("/usr/");
 
