@@ -1,4 +1,5 @@
 import type { FileRef } from "../../protocol/index.ts";
+import type { AdmissionError } from "../sessions/admission.ts";
 import type { ExecObserver, ExitFrameBody } from "../sessions/session.ts";
 
 /** The body of a 200 from POST /exec. */
@@ -40,6 +41,8 @@ export class ExecCollector implements ExecObserver {
   readonly #stdout: string[] = [];
   readonly #stderr: string[] = [];
   readonly done: Promise<ExitFrameBody>;
+  /** Set when the exec could not start for lack of capacity: the route answers 429/503 instead of a result. */
+  refusal: AdmissionError | undefined;
   #resolve!: (exit: ExitFrameBody) => void;
 
   constructor() {
@@ -55,6 +58,10 @@ export class ExecCollector implements ExecObserver {
 
   exit(frame: ExitFrameBody): void {
     this.#resolve(frame);
+  }
+
+  refused(error: AdmissionError): void {
+    this.refusal = error;
   }
 
   body(sessionId: string, exit: ExitFrameBody, limits: { wallTimeMs: number; memoryBytes: number; outputBytes: number }): ExecResponseBody {

@@ -5,6 +5,7 @@ import type { FileStore, StoredFile } from "../files/file-store.ts";
 import { AgentClient } from "../sandbox/agent-client.ts";
 import type { LeasedSandbox } from "../sandbox/pool.ts";
 import type { Sandbox, SandboxLimits, SandboxProvider } from "../sandbox/provider.ts";
+import { AdmissionError } from "./admission.ts";
 import { ReplayLog } from "./replay-log.ts";
 import { type FileLimits, SandboxFiles } from "./sandbox-files.ts";
 import type { SessionHandle } from "./session-handle.ts";
@@ -23,6 +24,8 @@ export interface SessionClient {
 export interface ExecObserver {
   out(stream: "stdout" | "stderr", data: string, encoding?: "base64"): void;
   exit(frame: ExitFrameBody): void;
+  /** The exec could not start for lack of capacity (told before its exit). */
+  refused?(error: AdmissionError): void;
 }
 
 export interface ExecRequest {
@@ -449,9 +452,15 @@ export class Session implements SessionHandle {
       await this.#files.prepare(agent, request.inputs);
       if (exec.lang === "py") await this.#restoreState(exec, agent);
     } catch (error) {
-      this.#options.logger.error({ err: error, sessionId: this.id }, "sandbox could not be prepared");
       if (this.#exec !== exec) return;
-      this.#emit({ type: "error", code: "sandbox_unavailable", message: "no sandbox could be started for this session", id: exec.id });
+      if (error instanceof AdmissionError) {
+        // Over capacity (no room for another sandbox): the caller should come back later, not report a failure.
+        this.#emit({ type: "error", code: error.status === 429 ? "rate_limited" : "service_unavailable", message: error.message, id: exec.id });
+        exec.observer?.refused?.(error);
+      } else {
+        this.#options.logger.error({ err: error, sessionId: this.id }, "sandbox could not be prepared");
+        this.#emit({ type: "error", code: "sandbox_unavailable", message: "no sandbox could be started for this session", id: exec.id });
+      }
       this.#emitExit(exec, this.#lostExit(exec, "internal"), []);
       return;
     }

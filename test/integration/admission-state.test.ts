@@ -158,6 +158,11 @@ describe("MAX_LIVE_SANDBOXES=1 with saved Python state (no Redis: the file store
       const results = await Promise.all([0, 1].map((i) => exec(server, { lang: "bash", code: `sleep 1; echo ran ${i}` })));
       const ran = results.filter((r) => r.status === 200 && /^ran \d\n$/.test(r.json.stdout ?? ""));
       expect(ran, JSON.stringify(results)).toHaveLength(1);
+      // The other one is told to come back later: 503 with Retry-After, not a failed run.
+      const refused = results.find((r) => r !== ran[0])!;
+      expect(refused.status, JSON.stringify(refused)).toBe(503);
+      expect(refused.json.error_type).toBe("service_unavailable");
+      expect(Number(refused.retryAfter)).toBeGreaterThan(0);
     } finally {
       clearInterval(sampler);
     }

@@ -148,6 +148,12 @@ async function handleExec(ctx: RouteContext, deps: ExecRouteDeps, slot: { permit
     return;
   }
   const { exit } = outcome;
+  if (collector.refusal && !res.headersSent) {
+    const refusal = collector.refusal;
+    res.header("retry-after", String(refusal.retryAfterSeconds));
+    sendError(res, requestId, refusal.status, refusal.status === 429 ? "rate_limited" : "service_unavailable", refusal.message);
+    return;
+  }
   if (res.aborted) return;
   // The note on stderr names the limit this run had: the request's timeout, clamped to MAX_EXECUTION_TIME.
   const wallTimeMs = Math.min(body.timeout ?? limits.wallTimeMs, limits.wallTimeMs);
