@@ -40,7 +40,29 @@ export const AgentExecSchema = v.object({
    * limit ends an exec; the next repl exec then starts a fresh one.
    */
   repl: v.optional(v.boolean()),
+  /**
+   * Programmatic tool calling (repl Python only): each tool becomes a function
+   * `py` of the namespace for this exec; a call pauses the program and the agent
+   * sends `tool.calls`; `tool.results` resumes it. The wall time does not run while paused.
+   */
+  tools: v.optional(v.array(v.object({ name: v.string(), py: v.string() }))),
 });
+
+// --- programmatic tool calling (issue 8)
+export const ToolResultSchema = v.object({
+  call_id: v.string(),
+  result: v.optional(v.unknown()),
+  is_error: v.optional(v.boolean()),
+  error_message: v.optional(v.nullable(v.string())),
+});
+export type ToolResult = v.InferOutput<typeof ToolResultSchema>;
+/** The results of the round of calls exec `id` is paused on. */
+export const AgentToolResultsSchema = v.object({ type: v.literal("tool.results"), id: v.string(), results: v.array(ToolResultSchema) });
+export const ToolCallSchema = v.object({ id: v.string(), name: v.string(), input: v.unknown() });
+export type ToolCall = v.InferOutput<typeof ToolCallSchema>;
+/** Exec `id` called declared tools (one round: several when it used asyncio.gather) and is paused until `tool.results`. */
+export const AgentToolCallsSchema = v.object({ type: v.literal("tool.calls"), id: v.string(), calls: v.array(ToolCallSchema) });
+// --- end programmatic tool calling
 
 export const AgentStdinSchema = v.object({ type: v.literal("stdin"), id: v.string(), data: v.optional(v.string()), eof: v.optional(v.boolean()) });
 export const AgentSignalSchema = v.object({ type: v.literal("signal"), id: v.string(), signal: SignalSchema });
@@ -88,6 +110,7 @@ export const ServerToAgentSchema = v.variant("type", [
   AgentFileDeleteSchema,
   AgentStateSaveSchema,
   AgentStateRestoreSchema,
+  AgentToolResultsSchema,
 ]);
 export type ServerToAgent = v.InferOutput<typeof ServerToAgentSchema>;
 export type AgentExec = v.InferOutput<typeof AgentExecSchema>;
@@ -210,6 +233,7 @@ export const AgentToServerSchema = v.variant("type", [
   AgentFileResultSchema,
   AgentWarmSchema,
   AgentStateResultSchema,
+  AgentToolCallsSchema,
 ]);
 export type AgentToServer = v.InferOutput<typeof AgentToServerSchema>;
 export type AgentExit = v.InferOutput<typeof AgentExitSchema>;

@@ -12,10 +12,11 @@ import { Router } from "./http/router.ts";
 import { addAdminRoutes } from "./http/routes/admin.ts";
 import { addConsoleRoutes } from "./http/routes/console.ts";
 import { addDocsRoutes } from "./http/routes/docs.ts";
-import { addExecRoute } from "./http/routes/exec.ts";
+import { addExecRoute, type ExecRouteDeps } from "./http/routes/exec.ts";
 import { addFileRoutes } from "./http/routes/files.ts";
 import { addHealthRoutes } from "./http/routes/health.ts";
 import { addMetricsRoute } from "./http/routes/metrics.ts";
+import { addProgrammaticRoute } from "./http/routes/programmatic.ts";
 import { addUploadRoutes } from "./http/routes/upload.ts";
 import { detectToolchains, type ToolchainInfo } from "./languages/toolchains.ts";
 import { securityLog } from "./logging/logger.ts";
@@ -159,7 +160,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
     authenticated,
     pool: () => ({ ...pool.stats(), admission: admission.stats() }),
   });
-  addExecRoute(router, {
+  const execDeps: ExecRouteDeps = {
     sessions,
     admission,
     availableLanguages: available,
@@ -167,7 +168,9 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
     keepAliveAfterMs: EXEC_KEEPALIVE_AFTER_MS,
     keepAliveEveryMs: EXEC_KEEPALIVE_EVERY_MS,
     onRefused: (reason, remoteAddress) => logSecurity("exec_refused", { reason, remoteAddress }),
-  });
+  };
+  addExecRoute(router, execDeps);
+  addProgrammaticRoute(router, execDeps); // issue 8: programmatic tool calling
   addUploadRoutes(router, {
     sessions,
     filenameLength: config.limits.filenameLength,

@@ -308,6 +308,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       case "ack":
         if (exec && exec.id === frame.id) exec.ack(frame.bytes, frame.frames);
         return;
+      case "tool.results": // programmatic tool calling
+        if (exec && exec.id === frame.id && !exec.finished) exec.toolResults(frame.results);
+        else send(socket, { type: "error", code: "unknown_exec", message: `no running exec ${frame.id}`, id: frame.id });
+        return;
       case "state.save":
       case "state.restore":
         void stateOp(socket, frame);

@@ -4,7 +4,7 @@ import type { AgentExec, AgentToServer, ExitReason, LanguageSpec, SignalName, St
 import { javaMainClass } from "../protocol/index.ts";
 import { deletedFiles, diffSnapshots, type Snapshot, snapshot } from "./files.ts";
 import { type ProcessOutcome, ProgramProcess, type RunningProgram } from "./process.ts";
-import type { PythonRepl } from "./python-repl.ts";
+import type { PythonRepl, ReplExec } from "./python-repl.ts";
 import { Utf8Chunker, type Utf8Segment } from "./utf8-chunker.ts";
 
 export const DEFAULT_WINDOW_BYTES = 256 * 1024;
@@ -80,6 +80,10 @@ export class ExecRun {
   #stdinEof = false;
   #finished = false;
   #aborted = false;
+  /** Programmatic tool calling: the repl exec (for results) and the wall-time timer's pause and resume. */
+  #toolExec: ReplExec | null = null;
+  #pauseTimer: (() => void) | null = null;
+  #resumeTimer: (() => void) | null = null;
 
   constructor(frame: AgentExec, spec: LanguageSpec, ctx: ExecContext) {
     this.id = frame.id;
@@ -213,15 +217,34 @@ export class ExecRun {
   async #replStage(interpreter: PythonRepl): Promise<Outcome> {
     if (this.#aborted) return { code: null, signal: null, wallMs: 0, internal: true };
     this.#chunkers = { stdout: new Utf8Chunker(), stderr: new Utf8Chunker() };
-    const request = { code: this.#frame.code, cwd: this.#ctx.dataDir, args: this.#frame.args ?? [], stdin: this.#frame.stdin };
+    const request = {
+      code: this.#frame.code,
+      cwd: this.#ctx.dataDir,
+      args: this.#frame.args ?? [],
+      stdin: this.#frame.stdin,
+      ...(this.#frame.tools?.length ? { tools: this.#frame.tools } : {}),
+    };
     const run = interpreter.exec(request, {
+      // --- programmatic tool calling: the program waits for results; its wall time stops meanwhile.
+      toolCalls: (calls) => {
+        this.#pauseTimer?.();
+        this.#ctx.send({ type: "tool.calls", id: this.id, calls });
+      },
       data: (stream, chunk) => this.#onData(stream, chunk),
       end: (stream) => this.#onEnd(stream),
       display: (item) => {
         if (!this.#discarding) this.#ctx.send({ type: "display", id: this.id, ...item });
       },
     });
+    this.#toolExec = run;
     return this.#supervise(run, this.#spec.run[0]!, this.#frame.timeoutMs);
+  }
+
+  /** Resume a program paused on tool calls (programmatic tool calling). */
+  toolResults(results: unknown[]): void {
+    if (!this.#toolExec || this.#finished) return;
+    this.#resumeTimer?.();
+    this.#toolExec.toolResults(results);
   }
 
   /** Stdin, signals, wall time and flow control of what runs, to its end. */
@@ -237,14 +260,28 @@ export class ExecRun {
       proc.kill(this.#pendingSignal);
       this.#pendingSignal = null;
     }
-    const timer = setTimeout(() => {
+    const expire = () => {
       if (proc.exited) return;
       if (this.#agentKill === null) this.#agentKill = "timeout";
       proc.kill("SIGKILL");
-    }, timeoutMs);
+    };
+    let timer = setTimeout(expire, timeoutMs);
+    // --- programmatic tool calling: the time left stops while the program waits for tool results.
+    let left = timeoutMs;
+    let since = performance.now();
+    this.#pauseTimer = () => {
+      clearTimeout(timer);
+      left = Math.max(0, left - (performance.now() - since));
+    };
+    this.#resumeTimer = () => {
+      clearTimeout(timer);
+      since = performance.now();
+      timer = setTimeout(expire, left);
+    };
     this.#flow();
     const result = await proc.done;
     clearTimeout(timer);
+    this.#pauseTimer = this.#resumeTimer = null;
     const wallMs = performance.now() - proc.startedAt;
     if (!this.#discarding) {
       this.#emit("stdout", this.#chunkers.stdout.end());

@@ -3,7 +3,10 @@
     python3 -u python-repl-driver.py <control-fd> <stdin-fifo> <marker-hex>
 
 The agent sends one JSON line per exec on the control socket:
-    {"n": 1, "code": "...", "cwd": "/mnt/data", "args": [], "stdin": false}
+    {"n": 1, "code": "...", "cwd": "/mnt/data", "args": [], "stdin": false, "tools"?: [{"name": "get-weather", "py": "get_weather"}]}
+(programmatic tool calling: each tool becomes a function of the namespace; a call
+sends {"toolCalls": n, "calls": [{"id", "name", "input"}]} and blocks until the
+agent writes {"toolResults": n, "results": [{"call_id", "result", "is_error", "error_message"?}]})
 or per operation (no "n"; handled in order with the execs, never during one):
     {"op": "preload", "k": 1, "modules": ["numpy", ...]}   import these now
     {"op": "save", "k": 2, "maxBytes": 1000}               pickle the user's namespace
@@ -79,9 +82,14 @@ def run_user_code(source, filename, namespace):
         if interrupted:
             raise KeyboardInterrupt
         body, last = compile_user_code(source, filename)
-        exec(body, namespace)
+        outcome = eval(body, namespace)
+        if body.co_flags & CO_COROUTINE:  # --- programmatic tool calling: top-level await
+            run_coroutine(outcome)
         if last is not None:
-            display_result(eval(last, namespace))
+            value = eval(last, namespace)
+            if last.co_flags & CO_COROUTINE:
+                value = run_coroutine(value)
+            display_result(value)
         return None
     except BaseException as error:
         return error
@@ -225,11 +233,134 @@ def compile_user_code(source, filename):
             tree = ast.parse(source, filename, "exec")
             if tree.body and isinstance(tree.body[-1], ast.Expr):
                 last = tree.body.pop()
-                body = compile(tree, filename, "exec", dont_inherit=True)
-                return body, compile(ast.Expression(last.value), filename, "eval", dont_inherit=True)
-        return compile(source, filename, "exec", dont_inherit=True), None
+                body = compile(tree, filename, "exec", flags=TOP_LEVEL_AWAIT, dont_inherit=True)
+                return body, compile(ast.Expression(last.value), filename, "eval", flags=TOP_LEVEL_AWAIT, dont_inherit=True)
+        return compile(source, filename, "exec", flags=TOP_LEVEL_AWAIT, dont_inherit=True), None
     except SyntaxError as error:
         raise error.with_traceback(None) from None  # as compile() itself raises it: no frames but the driver's
+
+
+# ---- programmatic tool calling (POST /exec/programmatic) ----
+
+TOP_LEVEL_AWAIT = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+CO_COROUTINE = 0x80  # inspect.CO_COROUTINE
+tool_commands = None  # the control channel's reader, set by main()
+tool_pending = []  # calls made in this event-loop turn: [(call, future)]
+tool_count = 0
+
+
+class ToolError(Exception):
+    """A declared tool failed: raised where the program called it."""
+
+
+def run_coroutine(coroutine):
+    import asyncio
+
+    return asyncio.run(coroutine)
+
+
+def tool_round(calls):
+    """Send one round of calls to the agent and block for its results: {call_id: (ok, value)}."""
+    flush_all()  # what the program printed before the call belongs to this round
+    send({"toolCalls": current_exec, "calls": calls})
+    line = tool_commands.readline()
+    if not line:
+        raise SystemExit(1)
+    message = json.loads(line)
+    answers = {}
+    for item in message.get("results", []):
+        if item.get("is_error"):
+            answers[item.get("call_id")] = (False, item.get("error_message") or "the tool failed")
+        else:
+            answers[item.get("call_id")] = (True, decode_result(item.get("result")))
+    return answers
+
+
+def decode_result(value):
+    """Tool results are decoded Python values: a JSON text becomes its value."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] in ("{", "[") or text in ("true", "false", "null"):
+            try:
+                return json.loads(text)
+            except ValueError:
+                pass
+    return value
+
+
+def tool_answer(answer):
+    ok, value = answer
+    if not ok:
+        raise ToolError(value)
+    return value
+
+
+def new_call(name, args, kwargs):
+    global tool_count
+    tool_count += 1
+    if args and not kwargs and len(args) == 1 and isinstance(args[0], dict):
+        data = args[0]
+    elif args:
+        raise TypeError(f"{name}() takes keyword arguments only (await {name}(arg=value))")
+    else:
+        data = kwargs
+    return {"id": f"call_{current_exec}_{tool_count}", "name": name, "input": data}
+
+
+def flush_tool_calls():
+    """All the calls this turn of the event loop made (asyncio.gather) go out as one round."""
+    batch = tool_pending[:]
+    tool_pending.clear()
+    if not batch:
+        return
+    answers = tool_round([call for call, _ in batch])
+    for call, future in batch:
+        if future.done():
+            continue
+        answer = answers.get(call["id"], (False, f"no result for tool call {call['id']}"))
+        if answer[0]:
+            future.set_result(answer[1])
+        else:
+            future.set_exception(ToolError(answer[1]))
+
+
+def make_tool(name, py_name):
+    def tool(*args, **kwargs):
+        import asyncio
+
+        call = new_call(name, args, kwargs)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None:  # called without await, outside any event loop: a plain blocking call
+            return tool_answer(tool_round([call]).get(call["id"], (False, f"no result for tool call {call['id']}")))
+        future = loop.create_future()
+        if not tool_pending:
+            loop.call_soon(flush_tool_calls)
+        tool_pending.append((call, future))
+        return future
+
+    tool.__name__ = tool.__qualname__ = py_name
+    tool.__doc__ = f"The declared tool {name!r}: await {py_name}(arg=value)."
+    return tool
+
+
+def define_tools(tools, namespace):
+    """The exec's tools as functions of the namespace; returns them, for remove_tools."""
+    builtins.ToolError = ToolError  # a builtin: never part of a saved state
+    defined = {}
+    for item in tools or []:
+        defined[item["py"]] = namespace[item["py"]] = make_tool(item["name"], item["py"])
+    return defined
+
+
+def remove_tools(defined, namespace):
+    """Tools live for their exec only (and must not reach a saved state)."""
+    tool_pending.clear()
+    for name, tool in defined.items():
+        if namespace.get(name) is tool:
+            del namespace[name]
 
 
 # ---- operations: preload, saved state ----
@@ -368,11 +499,12 @@ def set_stdin(path):
 
 
 def main():
-    global phase, interrupted, control, driver_pid, current_exec
+    global phase, interrupted, control, driver_pid, current_exec, tool_commands
     control_fd, fifo, marker = int(sys.argv[1]), sys.argv[2], bytes.fromhex(sys.argv[3])
     os.set_inheritable(control_fd, False)
     control = socket.socket(fileno=control_fd)
     commands = control.makefile("rb")
+    tool_commands = commands
     # Copies of the real stdout and stderr: for the markers, and to give every exec fds 1 and 2 back.
     real_out, real_err = os.dup(1), os.dup(2)
     os.mkfifo(fifo, 0o600)
@@ -409,7 +541,9 @@ def main():
         send({"running": n, "cpuUs": start_cpu})
 
         current_exec = n
+        tools = define_tools(request.get("tools"), user_main.__dict__)
         exit_code, signal_name = report(run_user_code(code, filename, user_main.__dict__))
+        remove_tools(tools, user_main.__dict__)
         flush_all()
         if os.getpid() != driver_pid:
             os._exit(1 if exit_code is None else exit_code)  # a fork of the user's that ran off the end of the code

@@ -61,6 +61,8 @@ export interface ReplRequest {
   args: readonly string[];
   /** Give the exec a stdin of its own (else /dev/null). */
   stdin: boolean;
+  /** Programmatic tool calling: the declared tools, by name and Python function name. */
+  tools?: ReadonlyArray<{ name: string; py: string }>;
 }
 
 /** Where one exec's output goes: `end` once per stream, when the exec's part of that pipe is complete. */
@@ -69,6 +71,8 @@ export interface OutputSink {
   end(stream: StreamName): void;
   /** Rich output (a figure) of the exec, while it runs. */
   display?(item: DisplayItem): void;
+  /** The program called declared tools and is paused until ReplExec.toolResults. */
+  toolCalls?(calls: Array<{ id: string; name: string; input: unknown }>): void;
 }
 
 /** Messages of python-repl-driver.py. */
@@ -77,6 +81,7 @@ type DriverMessage =
   | { running: number; cpuUs: number }
   | { display: number; mime: string; data: string; name?: string }
   | { result: number }
+  | { toolCalls: number; calls: Array<{ id: string; name: string; input: unknown }> }
   | { done: number; code: number | null; signal: string | null; cpuMs: number; memBytes: number };
 
 const STREAMS = ["stdout", "stderr"] as const;
@@ -209,6 +214,12 @@ export class PythonRepl {
     this.#proc.kill("SIGKILL");
   }
 
+  /** @internal The results of a paused exec's tool calls (the driver reads them while it runs that exec). */
+  writeToolResults(exec: ReplExec, results: unknown[]): void {
+    if (this.#current !== exec || !this.alive) return;
+    this.#proc.control!.write(`${JSON.stringify({ toolResults: exec.n, results })}\n`);
+  }
+
   /** @internal Signal the interpreter's process group. */
   signalGroup(signal: NodeJS.Signals): boolean {
     return this.#proc.kill(signal);
@@ -233,8 +244,8 @@ export class PythonRepl {
         const fd = openSync(this.#fifo, constants.O_RDWR | constants.O_NONBLOCK);
         exec.setStdinFifo(new Socket({ fd, readable: false, writable: true }));
       }
-      const { code, cwd, args, stdin } = exec.request;
-      this.#proc.control!.write(`${JSON.stringify({ n: exec.n, code, cwd, args, stdin })}\n`);
+      const { code, cwd, args, stdin, tools } = exec.request;
+      this.#proc.control!.write(`${JSON.stringify({ n: exec.n, code, cwd, args, stdin, ...(tools?.length ? { tools } : {}) })}\n`);
     } catch (error) {
       this.#log(`python repl: cannot start exec ${exec.n}: ${(error as Error).message}`);
       exec.failed();
@@ -271,6 +282,8 @@ export class PythonRepl {
         if (exec?.n === message.running) exec.running(message.cpuUs);
       } else if ("display" in message) {
         if (exec?.n === message.display) exec.sink.display?.({ mime: message.mime, data: message.data, ...(message.name ? { name: message.name } : {}) });
+      } else if ("toolCalls" in message) {
+        if (exec?.n === message.toolCalls) exec.sink.toolCalls?.(message.calls);
       } else if ("result" in message) {
         const { result: k, ...fields } = message as { result: number } & Record<string, unknown>;
         const resolve = this.#ops.get(k);
@@ -388,6 +401,11 @@ export class ReplExec implements RunningProgram {
       return true;
     }
     return this.#repl.signalGroup(signal);
+  }
+
+  /** Resume the exec paused on tool calls with their results. */
+  toolResults(results: unknown[]): void {
+    if (!this.#finished) this.#repl.writeToolResults(this, results);
   }
 
   /** @internal The write end of the exec's stdin FIFO. */

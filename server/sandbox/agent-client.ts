@@ -15,6 +15,8 @@ import {
   type ServerToAgent,
   type SignalName,
   type Stage,
+  type ToolCall,
+  type ToolResult,
 } from "../../protocol/index.ts";
 import type { AgentEndpoint, Sandbox } from "./provider.ts";
 
@@ -26,6 +28,8 @@ export interface ExecListener {
   exit(frame: AgentExit): void;
   /** The agent refused or failed the exec before it ran (busy, unknown language...). */
   error(code: string, message: string): void;
+  /** Programmatic tool calling: the program called declared tools and waits for `toolResults`. */
+  toolCalls?(calls: ToolCall[]): void;
 }
 
 export class AgentRequestError extends Error {}
@@ -124,6 +128,11 @@ export class AgentClient {
     this.#send({ type: "signal", id, signal });
   }
 
+  /** Resume exec `id`, paused on tool calls, with their results. */
+  toolResults(id: string, results: ToolResult[]): void {
+    this.#send({ type: "tool.results", id, results });
+  }
+
   ack(id: string, bytes: number, frames: number): void {
     this.#send({ type: "ack", id, bytes, frames });
   }
@@ -176,6 +185,9 @@ export class AgentClient {
         return;
       case "display":
         this.#execs.get(frame.id)?.display(frame);
+        return;
+      case "tool.calls":
+        this.#execs.get(frame.id)?.toolCalls?.(frame.calls);
         return;
       case "exit": {
         const listener = this.#execs.get(frame.id);

@@ -1,5 +1,15 @@
 import type { Logger } from "pino";
-import { type AgentExit, type ErrorCodes, type ExitReason, type FileRef, findLanguage, type SessionLimits, type SignalName } from "../../protocol/index.ts";
+import {
+  type AgentExit,
+  type ErrorCodes,
+  type ExitReason,
+  type FileRef,
+  findLanguage,
+  type SessionLimits,
+  type SignalName,
+  type ToolCall,
+  type ToolResult,
+} from "../../protocol/index.ts";
 import type { EventBus } from "../events/event-bus.ts";
 import type { FileStore, StoredFile } from "../files/file-store.ts";
 import { AgentClient } from "../sandbox/agent-client.ts";
@@ -26,7 +36,12 @@ export interface ExecObserver {
   exit(frame: ExitFrameBody): void;
   /** The exec could not start for lack of capacity (told before its exit). */
   refused?(error: AdmissionError): void;
+  /** Programmatic tool calling: the program is paused on these calls until `Session.toolResults`. */
+  toolCalls?(calls: ToolCall[]): void;
 }
+
+/** --- programmatic tool calling: how long a run may wait for its tool results. */
+export const TOOL_PAUSE_LIMIT_MS = Math.max(1, Number(process.env.PROGRAMMATIC_PAUSE_SECONDS) || 300) * 1000;
 
 export interface ExecRequest {
   id: string;
@@ -37,6 +52,8 @@ export interface ExecRequest {
   timeoutMs?: number;
   /** Files of other sessions to place in /mnt/data for this run (already checked by the caller). */
   inputs?: StoredFile[];
+  /** Programmatic tool calling (Python): declared tools, as functions `py` of the program. */
+  tools?: Array<{ name: string; py: string }>;
 }
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -109,6 +126,9 @@ interface RunningExec {
   exiting: boolean;
   /** Rich outputs of an exec with an observer, stored as files at its end. */
   displays: { mime: string; data: string; name?: string }[];
+  /** Programmatic tool calling: the exec waits for tool results; this ends it when they do not come. */
+  pauseTimer?: NodeJS.Timeout;
+  watchdogMs?: number;
   /** stdin and signals that came before the agent had the exec (sandbox starting, files being placed): sent in order once it has. */
   beforeStart?: Array<(agent: AgentClient) => void>;
 }
@@ -354,6 +374,40 @@ export class Session implements SessionHandle {
     this.#toAgent(exec, (agent) => agent.signal(id, signal));
   }
 
+  /**
+   * --- programmatic tool calling: resume exec `id`, paused on tool calls, with their results.
+   * False when that exec is not running (it ended, or expired while paused).
+   */
+  toolResults(id: string, results: ToolResult[]): boolean {
+    const exec = this.#exec;
+    if (!exec || exec.id !== id || exec.exiting || !exec.pauseTimer || !this.#agent) return false;
+    clearTimeout(exec.pauseTimer);
+    exec.pauseTimer = undefined;
+    exec.watchdog = setTimeout(() => this.#sandboxLost(`exec ${exec.id} went silent`), exec.watchdogMs ?? WATCHDOG_SLACK_MS);
+    this.#touch();
+    this.#agent.toolResults(id, results);
+    return true;
+  }
+
+  #toolCalls(exec: RunningExec, agent: AgentClient, calls: ToolCall[]): void {
+    if (this.#exec !== exec) return;
+    clearTimeout(exec.watchdog);
+    clearTimeout(exec.pauseTimer);
+    exec.pauseTimer = setTimeout(() => {
+      if (this.#exec !== exec) return;
+      const text = `Programmatic tool calling: no tool results came within ${TOOL_PAUSE_LIMIT_MS / 1000} s; the paused run expired\n`;
+      this.#emit({ type: "out", id: exec.id, stream: "stderr", data: text });
+      exec.observer?.out("stderr", text);
+      exec.overrideReason = "timeout";
+      agent.signal(exec.id, "SIGKILL");
+      exec.watchdog = setTimeout(() => this.#sandboxLost(`exec ${exec.id} went silent`), WATCHDOG_SLACK_MS);
+    }, TOOL_PAUSE_LIMIT_MS);
+    exec.pauseTimer.unref();
+    this.#touch();
+    exec.observer?.toolCalls?.(calls);
+  }
+  // --- end programmatic tool calling
+
   #toAgent(exec: RunningExec, send: (agent: AgentClient) => void): void {
     if (exec.beforeStart) exec.beforeStart.push(send);
     else if (this.#agent) send(this.#agent);
@@ -467,7 +521,8 @@ export class Session implements SessionHandle {
     if (this.#exec !== exec) return;
     const spec = findLanguage(exec.lang)!;
     const compileTimeoutMs = this.#options.compileTimeoutMs;
-    exec.watchdog = setTimeout(() => this.#sandboxLost(`exec ${exec.id} went silent`), timeoutMs + compileTimeoutMs + WATCHDOG_SLACK_MS);
+    exec.watchdogMs = timeoutMs + compileTimeoutMs + WATCHDOG_SLACK_MS;
+    exec.watchdog = setTimeout(() => this.#sandboxLost(`exec ${exec.id} went silent`), exec.watchdogMs);
     agent.startExec(
       {
         id: exec.id,
@@ -482,6 +537,7 @@ export class Session implements SessionHandle {
         // While no client reads, at most this many frames pile up: well inside the replay log.
         windowFrames: Math.max(1, Math.min(OUTPUT_WINDOW_FRAMES, Math.floor(this.#options.replayFrames / 4))),
         ...(spec.code === "py" ? { repl: true } : {}),
+        ...(spec.code === "py" && request.tools?.length ? { tools: request.tools } : {}),
       },
       {
         stage: (stage) => this.#emit({ type: "exec.stage", id: exec.id, stage }),
@@ -497,6 +553,7 @@ export class Session implements SessionHandle {
           // HTTP callers have no display frames: they get each image as a generated file.
           if (exec.observer) exec.displays.push(display);
         },
+        toolCalls: (calls) => this.#toolCalls(exec, agent, calls),
         exit: (exit) => void this.#finishExec(exec, agent, exit),
         error: (code, message) => {
           this.#emit({ type: "error", code, message, id: exec.id });
@@ -526,6 +583,7 @@ export class Session implements SessionHandle {
     if (this.#exec !== exec || exec.exiting) return;
     exec.exiting = true;
     clearTimeout(exec.watchdog);
+    clearTimeout(exec.pauseTimer);
     agent.forgetExec(exec.id);
     let files: FileRef[] = [];
     try {
@@ -550,6 +608,7 @@ export class Session implements SessionHandle {
     if (this.#exec !== exec) return;
     this.#exec = undefined;
     clearTimeout(exec.watchdog);
+    clearTimeout(exec.pauseTimer);
     this.#agent?.forgetExec(exec.id);
     const reason = exec.overrideReason ?? exit.reason;
     const frame: ExitFrameBody = {

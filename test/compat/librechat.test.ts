@@ -251,8 +251,8 @@ function describeCurrentClient(label: string, target: () => ServerProcess, authH
       expect(second.content, sessionsReport(first, second)).toContain(`stdout:\n${STATE_OUTPUT}`);
     });
 
-    // Skipped until POST /exec/programmatic exists (issue 8): it then becomes that issue's acceptance test.
-    it.skip("runs programmatic tool calling (POST /exec/programmatic): the Python awaits a declared tool, the client answers the call", async () => {
+    // Issue 8's acceptance test.
+    it("runs programmatic tool calling (POST /exec/programmatic): the Python awaits a declared tool, the client answers the call", async () => {
       const calls: unknown[] = [];
       const weather: CodeTool = {
         name: "get-weather",

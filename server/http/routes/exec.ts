@@ -163,8 +163,8 @@ async function handleExec(ctx: RouteContext, deps: ExecRouteDeps, slot: { permit
   else sendJson(res, 200, result);
 }
 
-/** Wait for `done`; if it takes long, commit to 200 and write a space now and then (JSON allows leading whitespace). */
-async function withKeepAlive<T>(ctx: RouteContext, done: Promise<T>, deps: ExecRouteDeps): Promise<T> {
+/** Wait for `done` (also used by POST /exec/programmatic); if it takes long, commit to 200 and write a space now and then (JSON allows leading whitespace). */
+export async function withKeepAlive<T>(ctx: RouteContext, done: Promise<T>, deps: ExecRouteDeps): Promise<T> {
   const { res } = ctx;
   let ticker: NodeJS.Timeout | undefined;
   const starter = setTimeout(() => {

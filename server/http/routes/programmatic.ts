@@ -1,0 +1,326 @@
+import * as v from "valibot";
+import { ExecRequestSchema } from "../../../protocol/http-bodies.ts";
+import { type FileRef, findLanguage, type ToolResult, ToolResultSchema } from "../../../protocol/index.ts";
+import { randomId } from "../../ids.ts";
+import { AdmissionError, type ExecPermit } from "../../sessions/admission.ts";
+import { ContinuationStore, MAX_TOOL_ROUNDS, ProgrammaticRun } from "../../sessions/continuations.ts";
+import { type ExitFrameBody, TOOL_PAUSE_LIMIT_MS } from "../../sessions/session.ts";
+import type { SessionHandle } from "../../sessions/session-handle.ts";
+import { sendError, sendJson } from "../errors.ts";
+import { readJsonBody } from "../json-body.ts";
+import type { RouteContext, Router } from "../router.ts";
+import { type ExecRouteDeps, withKeepAlive } from "./exec.ts";
+
+/**
+ * POST /exec/programmatic (issue 8, programmatic tool calling; Python only so far):
+ * the program runs in the session's persistent interpreter with each declared
+ * tool as a function; a round of tool calls pauses it and answers
+ * `tool_call_required` with a continuation token; the follow-up with the token
+ * and the results resumes the same exec. See docs/LIBRECHAT-CLIENTS.md.
+ */
+
+const ToolDefSchema = v.object({
+  name: v.pipe(v.string(), v.minLength(1), v.maxLength(200)),
+  description: v.optional(v.unknown()),
+  parameters: v.optional(v.unknown()),
+});
+const { entries } = ExecRequestSchema;
+export const ProgrammaticRequestSchema = v.object({
+  code: v.optional(v.nullable(v.string())),
+  lang: v.optional(v.nullable(v.string())),
+  tools: v.optional(v.nullable(v.pipe(v.array(ToolDefSchema), v.maxLength(500)))),
+  session_id: entries.session_id,
+  user_id: entries.user_id,
+  entity_id: entries.entity_id,
+  files: entries.files,
+  timeout: entries.timeout,
+  continuation_token: v.optional(v.nullable(v.pipe(v.string(), v.maxLength(200)))),
+  tool_results: v.optional(v.nullable(v.pipe(v.array(ToolResultSchema), v.maxLength(1000)))),
+});
+
+const PYTHON_KEYWORDS = new Set(
+  "False None True and as assert async await break class continue def del elif else except finally for from global if import in is lambda nonlocal not or pass raise return try while with yield match case type _".split(
+    " ",
+  ),
+);
+
+/** A tool name as a Python function name, as the LibreChat client writes it (normalizePythonFunctionName); null when none can be made. */
+export function pythonToolName(name: string): string | null {
+  let py = name.replace(/[-\s]/g, "_").replace(/[^A-Za-z0-9_]/g, "");
+  if (py === "" || /^_+$/.test(py)) return null;
+  if (/^[0-9]/.test(py)) py = `_${py}`;
+  if (PYTHON_KEYWORDS.has(py)) py = `${py}_tool`;
+  return py;
+}
+
+interface ProgrammaticBody {
+  status: "tool_call_required" | "completed" | "error";
+  session_id: string;
+  continuation_token?: string;
+  tool_calls?: Array<{ id: string; name: string; input: unknown }>;
+  stdout: string;
+  stderr: string;
+  files: FileRef[];
+  error?: string;
+}
+
+export function addProgrammaticRoute(router: Router, deps: ExecRouteDeps, store = new ContinuationStore()): ContinuationStore {
+  /** Runs started with X-LibreChat-Code-Request-ID, for /exec/programmatic/cancel. */
+  const byRequestId = new Map<string, ProgrammaticRun>();
+  router.add(
+    "POST",
+    "/exec/programmatic",
+    deps.authenticated(async (ctx) => {
+      const slot: { permit?: ExecPermit } = {};
+      try {
+        await handle(ctx, deps, store, slot, byRequestId);
+      } finally {
+        slot.permit?.release();
+      }
+    }),
+  );
+  router.add(
+    "POST",
+    "/exec/programmatic/cancel",
+    deps.authenticated(async (ctx) => {
+      const parsed = await readJsonBody(ctx.req, v.object({ request_id: v.pipe(v.string(), v.minLength(1), v.maxLength(200)) }), 64 * 1024);
+      if (!parsed.ok) {
+        sendError(ctx.res, ctx.requestId, parsed.status, "validation", parsed.message, parsed.details);
+        return;
+      }
+      const run = byRequestId.get(parsed.value.request_id);
+      if (run && !run.exited) run.session.signal(run.execId, "SIGKILL");
+      sendJson(ctx.res, 200, { cancelled: run !== undefined && !run.exited });
+    }),
+  );
+  return store;
+}
+
+async function handle(
+  ctx: RouteContext,
+  deps: ExecRouteDeps,
+  store: ContinuationStore,
+  slot: { permit?: ExecPermit },
+  byRequestId: Map<string, ProgrammaticRun>,
+): Promise<void> {
+  const { req, res, requestId } = ctx;
+  const { sessions } = deps;
+  const limits = sessions.limits;
+  const parsed = await readJsonBody(req, ProgrammaticRequestSchema, limits.codeBytes * 2 + 4 * 1024 * 1024);
+  if (!parsed.ok) {
+    if (parsed.status === 413) deps.onRefused("body_too_large", req.remoteAddress);
+    sendError(res, requestId, parsed.status, parsed.status === 413 ? "resource_exhausted" : "validation", parsed.message, parsed.details);
+    return;
+  }
+  const body = parsed.value;
+
+  // ---- a follow-up: results for the round the run is paused on
+  if (body.continuation_token) {
+    const entry = store.get(body.continuation_token);
+    if (!entry) {
+      sendError(
+        res,
+        requestId,
+        404,
+        "resource_not_found",
+        `Unknown or expired continuation token: the paused run ended or waited more than ${TOOL_PAUSE_LIMIT_MS / 1000} s`,
+        [{ field: "continuation_token", message: "unknown or expired", code: "continuation_not_found" }],
+      );
+      return;
+    }
+    const results: ToolResult[] = body.tool_results ?? [];
+    const made = new Set(entry.callIds);
+    const unknown = results.find((result) => !made.has(result.call_id));
+    if (unknown) {
+      sendError(res, requestId, 400, "validation", `Result for a tool call that was not made: ${unknown.call_id}`, [
+        { field: "tool_results", message: `expected call ids: ${entry.callIds.join(", ")}`, code: "unknown_call_id" },
+      ]);
+      return;
+    }
+    const answered = new Set(results.map((result) => result.call_id));
+    for (const id of entry.callIds) {
+      if (!answered.has(id)) results.push({ call_id: id, result: null, is_error: true, error_message: "no result was given for this call" });
+    }
+    store.take(entry.token);
+    if (!entry.run.session.ended && (entry.run.session as { toolResults?: unknown }).toolResults === undefined) {
+      sendError(res, requestId, 404, "resource_not_found", "The paused run is not held by this server");
+      return;
+    }
+    const resumed = (entry.run.session as unknown as { toolResults(id: string, results: ToolResult[]): boolean }).toolResults(entry.execId, results);
+    if (!resumed) {
+      sendError(res, requestId, 404, "resource_not_found", "The paused run has ended (expired or stopped); start it again", [
+        { field: "continuation_token", message: "run ended", code: "continuation_not_found" },
+      ]);
+      return;
+    }
+    await answerRound(ctx, deps, store, entry.run, entry.round);
+    return;
+  }
+
+  // ---- a new run
+  const lang = body.lang ?? "py";
+  const spec = findLanguage(lang);
+  if (spec?.code !== "py") {
+    sendError(res, requestId, 400, "validation", `Programmatic tool calling supports lang "py" only (got "${lang}")`, [
+      { field: "lang", message: "supported: py", code: "unsupported_language" },
+    ]);
+    return;
+  }
+  if (!deps.availableLanguages().includes(spec.code)) {
+    sendError(res, requestId, 400, "validation", `The ${spec.name} toolchain is not installed on this server`, [
+      { field: "lang", message: "see GET /languages", code: "language_unavailable" },
+    ]);
+    return;
+  }
+  const code = body.code ?? "";
+  if (code.trim() === "") {
+    sendError(res, requestId, 400, "validation", "Code must not be empty", [{ field: "code", message: "code is empty", code: "empty_code" }]);
+    return;
+  }
+  if (Buffer.byteLength(code) > limits.codeBytes) {
+    deps.onRefused("code_too_large", req.remoteAddress);
+    sendError(res, requestId, 413, "resource_exhausted", `Code is over the limit of ${limits.codeBytes} bytes`, [
+      { field: "code", message: "too large", code: "code_too_large" },
+    ]);
+    return;
+  }
+  const tools: Array<{ name: string; py: string }> = [];
+  const seen = new Map<string, string>();
+  for (const [index, tool] of (body.tools ?? []).entries()) {
+    const py = pythonToolName(tool.name);
+    const clash = py ? seen.get(py) : undefined;
+    if (!py || clash !== undefined) {
+      const message = py
+        ? `Tools "${clash}" and "${tool.name}" both become the Python function ${py}`
+        : `Tool name "${tool.name}" cannot become a Python identifier`;
+      sendError(res, requestId, 400, "validation", message, [{ field: `tools[${index}].name`, message, code: "invalid_tool_name" }]);
+      return;
+    }
+    seen.set(py, tool.name);
+    tools.push({ name: tool.name, py });
+  }
+
+  const caller = { principal: ctx.principal!, ...(body.user_id ? { userId: body.user_id } : {}) };
+  const resolved = await sessions.resolveInputs(body.files ?? [], caller);
+  if (!resolved.ok) {
+    sendError(res, requestId, 404, "resource_not_found", resolved.message, [
+      { field: `files[${resolved.index}]`, message: resolved.message, code: "file_not_found" },
+    ]);
+    return;
+  }
+  let session: SessionHandle;
+  try {
+    session = await sessions.choose(
+      { ...(body.session_id ? { sessionId: body.session_id } : {}), ...(body.entity_id ? { entityId: body.entity_id } : {}), inputs: resolved.files },
+      caller,
+    );
+    slot.permit = await deps.admission?.acquireExec(() => res.aborted);
+  } catch (error) {
+    if (!(error instanceof AdmissionError)) throw error;
+    deps.onRefused(error.kind === "limit" ? "sessions_per_entity" : "capacity", req.remoteAddress);
+    if (res.aborted) return;
+    res.header("retry-after", String(error.retryAfterSeconds));
+    sendError(res, requestId, error.status, error.kind === "limit" ? "rate_limited" : "service_unavailable", error.message);
+    return;
+  }
+  if ((session as { toolResults?: unknown }).toolResults === undefined) {
+    // A session held by another replica: the pause cannot be resumed through the fleet bus yet.
+    sendError(res, requestId, 503, "service_unavailable", "Programmatic tool calling is not available for a session held by another replica yet");
+    return;
+  }
+  const execId = `ptc-${randomId(12)}`;
+  const run = new ProgrammaticRun(session, execId, body.timeout ?? undefined);
+  const request = {
+    id: execId,
+    lang: "py",
+    code,
+    tools,
+    ...(body.timeout ? { timeoutMs: body.timeout } : {}),
+    inputs: resolved.files.filter((file) => file.sessionId !== session.id),
+  };
+  const librechatRequestId = req.headers["x-librechat-code-request-id"];
+  if (typeof librechatRequestId === "string" && librechatRequestId !== "") {
+    byRequestId.set(librechatRequestId, run);
+    setTimeout(() => byRequestId.delete(librechatRequestId), TOOL_PAUSE_LIMIT_MS * 2).unref();
+  }
+  const queueDeadline = Date.now() + 3 * (limits.wallTimeMs + sessions.compileTimeoutMs);
+  for (;;) {
+    const refusal = await session.startExec(request, run);
+    if (!refusal) break;
+    if (refusal.code !== "busy" || Date.now() > queueDeadline || res.aborted) {
+      const status = refusal.code === "busy" ? 409 : 400;
+      sendError(res, requestId, status, status === 409 ? "resource_conflict" : "validation", refusal.message, [
+        { field: "session_id", message: refusal.message, code: refusal.code },
+      ]);
+      return;
+    }
+    await session.whenIdle();
+  }
+  await answerRound(ctx, deps, store, run, 0);
+}
+
+/** Wait for the run's next round of tool calls (answer tool_call_required) or its end (completed / error). */
+async function answerRound(ctx: RouteContext, deps: ExecRouteDeps, store: ContinuationStore, run: ProgrammaticRun, round: number): Promise<void> {
+  const { res } = ctx;
+  // Nobody will read what comes: stop the run rather than leave it paused or running for nothing.
+  res.onAborted(() => {
+    if (!run.exited) run.session.signal(run.execId, "SIGKILL");
+  });
+  const event = await withKeepAlive(ctx, run.next(), deps);
+  if (res.aborted) return;
+  const output = run.takeOutput();
+  let body: ProgrammaticBody;
+  if (event.kind === "calls") {
+    if (round + 1 > MAX_TOOL_ROUNDS) {
+      run.session.signal(run.execId, "SIGKILL");
+      body = { status: "error", session_id: run.session.id, ...output, files: [], error: `Too many tool call rounds (limit ${MAX_TOOL_ROUNDS})` };
+    } else {
+      const continuation = store.add({ sessionId: run.session.id, execId: run.execId, callIds: event.calls.map((call) => call.id), round: round + 1, run });
+      body = {
+        status: "tool_call_required",
+        session_id: run.session.id,
+        continuation_token: continuation.token,
+        tool_calls: event.calls,
+        ...output,
+        files: [],
+      };
+    }
+  } else if (run.refusal && !res.headersSent) {
+    res.header("retry-after", String(run.refusal.retryAfterSeconds));
+    sendError(res, ctx.requestId, run.refusal.status, run.refusal.status === 429 ? "rate_limited" : "service_unavailable", run.refusal.message);
+    return;
+  } else {
+    body = finalBody(run, event.exit, output, deps.sessions.limits.wallTimeMs);
+  }
+  ctx.log.debug({ sessionId: run.session.id, execId: run.execId, status: body.status, round }, "programmatic round");
+  if (res.headersSent) res.end(JSON.stringify(body));
+  else sendJson(res, 200, body);
+}
+
+/** The end of the run: its last output and files; a run cut short is an error with the text the client recognises. */
+function finalBody(run: ProgrammaticRun, exit: ExitFrameBody, output: { stdout: string; stderr: string }, wallTimeMs: number): ProgrammaticBody {
+  let { stdout, stderr } = output;
+  if (stdout !== "" && !stdout.endsWith("\n")) stdout += "\n";
+  const base = { session_id: run.session.id, stdout, files: exit.files };
+  const error = errorText(exit, Math.min(run.timeoutMs ?? wallTimeMs, wallTimeMs));
+  if (!error) return { status: "completed", ...base, stderr };
+  if (stderr !== "" && !stderr.endsWith("\n")) stderr += "\n";
+  return { status: "error", ...base, stderr: stderr + (exit.reason === "timeout" && stderr.includes("paused run expired") ? "" : `${error}\n`), error };
+}
+
+function errorText(exit: ExitFrameBody, limitMs: number): string | undefined {
+  switch (exit.reason) {
+    case "exited":
+      return undefined;
+    case "timeout":
+      return `Time limit exceeded (${limitMs / 1000} s)`;
+    case "memory":
+      return "Out of memory";
+    case "output_limit":
+      return "stdout length exceeded";
+    case "signaled":
+      return `Sandbox exited with code ${exit.code ?? 1}`;
+    default:
+      return "Execution failed or timed out";
+  }
+}

@@ -1,0 +1,115 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ServerProcess, startServer, TEST_API_KEY } from "../helpers/server-process.ts";
+
+/**
+ * POST /exec/programmatic (issue 8) against the real built server: concurrent
+ * tool calls come back as one round, a tool error reaches the program as an
+ * exception, sync calls work, and unknown/expired tokens and bad input are refused.
+ */
+
+// biome-ignore lint/suspicious/noExplicitAny: response bodies are checked field by field
+type Json = any;
+
+const PAUSE_SECONDS = 2;
+
+async function post(server: ServerProcess, body: unknown): Promise<{ status: number; json: Json }> {
+  const response = await fetch(`${server.httpUrl}/exec/programmatic`, {
+    method: "POST",
+    headers: { "x-api-key": TEST_API_KEY, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, json: JSON.parse(text) };
+}
+
+const TOOLS = [
+  { name: "get-weather", description: "weather of a city", parameters: { type: "object", properties: { city: { type: "string" } } } },
+  { name: "2fail", description: "always fails", parameters: {} },
+  { name: "lambda", description: "a keyword", parameters: {} },
+];
+
+describe("POST /exec/programmatic", () => {
+  let server: ServerProcess;
+
+  beforeAll(async () => {
+    server = await startServer({ transport: "node", env: { PROGRAMMATIC_PAUSE_SECONDS: String(PAUSE_SECONDS) } });
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it("returns concurrent calls (asyncio.gather) as one round, then completes with the results", async () => {
+    const code = [
+      "import asyncio",
+      'print("before")',
+      'a, b = await asyncio.gather(get_weather(city="Paris"), get_weather(city="Oslo"))',
+      "print(a['celsius'], b['celsius'])",
+    ].join("\n");
+    const first = await post(server, { code, tools: TOOLS, timeout: 15000 });
+    expect(first.status, JSON.stringify(first.json)).toBe(200);
+    expect(first.json.status).toBe("tool_call_required");
+    expect(first.json.stdout).toContain("before");
+    expect(first.json.tool_calls).toHaveLength(2);
+    expect(first.json.tool_calls.map((call: Json) => call.name)).toEqual(["get-weather", "get-weather"]);
+    expect(first.json.tool_calls.map((call: Json) => call.input)).toEqual([{ city: "Paris" }, { city: "Oslo" }]);
+    const results = first.json.tool_calls.map((call: Json, i: number) => ({ call_id: call.id, result: { celsius: 20 + i }, is_error: false }));
+    const second = await post(server, { continuation_token: first.json.continuation_token, tool_results: results });
+    expect(second.status, JSON.stringify(second.json)).toBe(200);
+    expect(second.json).toMatchObject({ status: "completed", session_id: first.json.session_id, stdout: "20 21\n" });
+    // The token is used up.
+    const again = await post(server, { continuation_token: first.json.continuation_token, tool_results: results });
+    expect(again.status).toBe(404);
+  });
+
+  it("raises a tool error in the program, and supports sync calls and keyword/digit names", async () => {
+    const code = ["try:", "    _2fail()", "except ToolError as e:", '    print("caught:", e)', "print(lambda_tool())"].join("\n");
+    const first = await post(server, { code, tools: TOOLS });
+    expect(first.json.status, JSON.stringify(first.json)).toBe("tool_call_required");
+    expect(first.json.tool_calls).toEqual([{ id: expect.any(String), name: "2fail", input: {} }]);
+    const second = await post(server, {
+      continuation_token: first.json.continuation_token,
+      tool_results: [{ call_id: first.json.tool_calls[0].id, result: null, is_error: true, error_message: "boom" }],
+    });
+    expect(second.json.status, JSON.stringify(second.json)).toBe("tool_call_required");
+    expect(second.json.stdout).toBe("caught: boom\n");
+    expect(second.json.tool_calls[0].name).toBe("lambda");
+    const third = await post(server, {
+      continuation_token: second.json.continuation_token,
+      tool_results: [{ call_id: second.json.tool_calls[0].id, result: "ok", is_error: false }],
+    });
+    expect(third.json).toMatchObject({ status: "completed", stdout: "ok\n" });
+  });
+
+  it("refuses an unknown token, results for calls not made, and a tool name that is no identifier", async () => {
+    const unknown = await post(server, { continuation_token: "ct_nope", tool_results: [] });
+    expect(unknown.status).toBe(404);
+    expect(unknown.json.error).toMatch(/continuation token/);
+    const bad = await post(server, { code: "print(1)", tools: [{ name: "!!!", description: "", parameters: {} }] });
+    expect(bad.status).toBe(400);
+    expect(bad.json.details[0].code).toBe("invalid_tool_name");
+    const first = await post(server, { code: 'await get_weather(city="x")', tools: TOOLS });
+    expect(first.json.status).toBe("tool_call_required");
+    const wrong = await post(server, {
+      continuation_token: first.json.continuation_token,
+      tool_results: [{ call_id: "call_other", result: 1, is_error: false }],
+    });
+    expect(wrong.status).toBe(400);
+    expect(wrong.json.details[0].code).toBe("unknown_call_id");
+  });
+
+  it("expires a paused run with a clear error", async () => {
+    const first = await post(server, { code: 'print("paused")\nawait get_weather(city="x")\nprint("never")', tools: TOOLS });
+    expect(first.json.status, JSON.stringify(first.json)).toBe("tool_call_required");
+    await new Promise((resolve) => setTimeout(resolve, PAUSE_SECONDS * 1000 + 1500));
+    const late = await post(server, {
+      continuation_token: first.json.continuation_token,
+      tool_results: [{ call_id: first.json.tool_calls[0].id, result: 1, is_error: false }],
+    });
+    expect(late.status).toBe(404);
+    expect(late.json.error).toMatch(/expired/);
+    // The session is free again for the next run.
+    const next = await post(server, { code: "x = 5\nprint(x)", tools: [], session_id: first.json.session_id });
+    expect(next.json, JSON.stringify(next.json)).toMatchObject({ status: "completed", stdout: "5\n" });
+  });
+});
