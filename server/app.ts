@@ -170,7 +170,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
     onRefused: (reason, remoteAddress) => logSecurity("exec_refused", { reason, remoteAddress }),
   };
   addExecRoute(router, execDeps);
-  addProgrammaticRoute(router, execDeps); // issue 8: programmatic tool calling
+  addProgrammaticRoute(router, execDeps, config.limits.toolPauseMs); // issue 8: programmatic tool calling
   addUploadRoutes(router, {
     sessions,
     filenameLength: config.limits.filenameLength,

@@ -227,6 +227,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       openFiles: num("MAX_OPEN_FILES"),
       outputBytes: num("MAX_OUTPUT_BYTES"),
       codeBytes: num("MAX_CODE_BYTES"),
+      toolPauseMs: num("PROGRAMMATIC_PAUSE_SECONDS") * 1000,
       fileSizeBytes: num("MAX_FILE_SIZE_MB") * MIB,
       totalFileSizeBytes: num("MAX_TOTAL_FILE_SIZE_MB") * MIB,
       filesPerSession: num("MAX_FILES_PER_SESSION"),

@@ -58,6 +58,8 @@ export interface AppConfig {
     outputBytes: number;
     /** MAX_CODE_BYTES: largest accepted code body. */
     codeBytes: number;
+    /** PROGRAMMATIC_PAUSE_SECONDS, ms: a paused programmatic run's wait for tool results. */
+    toolPauseMs: number;
     fileSizeBytes: number;
     totalFileSizeBytes: number;
     filesPerSession: number;

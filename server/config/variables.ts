@@ -328,6 +328,9 @@ export const VARIABLES: readonly VariableSpec[] = [
     unit: "bytes",
   }),
   def("MAX_CODE_BYTES", "limits", "active", int(1024, 16777216), "524288", "Largest accepted code body", { unit: "bytes" }),
+  def("PROGRAMMATIC_PAUSE_SECONDS", "limits", "active", int(1, 86400), "300", "How long a programmatic run paused on tool calls waits for their results", {
+    unit: "s",
+  }),
   def("MAX_CONCURRENT_EXECUTIONS", "limits", "active", int(1, 100000), "10", "Concurrent runs across the server", {
     note: "Across the fleet when Redis is configured (leases with a TTL, so a dead replica's slots come back), per replica otherwise. Runs beyond it wait in a bounded queue (ADMISSION_QUEUE_SIZE, ADMISSION_QUEUE_TIMEOUT), then get 503 with Retry-After (WebSocket: error rate_limited, close 4008).",
   }),

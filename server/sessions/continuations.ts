@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { ToolCall } from "../../protocol/index.ts";
 import type { AdmissionError } from "./admission.ts";
-import { type ExecObserver, type ExitFrameBody, TOOL_PAUSE_LIMIT_MS } from "./session.ts";
+import type { ExecObserver, ExitFrameBody } from "./session.ts";
 import type { SessionHandle } from "./session-handle.ts";
 
 /** At most this many rounds of tool calls per programmatic run. */
@@ -94,7 +94,7 @@ export interface Continuation {
 /**
  * Continuation tokens of the paused programmatic runs of this replica. A token
  * is good for one follow-up: resuming takes it out; a new round gets a new one.
- * Tokens expire with the pause (TOOL_PAUSE_LIMIT_MS), when the session ends
+ * Tokens expire with the pause (PROGRAMMATIC_PAUSE_SECONDS), when the session ends
  * the paused exec too.
  *
  * The run itself (its observer) lives in this process, so a token is only
@@ -104,8 +104,13 @@ export class ContinuationStore {
   readonly #byToken = new Map<string, Continuation>();
   readonly #pauseMs: number;
 
-  constructor(pauseMs = TOOL_PAUSE_LIMIT_MS) {
+  constructor(pauseMs: number) {
     this.#pauseMs = pauseMs;
+  }
+
+  /** PROGRAMMATIC_PAUSE_SECONDS in ms. */
+  get pauseMs(): number {
+    return this.#pauseMs;
   }
 
   add(entry: Omit<Continuation, "token" | "expiresAt">): Continuation {

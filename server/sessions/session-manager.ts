@@ -404,6 +404,7 @@ export class SessionManager {
       limits: this.limits,
       sandboxLimits: this.#sandboxLimits,
       compileTimeoutMs: config.limits.compileTimeoutMs,
+      toolPauseMs: config.limits.toolPauseMs,
       replayFrames: config.sessions.replayFrames,
       replayBytes: config.sessions.replayBytes,
       idleGraceMs: config.sessions.idleGraceMs,

@@ -40,9 +40,6 @@ export interface ExecObserver {
   toolCalls?(calls: ToolCall[]): void;
 }
 
-/** --- programmatic tool calling: how long a run may wait for its tool results. */
-export const TOOL_PAUSE_LIMIT_MS = Math.max(1, Number(process.env.PROGRAMMATIC_PAUSE_SECONDS) || 300) * 1000;
-
 export interface ExecRequest {
   id: string;
   lang: string;
@@ -98,6 +95,8 @@ export interface SessionOptions {
   initialSeq?: number;
   /** Every logged frame, as sent: other replicas' clients and the shared replay log get them from here. */
   onFrame?: (seq: number, text: string) => void;
+  /** PROGRAMMATIC_PAUSE_SECONDS in ms: how long a programmatic run may wait for its tool results. */
+  toolPauseMs: number;
   /** Where the Python namespace goes when the sandbox is reclaimed (STATE_PERSISTENCE_ENABLED). */
   state?: StateKeeper;
   // --- warm pool and admission (server/sandbox/pool.ts, ./admission.ts) ---
@@ -395,13 +394,13 @@ export class Session implements SessionHandle {
     clearTimeout(exec.pauseTimer);
     exec.pauseTimer = setTimeout(() => {
       if (this.#exec !== exec) return;
-      const text = `Programmatic tool calling: no tool results came within ${TOOL_PAUSE_LIMIT_MS / 1000} s; the paused run expired\n`;
+      const text = `Programmatic tool calling: no tool results came within ${this.#options.toolPauseMs / 1000} s; the paused run expired\n`;
       this.#emit({ type: "out", id: exec.id, stream: "stderr", data: text });
       exec.observer?.out("stderr", text);
       exec.overrideReason = "timeout";
       agent.signal(exec.id, "SIGKILL");
       exec.watchdog = setTimeout(() => this.#sandboxLost(`exec ${exec.id} went silent`), WATCHDOG_SLACK_MS);
-    }, TOOL_PAUSE_LIMIT_MS);
+    }, this.#options.toolPauseMs);
     exec.pauseTimer.unref();
     this.#touch();
     exec.observer?.toolCalls?.(calls);

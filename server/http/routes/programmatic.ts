@@ -4,7 +4,7 @@ import { type FileRef, findLanguage, type ToolResult, ToolResultSchema } from ".
 import { randomId } from "../../ids.ts";
 import { AdmissionError, type ExecPermit } from "../../sessions/admission.ts";
 import { ContinuationStore, MAX_TOOL_ROUNDS, ProgrammaticRun } from "../../sessions/continuations.ts";
-import { type ExitFrameBody, TOOL_PAUSE_LIMIT_MS } from "../../sessions/session.ts";
+import type { ExitFrameBody } from "../../sessions/session.ts";
 import type { SessionHandle } from "../../sessions/session-handle.ts";
 import { sendError, sendJson } from "../errors.ts";
 import { readJsonBody } from "../json-body.ts";
@@ -64,7 +64,7 @@ interface ProgrammaticBody {
   error?: string;
 }
 
-export function addProgrammaticRoute(router: Router, deps: ExecRouteDeps, store = new ContinuationStore()): ContinuationStore {
+export function addProgrammaticRoute(router: Router, deps: ExecRouteDeps, pauseMs: number, store = new ContinuationStore(pauseMs)): ContinuationStore {
   /** Runs started with X-LibreChat-Code-Request-ID, for /exec/programmatic/cancel. */
   const byRequestId = new Map<string, ProgrammaticRun>();
   router.add(
@@ -123,7 +123,7 @@ async function handle(
         requestId,
         404,
         "resource_not_found",
-        `Unknown or expired continuation token: the paused run ended or waited more than ${TOOL_PAUSE_LIMIT_MS / 1000} s`,
+        `Unknown or expired continuation token: the paused run ended or waited more than ${store.pauseMs / 1000} s`,
         [{ field: "continuation_token", message: "unknown or expired", code: "continuation_not_found" }],
       );
       return;
@@ -241,7 +241,7 @@ async function handle(
   const librechatRequestId = req.headers["x-librechat-code-request-id"];
   if (typeof librechatRequestId === "string" && librechatRequestId !== "") {
     byRequestId.set(librechatRequestId, run);
-    setTimeout(() => byRequestId.delete(librechatRequestId), TOOL_PAUSE_LIMIT_MS * 2).unref();
+    setTimeout(() => byRequestId.delete(librechatRequestId), store.pauseMs * 2).unref();
   }
   const queueDeadline = Date.now() + 3 * (limits.wallTimeMs + sessions.compileTimeoutMs);
   for (;;) {

@@ -61,6 +61,7 @@ describe("defaults", () => {
       openFiles: 1024,
       outputBytes: 1_048_576,
       codeBytes: 524_288,
+      toolPauseMs: 300_000,
       fileSizeBytes: 100 * MIB,
       totalFileSizeBytes: 200 * MIB,
       filesPerSession: 300,
