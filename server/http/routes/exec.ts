@@ -1,11 +1,12 @@
 import { ExecRequestSchema, normalizeArgs } from "../../../protocol/http-bodies.ts";
 import { findLanguage, LANGUAGE_CODES } from "../../../protocol/index.ts";
 import { randomId } from "../../ids.ts";
-import { type Admission, AdmissionError, type ExecPermit } from "../../sessions/admission.ts";
+import type { Admission, ExecPermit } from "../../sessions/admission.ts";
 import type { ExecRefusal, ExitFrameBody } from "../../sessions/session.ts";
 import type { SessionManager } from "../../sessions/session-manager.ts";
 import { sendError, sendJson } from "../errors.ts";
 import { ExecCollector } from "../exec-result.ts";
+import { admitExecSession } from "../exec-session.ts";
 import { readJsonBody } from "../json-body.ts";
 import type { RouteContext, RouteHandler, Router } from "../router.ts";
 
@@ -81,30 +82,9 @@ async function handleExec(ctx: RouteContext, deps: ExecRouteDeps, slot: { permit
     return;
   }
 
-  const caller = { principal: ctx.principal!, ...(body.user_id ? { userId: body.user_id } : {}) };
-  const resolved = await sessions.resolveInputs(body.files ?? [], caller);
-  if (!resolved.ok) {
-    sendError(res, requestId, 404, "resource_not_found", resolved.message, [
-      { field: `files[${resolved.index}]`, message: resolved.message, code: "file_not_found" },
-    ]);
-    return;
-  }
-  // --- admission: a session of the entity (MAX_SESSIONS_PER_ENTITY), then a slot (MAX_CONCURRENT_EXECUTIONS, bounded queue).
-  let session: Awaited<ReturnType<SessionManager["choose"]>>;
-  try {
-    session = await sessions.choose(
-      { ...(body.session_id ? { sessionId: body.session_id } : {}), ...(body.entity_id ? { entityId: body.entity_id } : {}), inputs: resolved.files },
-      caller,
-    );
-    slot.permit = await deps.admission?.acquireExec(() => res.aborted);
-  } catch (error) {
-    if (!(error instanceof AdmissionError)) throw error;
-    deps.onRefused(error.kind === "limit" ? "sessions_per_entity" : "capacity", req.remoteAddress);
-    if (res.aborted) return;
-    res.header("retry-after", String(error.retryAfterSeconds));
-    sendError(res, requestId, error.status, error.kind === "limit" ? "rate_limited" : "service_unavailable", error.message);
-    return;
-  }
+  const admitted = await admitExecSession(ctx, deps, body, slot);
+  if (!admitted) return;
+  const { session, inputs } = admitted;
   const args = normalizeArgs(body.args);
   const collector = new ExecCollector();
   const execId = `http-${randomId(12)}`;
@@ -114,7 +94,7 @@ async function handleExec(ctx: RouteContext, deps: ExecRouteDeps, slot: { permit
     code: body.code,
     ...(args ? { args } : {}),
     ...(body.timeout ? { timeoutMs: body.timeout } : {}),
-    inputs: resolved.files.filter((file) => file.sessionId !== session.id),
+    inputs,
   };
   // Nobody will read the result: stop the run rather than let it use the sandbox for nothing.
   res.onAborted(() => session.signal(execId, "SIGKILL"));

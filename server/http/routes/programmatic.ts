@@ -2,11 +2,11 @@ import * as v from "valibot";
 import { ExecRequestSchema } from "../../../protocol/http-bodies.ts";
 import { type FileRef, findLanguage, type ToolResult, ToolResultSchema } from "../../../protocol/index.ts";
 import { randomId } from "../../ids.ts";
-import { AdmissionError, type ExecPermit } from "../../sessions/admission.ts";
+import type { ExecPermit } from "../../sessions/admission.ts";
 import { ContinuationStore, MAX_TOOL_ROUNDS, ProgrammaticRun } from "../../sessions/continuations.ts";
 import type { ExitFrameBody } from "../../sessions/session.ts";
-import type { SessionHandle } from "../../sessions/session-handle.ts";
 import { sendError, sendJson } from "../errors.ts";
+import { admitExecSession } from "../exec-session.ts";
 import { readJsonBody } from "../json-body.ts";
 import type { RouteContext, Router } from "../router.ts";
 import { type ExecRouteDeps, withKeepAlive } from "./exec.ts";
@@ -200,29 +200,9 @@ async function handle(
     tools.push({ name: tool.name, py });
   }
 
-  const caller = { principal: ctx.principal!, ...(body.user_id ? { userId: body.user_id } : {}) };
-  const resolved = await sessions.resolveInputs(body.files ?? [], caller);
-  if (!resolved.ok) {
-    sendError(res, requestId, 404, "resource_not_found", resolved.message, [
-      { field: `files[${resolved.index}]`, message: resolved.message, code: "file_not_found" },
-    ]);
-    return;
-  }
-  let session: SessionHandle;
-  try {
-    session = await sessions.choose(
-      { ...(body.session_id ? { sessionId: body.session_id } : {}), ...(body.entity_id ? { entityId: body.entity_id } : {}), inputs: resolved.files },
-      caller,
-    );
-    slot.permit = await deps.admission?.acquireExec(() => res.aborted);
-  } catch (error) {
-    if (!(error instanceof AdmissionError)) throw error;
-    deps.onRefused(error.kind === "limit" ? "sessions_per_entity" : "capacity", req.remoteAddress);
-    if (res.aborted) return;
-    res.header("retry-after", String(error.retryAfterSeconds));
-    sendError(res, requestId, error.status, error.kind === "limit" ? "rate_limited" : "service_unavailable", error.message);
-    return;
-  }
+  const admitted = await admitExecSession(ctx, deps, body, slot);
+  if (!admitted) return;
+  const { session, inputs } = admitted;
   if ((session as { toolResults?: unknown }).toolResults === undefined) {
     // A session held by another replica: the pause cannot be resumed through the fleet bus yet.
     sendError(res, requestId, 503, "service_unavailable", "Programmatic tool calling is not available for a session held by another replica yet");
@@ -236,7 +216,7 @@ async function handle(
     code,
     tools,
     ...(body.timeout ? { timeoutMs: body.timeout } : {}),
-    inputs: resolved.files.filter((file) => file.sessionId !== session.id),
+    inputs,
   };
   const librechatRequestId = req.headers["x-librechat-code-request-id"];
   if (typeof librechatRequestId === "string" && librechatRequestId !== "") {
