@@ -1,29 +1,16 @@
 import { readdirSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { AgentConn, buildLauncher, hasGcc, startTestAgent, type TestAgent, TOKEN } from "./helpers.ts";
+import { AgentConn, hasGcc, type startTestAgent, type TestAgent, TOKEN, useAgentHarness } from "./helpers.ts";
 
-let launcher: string;
-beforeAll(() => {
-  launcher = buildLauncher();
-});
-afterAll(() => {
-  rmSync(dirname(launcher), { recursive: true, force: true });
-});
+const harness = useAgentHarness();
+const { cleanups } = harness;
 
 let agent: TestAgent;
 let conn: AgentConn;
-const cleanups: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-});
-
 async function setup(options: Parameters<typeof startTestAgent>[0] = {}, connOptions: { autoAck?: boolean } = {}) {
-  agent = await startTestAgent({ launcher, ...options });
-  cleanups.push(() => agent.stop());
-  conn = await AgentConn.open(agent.socketPath, connOptions);
-  cleanups.unshift(() => conn.close());
+  ({ agent, conn } = await harness.start(options, connOptions));
   return { agent, conn };
 }
 
@@ -523,7 +510,7 @@ describe("with the launcher", () => {
     expect(exit.code).toBe(0);
     expect(exit.cpuMs).toBeGreaterThan(20);
     expect(exit.memBytes).toBeGreaterThan(50 * 1024 * 1024);
-    expect(agent.agent.launcher).toBe(launcher);
+    expect(agent.agent.launcher).toBe(harness.launcher);
   });
 
   it("the program does not inherit the report fd", async () => {

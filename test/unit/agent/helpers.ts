@@ -1,7 +1,8 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { afterAll, afterEach, beforeAll } from "vitest";
 import WebSocket from "ws";
 import { AGENT_TOKEN_HEADER, type AgentExec, type AgentToServer, AgentToServerSchema, parseJsonFrame, type ServerToAgent } from "../../../protocol/index.ts";
 import { type Agent, type AgentOptions, startAgent } from "../../../sidecar-agent/agent-server.ts";
@@ -184,3 +185,36 @@ export class AgentConn {
 }
 
 export const hasGcc = existsSync("/usr/bin/gcc");
+
+/**
+ * The hooks an agent suite needs: the launcher built once for the file, and per
+ * test an agent with one connection, torn down after the test together with
+ * whatever the test adds to `cleanups` (`unshift` to run before the agent stops).
+ */
+export function useAgentHarness() {
+  let launcher = "";
+  const cleanups: Array<() => Promise<unknown>> = [];
+  beforeAll(() => {
+    launcher = buildLauncher();
+  });
+  afterAll(() => {
+    rmSync(dirname(launcher), { recursive: true, force: true });
+  });
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0)) await cleanup();
+  });
+  return {
+    cleanups,
+    /** The launcher built for this file. */
+    get launcher(): string {
+      return launcher;
+    },
+    async start(options: Partial<AgentOptions> = {}, connOptions: { autoAck?: boolean } = {}): Promise<{ agent: TestAgent; conn: AgentConn }> {
+      const agent = await startTestAgent({ launcher, ...options });
+      cleanups.push(() => agent.stop());
+      const conn = await AgentConn.open(agent.socketPath, connOptions);
+      cleanups.unshift(() => conn.close());
+      return { agent, conn };
+    },
+  };
+}

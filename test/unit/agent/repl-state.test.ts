@@ -1,33 +1,17 @@
-import { rmSync } from "node:fs";
-import { dirname } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { AgentExec } from "../../../protocol/index.ts";
-import { AgentConn, buildLauncher, type Received, startTestAgent, type TestAgent } from "./helpers.ts";
+import { AgentConn, type Received, type startTestAgent, type TestAgent, useAgentHarness } from "./helpers.ts";
 
 /** Preloaded interpreters, rich output (figures) and saved Python state, with the real agent and Debian's python3. */
 
 type StateResult = Extract<Received, { type: "state.result" }>;
 type Warm = Extract<Received, { type: "warm" }>;
 
-let launcher: string;
-beforeAll(() => {
-  launcher = buildLauncher();
-});
-afterAll(() => {
-  rmSync(dirname(launcher), { recursive: true, force: true });
-});
+const harness = useAgentHarness();
+const { cleanups } = harness;
 
-const cleanups: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-});
-
-async function setup(options: Parameters<typeof startTestAgent>[0] = {}): Promise<{ agent: TestAgent; conn: AgentConn }> {
-  const agent = await startTestAgent({ launcher, ...options });
-  cleanups.push(() => agent.stop());
-  const conn = await AgentConn.open(agent.socketPath);
-  cleanups.unshift(() => conn.close());
-  return { agent, conn };
+function setup(options: Parameters<typeof startTestAgent>[0] = {}): Promise<{ agent: TestAgent; conn: AgentConn }> {
+  return harness.start(options);
 }
 
 let n = 0;

@@ -1,31 +1,17 @@
-import { readdirSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
 import type { AgentExec } from "../../../protocol/index.ts";
-import { AgentConn, buildLauncher, startTestAgent, type TestAgent } from "./helpers.ts";
+import { type AgentConn, type startTestAgent, type TestAgent, useAgentHarness } from "./helpers.ts";
 
 /** The persistent Python interpreter (exec frames with `repl: true`), with the real agent and python3. */
 
-let launcher: string;
-beforeAll(() => {
-  launcher = buildLauncher();
-});
-afterAll(() => {
-  rmSync(dirname(launcher), { recursive: true, force: true });
-});
+const harness = useAgentHarness();
 
 let agent: TestAgent;
 let conn: AgentConn;
-const cleanups: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-});
-
 async function setup(options: Parameters<typeof startTestAgent>[0] = {}) {
-  agent = await startTestAgent({ launcher, ...options });
-  cleanups.push(() => agent.stop());
-  conn = await AgentConn.open(agent.socketPath);
-  cleanups.unshift(() => conn.close());
+  ({ agent, conn } = await harness.start(options));
 }
 
 let n = 0;
