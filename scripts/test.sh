@@ -4,9 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Test-only Debian packages, installed through setup.sh's installer (only when missing):
-# real Redis servers for the Redis store suites (test/helpers/redis-servers.ts), and
-# Chromium for the web console's browser suites (test/browser/).
+# real Redis servers for the Redis store suites (test/helpers/redis-servers.ts),
+# Chromium for the web console's browser suites (test/browser/), and kubectl for
+# rendering deploy/kubernetes (test/unit/deploy/), unless a kubectl is already there.
 TEST_PACKAGES=(redis-server redis-tools redis-sentinel chromium fonts-dejavu-core)
+command -v kubectl >/dev/null || TEST_PACKAGES+=(kubernetes-client)
 SETUP_EXTRA_PACKAGES="${SETUP_EXTRA_PACKAGES:-} ${TEST_PACKAGES[*]}" bash scripts/setup.sh
 # uWebSockets.js needs glibc >= 2.38; on older systems the tests run it under a private copy.
 bash scripts/uws-glibc.sh >/dev/null
