@@ -18,9 +18,10 @@ import { addHealthRoutes } from "./http/routes/health.ts";
 import { addMetricsRoute } from "./http/routes/metrics.ts";
 import { addProgrammaticRoute } from "./http/routes/programmatic.ts";
 import { addUploadRoutes } from "./http/routes/upload.ts";
-import { detectToolchains, type ToolchainInfo } from "./languages/toolchains.ts";
+import { detectToolchains, imageToolchains, type ToolchainInfo } from "./languages/toolchains.ts";
 import { securityLog } from "./logging/logger.ts";
 import { ServiceMetrics } from "./metrics/registry.ts";
+import { createKubernetesProvider } from "./sandbox/kubernetes/index.ts";
 import { LocalSandboxProvider } from "./sandbox/local/local-provider.ts";
 import { poolStats, SandboxPool } from "./sandbox/pool.ts";
 import type { SandboxProvider } from "./sandbox/provider.ts";
@@ -90,19 +91,30 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
   const auth = await createAuthServices(config, backends.redis, { logger: logger.child({ component: "auth" }), securityLog: logSecurity });
   const authGuard = { gate: auth.gate, keyHeader: config.auth.header };
 
-  const provider = new LocalSandboxProvider({
-    baseDir: config.sandbox.baseDir,
-    uid: config.sandbox.uid,
-    gid: config.sandbox.gid,
-    agentDir: agentDir(),
-    logger: logger.child({ component: "sandbox" }),
-    // Warm pool: with SANDBOX_POOL_PY > 0 agents start Python ahead of the first run.
-    ...(config.pool.enabled && config.pool.pythonPreload ? { agentEnv: { AGENT_PYTHON_PRELOAD: "1" } } : {}),
+  // Warm pool: with SANDBOX_POOL_PY > 0 agents start Python ahead of the first run.
+  const agentEnv = config.pool.enabled && config.pool.pythonPreload ? { AGENT_PYTHON_PRELOAD: "1" } : undefined;
+  const sandboxLogger = logger.child({ component: "sandbox" });
+  const provider =
+    config.sandbox.backend === "kubernetes"
+      ? createKubernetesProvider(config, { logger: sandboxLogger, ...(agentEnv ? { agentEnv } : {}) })
+      : new LocalSandboxProvider({
+          baseDir: config.sandbox.baseDir,
+          uid: config.sandbox.uid,
+          gid: config.sandbox.gid,
+          agentDir: agentDir(),
+          logger: sandboxLogger,
+          ...(agentEnv ? { agentEnv } : {}),
+        });
+  const removed = await provider.removeOrphans().catch((error: Error) => {
+    // Kubernetes unreachable at start: serve anyway (/ready says why); the periodic sweep catches up.
+    logger.warn({ err: error.message }, "orphan sandboxes could not be looked for");
+    return 0;
   });
-  const removed = await provider.removeOrphans();
   if (removed > 0) logger.info({ removed }, "removed sandboxes left by an earlier run");
 
-  let toolchains: ToolchainInfo[] = await detectToolchains();
+  // Pods carry every toolchain in their image; the local provider uses this machine's.
+  const findToolchains = () => (config.sandbox.backend === "kubernetes" ? Promise.resolve(imageToolchains()) : detectToolchains());
+  let toolchains: ToolchainInfo[] = await findToolchains();
   const available = () => toolchains.filter((t) => t.available).map((t) => t.code);
   logger.info({ languages: available() }, "toolchains detected");
 
@@ -234,7 +246,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
 
   // Toolchains can be installed while the server runs: look again now and then.
   const refresh = setInterval(async () => {
-    toolchains = await detectToolchains();
+    toolchains = await findToolchains();
   }, 5 * 60_000);
   refresh.unref();
 

@@ -3,7 +3,8 @@
  * AGENT_READY once it listens. See agent-server.ts for what it does.
  *
  *   AGENT_LISTEN       unix:/run/agent/agent.sock (default) or tcp:HOST:PORT
- *   AGENT_TOKEN        required shared secret (removed from the environment at once)
+ *   AGENT_TOKEN        the shared secret (removed from the environment at once), or:
+ *   AGENT_TOKEN_FILE   a file holding it (Kubernetes: the pod's own Secret, mounted read-only)
  *   AGENT_DATA_DIR     programs' working directory (default /mnt/data)
  *   AGENT_WORK_DIR     per-exec build folders (default /tmp/.agent)
  *   AGENT_LAUNCHER     launcher binary (default: `launcher` next to this bundle)
@@ -13,6 +14,7 @@
  *                      for DEFAULT_PYTHON_PRELOAD (0/false/empty: none): start the persistent interpreter
  *                      now and import them (a `warm` frame says when done)
  */
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_PROGRAM_ENV, parseListen, startAgent } from "./agent-server.ts";
 
@@ -51,10 +53,26 @@ function programEnv(text: string | undefined): Record<string, string> {
   return env;
 }
 
-async function main(): Promise<void> {
-  const token = process.env.AGENT_TOKEN;
+/** The token from AGENT_TOKEN or AGENT_TOKEN_FILE; both names leave the environment programs could inherit. */
+function readToken(): string {
+  const inline = process.env.AGENT_TOKEN;
+  const file = process.env.AGENT_TOKEN_FILE;
   delete process.env.AGENT_TOKEN;
-  if (!token) fail("AGENT_TOKEN is required");
+  delete process.env.AGENT_TOKEN_FILE;
+  if (inline) return inline;
+  if (!file) fail("AGENT_TOKEN or AGENT_TOKEN_FILE is required");
+  let token: string;
+  try {
+    token = readFileSync(file, "utf8").trim();
+  } catch (error) {
+    fail(`AGENT_TOKEN_FILE: cannot read ${file}: ${(error as Error).message}`);
+  }
+  if (!token) fail(`AGENT_TOKEN_FILE: ${file} is empty`);
+  return token;
+}
+
+async function main(): Promise<void> {
+  const token = readToken();
 
   let listen: ReturnType<typeof parseListen>;
   try {

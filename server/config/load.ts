@@ -269,6 +269,22 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       idleTtlMs: num("SANDBOX_TTL_MINUTES") * 60_000,
       cleanupIntervalMs: num("SANDBOX_CLEANUP_INTERVAL_MINUTES") * 60_000,
     },
+    kubernetes: {
+      ...(text("K8S_NAMESPACE") ? { namespace: text("K8S_NAMESPACE") } : {}),
+      image: `${text("K8S_IMAGE_REGISTRY")}/sandbox:${text("K8S_IMAGE_TAG")}`,
+      imagePullPolicy: text("K8S_IMAGE_PULL_POLICY") as AppConfig["kubernetes"]["imagePullPolicy"],
+      imagePullSecrets: splitList(raw.K8S_IMAGE_PULL_SECRETS),
+      cpuRequest: text("K8S_CPU_REQUEST")!,
+      cpuLimit: text("K8S_CPU_LIMIT")!,
+      memoryRequest: text("K8S_MEMORY_REQUEST")!,
+      memoryLimit: text("K8S_MEMORY_LIMIT")!,
+      agentPort: num("K8S_EXECUTOR_PORT"),
+      ...(bool("GKE_SANDBOX_ENABLED") ? { runtimeClassName: text("GKE_SANDBOX_RUNTIME_CLASS") } : {}),
+      nodeSelector: JSON.parse(text("GKE_SANDBOX_NODE_SELECTOR") ?? "{}"),
+      tolerations: JSON.parse(text("GKE_SANDBOX_CUSTOM_TOLERATIONS") ?? "[]"),
+      podStartTimeoutMs: num("K8S_POD_START_TIMEOUT") * 1000,
+      orphanSweepMs: num("K8S_ORPHAN_SWEEP_INTERVAL") * 1000,
+    },
     logging: {
       level: text("LOG_LEVEL") as LogLevel,
       format: text("LOG_FORMAT") as AppConfig["logging"]["format"],
@@ -286,6 +302,8 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       maxBytes: num("STATE_MAX_SIZE_MB") * MIB,
       maxRedisBytes: num("STATE_MAX_REDIS_SIZE_MB") * MIB,
       captureOnError: bool("STATE_CAPTURE_ON_ERROR"),
+      checkpointAfterRun:
+        text("STATE_CHECKPOINT_AFTER_RUN") === "true" || (text("STATE_CHECKPOINT_AFTER_RUN") === "auto" && text("EXECUTION_BACKEND") === "kubernetes"),
       archiveEnabled: bool("STATE_ARCHIVE_ENABLED"),
       archiveAfterMs: num("STATE_ARCHIVE_AFTER_SECONDS") * 1000,
       archiveTtlMs: num("STATE_ARCHIVE_TTL_DAYS") * 86_400_000,
@@ -325,8 +343,8 @@ export function checkConfig(config: AppConfig): string[] {
   if (!config.sandbox.filesystemIsolation) {
     warnings.push("ENABLE_FILESYSTEM_ISOLATION is false: noted, but local sandboxes still get a private, read-only filesystem view");
   }
-  if (config.sandbox.backend === "kubernetes") {
-    warnings.push("EXECUTION_BACKEND=kubernetes is reserved (not yet active): sandboxes run locally for now");
+  if (config.sandbox.backend === "kubernetes" && config.kubernetes.imagePullPolicy === "Always" && config.kubernetes.image.endsWith(":latest")) {
+    warnings.push("sandbox pods pull a :latest image with K8S_IMAGE_PULL_POLICY=Always: every new pod pays an image check; pin K8S_IMAGE_TAG for production");
   }
   if (config.server.corsEnabled && (config.server.corsOrigins.length === 0 || config.server.corsOrigins.includes("*"))) {
     warnings.push("CORS allows every origin (CORS_ORIGINS empty or *)");

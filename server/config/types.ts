@@ -113,6 +113,26 @@ export interface AppConfig {
     idleTtlMs: number;
     cleanupIntervalMs: number;
   };
+  /** EXECUTION_BACKEND=kubernetes: the pods (server/sandbox/kubernetes/). */
+  kubernetes: {
+    /** K8S_NAMESPACE; undefined: the server's own namespace. */
+    namespace?: string;
+    /** <K8S_IMAGE_REGISTRY>/sandbox:<K8S_IMAGE_TAG>. */
+    image: string;
+    imagePullPolicy: "Always" | "IfNotPresent" | "Never";
+    imagePullSecrets: string[];
+    cpuRequest: string;
+    cpuLimit: string;
+    memoryRequest: string;
+    memoryLimit: string;
+    agentPort: number;
+    /** GKE_SANDBOX_RUNTIME_CLASS when GKE_SANDBOX_ENABLED. */
+    runtimeClassName?: string;
+    nodeSelector: Record<string, string>;
+    tolerations: Record<string, unknown>[];
+    podStartTimeoutMs: number;
+    orphanSweepMs: number;
+  };
   logging: {
     level: LogLevel;
     format: "json" | "text";
@@ -136,6 +156,8 @@ export interface AppConfig {
     maxBytes: number;
     maxRedisBytes: number;
     captureOnError: boolean;
+    /** STATE_CHECKPOINT_AFTER_RUN resolved (auto: on for Kubernetes): save after every Python run. */
+    checkpointAfterRun: boolean;
     archiveEnabled: boolean;
     archiveAfterMs: number;
     archiveTtlMs: number;

@@ -383,7 +383,7 @@ export const VARIABLES: readonly VariableSpec[] = [
 
   // --- Sandboxes --------------------------------------------------------------
   def("EXECUTION_BACKEND", "sandbox", "active", oneOf("local", "kubernetes"), "local", "Where sandboxes run: local bubblewrap sandboxes, or Kubernetes pods", {
-    note: "kubernetes is reserved (not yet active): sandboxes run locally until that backend lands.",
+    note: "kubernetes: a hardened pod per sandbox (K8S_*, GKE_SANDBOX_*; docs/KUBERNETES.md), credentials in-cluster or from KUBECONFIG.",
   }),
   def(
     "SANDBOX_BASE_DIR",
@@ -600,7 +600,18 @@ export const VARIABLES: readonly VariableSpec[] = [
   def("STATE_TTL_SECONDS", "state", "active", int(1, 31536000), "7200", "Lifetime of hot state in Redis", { unit: "s" }),
   def("STATE_MAX_SIZE_MB", "state", "active", int(1, 102400), "50", "Largest serialized state", { unit: "MB" }),
   def("STATE_MAX_REDIS_SIZE_MB", "state", "active", int(1, 102400), "100", "Largest state kept in Redis; larger states go straight to S3", { unit: "MB" }),
-  def("STATE_CAPTURE_ON_ERROR", "state", "active", bool, "false", "Save state even when the run failed"),
+  def("STATE_CAPTURE_ON_ERROR", "state", "active", bool, "false", "Checkpoints (STATE_CHECKPOINT_AFTER_RUN) also save after a run that failed"),
+  def(
+    "STATE_CHECKPOINT_AFTER_RUN",
+    "state",
+    "active",
+    oneOf("auto", "true", "false"),
+    "auto",
+    "Save the Python state after every Python run, not only when the sandbox is released",
+    {
+      note: "auto: on with EXECUTION_BACKEND=kubernetes (a pod can be evicted or deleted at any time), off locally (each save costs a few ms of the sandbox's CPU after the run).",
+    },
+  ),
   def("STATE_ARCHIVE_ENABLED", "state", "active", bool, "true", "Archive inactive state to S3"),
   def("STATE_ARCHIVE_AFTER_SECONDS", "state", "active", int(1, 31536000), "3600", "Inactivity before archiving", { unit: "s" }),
   def("STATE_ARCHIVE_TTL_DAYS", "state", "active", int(1, 3650), "7", "Lifetime of archives", {
@@ -624,15 +635,23 @@ export const VARIABLES: readonly VariableSpec[] = [
   def("SKILL_DEPS_PATH", "egress", "reserved", path, "/opt/skill-deps", "Host folder mounted into sandboxes so install caches carry over"),
 
   // --- Kubernetes ---------------------------------------------------------------
-  def("K8S_NAMESPACE", "kubernetes", "reserved", str, undefined, "Namespace of execution pods", { defaultText: "(the API's namespace)" }),
-  def("K8S_SIDECAR_IMAGE", "kubernetes", "reserved", str, "code-interpreter-sidecar-agent:latest", "Image of the sidecar-agent container", {
-    note: "Guides: aronmuon/kubecoderun-sidecar-agent:latest (another project's image); ours is built from sidecar-agent/.",
+  def("K8S_NAMESPACE", "kubernetes", "active", str, undefined, "Namespace of execution pods", { defaultText: "(the API's namespace)" }),
+  def("K8S_SIDECAR_IMAGE", "kubernetes", "ignored", str, "code-interpreter-sidecar-agent:latest", "Image of the sidecar-agent container", {
+    note: "Ignored: the sidecar-agent is part of the sandbox image (deploy/docker/Dockerfile.sandbox), one container per pod.",
   }),
-  def("K8S_IMAGE_REGISTRY", "kubernetes", "reserved", str, "code-interpreter", "Registry prefix of the sandbox image", {
-    note: "Guides: aronmuon/kubecoderun (another project's images); we use one image with every toolchain.",
-  }),
-  def("K8S_IMAGE_TAG", "kubernetes", "reserved", str, "latest", "Tag of the sandbox image"),
-  def("K8S_IMAGE_PULL_POLICY", "kubernetes", "reserved", oneOf("Always", "IfNotPresent", "Never"), "Always", "Image pull policy of execution pods"),
+  def(
+    "K8S_IMAGE_REGISTRY",
+    "kubernetes",
+    "active",
+    str,
+    "code-interpreter",
+    "Registry prefix of the sandbox image: pods run <K8S_IMAGE_REGISTRY>/sandbox:<K8S_IMAGE_TAG>",
+    {
+      note: "Guides: aronmuon/kubecoderun (another project's images); we use one image with every toolchain and the agent.",
+    },
+  ),
+  def("K8S_IMAGE_TAG", "kubernetes", "active", str, "latest", "Tag of the sandbox image"),
+  def("K8S_IMAGE_PULL_POLICY", "kubernetes", "active", oneOf("Always", "IfNotPresent", "Never"), "Always", "Image pull policy of execution pods"),
   def(
     "K8S_IMAGE_PULL_SECRETS",
     "kubernetes",
@@ -674,14 +693,50 @@ export const VARIABLES: readonly VariableSpec[] = [
     "128Mi",
     "Memory request of an execution pod",
   ),
-  def("K8S_EXECUTION_MODE", "kubernetes", "reserved", oneOf("agent", "nsenter"), "agent", "How the server runs code in a pod", {
+  def("K8S_EXECUTION_MODE", "kubernetes", "active", oneOf("agent", "nsenter"), "agent", "How the server runs code in a pod", {
     note: "Only agent exists here (our sidecar-agent); nsenter is accepted, reported, and mapped to agent.",
   }),
-  def("K8S_EXECUTOR_PORT", "kubernetes", "reserved", int(1, 65535), "9090", "Port of the sidecar-agent inside the pod"),
-  def("GKE_SANDBOX_ENABLED", "kubernetes", "reserved", bool, "false", "Run execution pods under GKE Sandbox (gVisor)"),
-  def("GKE_SANDBOX_RUNTIME_CLASS", "kubernetes", "reserved", str, "gvisor", "RuntimeClass of sandboxed pods"),
-  def("GKE_SANDBOX_NODE_SELECTOR", "kubernetes", "reserved", { type: "json", shape: "object" }, "{}", "Node selector of sandbox nodes (JSON object)"),
-  def("GKE_SANDBOX_CUSTOM_TOLERATIONS", "kubernetes", "reserved", { type: "json", shape: "array" }, "[]", "Tolerations of sandbox nodes (JSON array)"),
+  def("K8S_EXECUTOR_PORT", "kubernetes", "active", int(1, 65535), "9090", "Port of the sidecar-agent inside the pod"),
+  def(
+    "K8S_POD_START_TIMEOUT",
+    "kubernetes",
+    "active",
+    int(1, 3600),
+    "120",
+    "Longest wait for a new pod to run and its agent to answer (schedule, pull, start)",
+    {
+      unit: "s",
+    },
+  ),
+  def(
+    "K8S_ORPHAN_SWEEP_INTERVAL",
+    "kubernetes",
+    "active",
+    int(0, 86400),
+    "60",
+    "Period of the sweep that deletes sandbox pods left by crashed replicas (0: only at start-up)",
+    {
+      unit: "s",
+    },
+  ),
+  def("GKE_SANDBOX_ENABLED", "kubernetes", "active", bool, "false", "Run execution pods under GKE Sandbox (gVisor): sets their runtimeClassName"),
+  def("GKE_SANDBOX_RUNTIME_CLASS", "kubernetes", "active", str, "gvisor", "RuntimeClass of sandboxed pods"),
+  def(
+    "GKE_SANDBOX_NODE_SELECTOR",
+    "kubernetes",
+    "active",
+    { type: "json", shape: "object" },
+    "{}",
+    "Node selector of execution pods (JSON object; applied whenever set)",
+  ),
+  def(
+    "GKE_SANDBOX_CUSTOM_TOLERATIONS",
+    "kubernetes",
+    "active",
+    { type: "json", shape: "array" },
+    "[]",
+    "Tolerations of execution pods (JSON array; applied whenever set)",
+  ),
 
   // --- Health checks --------------------------------------------------------------
   def("HEALTH_CHECK_INTERVAL", "health", "reserved", int(1, 86400), "30", "Interval of dependency health checks", { unit: "s" }),

@@ -61,3 +61,8 @@ export async function detectToolchains(specs: Iterable<LanguageSpec> = LANGUAGES
     }),
   );
 }
+
+/** EXECUTION_BACKEND=kubernetes: every language, as the sandbox image holds them (its versions are not probed from here). */
+export function imageToolchains(specs: Iterable<LanguageSpec> = LANGUAGES.values()): ToolchainInfo[] {
+  return [...specs].map((spec) => ({ code: spec.code, name: spec.name, available: true, versionText: "(sandbox image)" }));
+}

@@ -392,7 +392,9 @@ export class SessionManager {
     const { config, provider, events, logger, availableLanguages, files, store, fleet } = this.#deps;
     const session = new Session({
       initialSeq,
-      ...(this.#deps.state ? { state: this.#deps.state } : {}),
+      ...(this.#deps.state
+        ? { state: this.#deps.state, checkpoint: config.state.checkpointAfterRun ? { onError: config.state.captureOnError } : undefined }
+        : {}),
       ...(fleet
         ? {
             onFrame: (seq: number, text: string) => {

@@ -99,6 +99,8 @@ export interface SessionOptions {
   toolPauseMs: number;
   /** Where the Python namespace goes when the sandbox is reclaimed (STATE_PERSISTENCE_ENABLED). */
   state?: StateKeeper;
+  /** Save the Python state after every Python run (STATE_CHECKPOINT_AFTER_RUN), also after failed ones with onError. */
+  checkpoint?: { onError: boolean } | undefined;
   // --- warm pool and admission (server/sandbox/pool.ts, ./admission.ts) ---
   /** Ready sandboxes with their agent: #startSandbox leases one when there is one. */
   pool?: { lease(sessionId?: string): LeasedSandbox | undefined };
@@ -168,6 +170,8 @@ export class Session implements SessionHandle {
   #agentStarting?: Promise<AgentClient>;
   /** Room for the sandbox being started was reserved (MAX_LIVE_SANDBOXES) and it is not held yet. */
   #sandboxReserved = false;
+  /** The state save that follows a Python run (options.checkpoint); the next run waits for it. */
+  #checkpoint: Promise<void> = Promise.resolve();
   /** releaseIdleSandbox is saving the state and dropping the sandbox. */
   #releasing = false;
   #exec?: RunningExec;
@@ -500,6 +504,8 @@ export class Session implements SessionHandle {
 
   async #runExec(exec: RunningExec, request: ExecRequest, timeoutMs: number): Promise<void> {
     let agent: AgentClient;
+    // The agent answers one request at a time: the previous run's checkpoint first.
+    await this.#checkpoint;
     try {
       agent = await this.#ensureAgent();
       await this.#files.prepare(agent, request.inputs);
@@ -513,6 +519,8 @@ export class Session implements SessionHandle {
       } else {
         this.#options.logger.error({ err: error, sessionId: this.id }, "sandbox could not be prepared");
         this.#emit({ type: "error", code: "sandbox_unavailable", message: "no sandbox could be started for this session", id: exec.id });
+        // HTTP callers get 503 with Retry-After: the backend (Kubernetes, bubblewrap) may be back shortly.
+        exec.observer?.refused?.(new AdmissionError("capacity", "No sandbox could be started for this session; try again shortly", 5));
       }
       this.#emitExit(exec, this.#lostExit(exec, "internal"), []);
       return;
@@ -601,6 +609,8 @@ export class Session implements SessionHandle {
     }
     if (this.#exec !== exec) return;
     this.#emitExit(exec, exit, files);
+    const checkpoint = this.#options.checkpoint;
+    if (checkpoint && exec.lang === "py" && (exit.code === 0 || checkpoint.onError)) this.#checkpoint = this.#saveState();
   }
 
   #emitExit(exec: RunningExec, exit: AgentExit, files: FileRef[]): void {

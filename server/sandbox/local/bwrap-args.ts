@@ -2,6 +2,7 @@
  * The bubblewrap argv of one local sandbox: a pure function of its inputs, so
  * that the walls it builds can be read (and unit-tested) in one place.
  */
+import { PROGRAM_PATH } from "../program-env.ts";
 
 /** Where the sandbox sees things; fixed paths the agent and programs rely on. */
 export const SANDBOX_PATHS = {
@@ -16,7 +17,7 @@ export const SANDBOX_PATHS = {
   home: "/tmp",
 } as const;
 
-export const SANDBOX_PATH_ENV = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+export const SANDBOX_PATH_ENV = PROGRAM_PATH;
 
 /**
  * Host files under /etc that toolchains read, bound read-only when present
@@ -78,6 +79,12 @@ export interface BwrapArgsInput {
   programEnv: string;
   /** bwrap >= 0.8: forbid nested user namespaces. */
   disableUserns: boolean;
+  /**
+   * Listen on this host address instead of the unix socket, keeping the host's
+   * network namespace. Only the Kubernetes stand-in of the tests uses it (a
+   * "pod" on 127.0.0.N); production sandboxes have no network.
+   */
+  tcpListen?: { host: string; port: number };
 }
 
 /** bwrap options (everything before `--` and the command). They carry the token: pass them with `--args FD`, never on a command line. */
@@ -86,6 +93,7 @@ export function buildBwrapArgs(input: BwrapArgsInput): string[] {
     // New user, pid, net, ipc, uts and cgroup namespaces; the user namespace is required, not "try".
     "--unshare-all",
     "--unshare-user",
+    ...(input.tcpListen ? ["--share-net"] : []),
     ...(input.disableUserns ? ["--disable-userns"] : []),
     "--die-with-parent",
     "--new-session",
@@ -136,7 +144,7 @@ export function buildBwrapArgs(input: BwrapArgsInput): string[] {
     ["PATH", SANDBOX_PATH_ENV],
     ["HOME", SANDBOX_PATHS.home],
     ["LANG", "C.UTF-8"],
-    ["AGENT_LISTEN", `unix:${SANDBOX_PATHS.socket}`],
+    ["AGENT_LISTEN", input.tcpListen ? `tcp:${input.tcpListen.host}:${input.tcpListen.port}` : `unix:${SANDBOX_PATHS.socket}`],
     ["AGENT_TOKEN", input.token],
     ["AGENT_DATA_DIR", SANDBOX_PATHS.dataDir],
     ["AGENT_WORK_DIR", SANDBOX_PATHS.workDir],

@@ -16,8 +16,9 @@ import { createInterface } from "node:readline";
 import type { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { memoryLimitEnv } from "../../languages/memory-env.ts";
+import { PROGRAM_ENV } from "../program-env.ts";
 import type { AgentEndpoint, ProviderHealth, Sandbox, SandboxExit, SandboxProvider, SandboxSpec } from "../provider.ts";
-import { buildBwrapArgs, ETC_TOOLCHAIN_FILES, encodeArgsFile, type RootEntry, SANDBOX_PATH_ENV, SANDBOX_PATHS } from "./bwrap-args.ts";
+import { buildBwrapArgs, ETC_TOOLCHAIN_FILES, encodeArgsFile, type RootEntry, SANDBOX_PATHS } from "./bwrap-args.ts";
 import { type CgroupLayout, CONTROLLERS, createSandboxCgroups, detectCgroups, killCgroups, removeCgroups, type SandboxCgroups } from "./cgroups.ts";
 import { hostRootEntries, hostVersionedEtc, makeSandboxDir, newSandboxId, newToken, prepareBaseDir, SANDBOX_ID_LENGTH } from "./host-files.ts";
 import { buildLaunchArgv, LAUNCH_ENV, OOM_PROBE_SCRIPT } from "./launch-script.ts";
@@ -54,23 +55,6 @@ export interface LocalProviderOptions {
   /** Extra environment of the agent process itself (AGENT_PYTHON_PRELOAD=1 for the warm pool), set after bwrap's --clearenv. */
   agentEnv?: Record<string, string>;
 }
-
-/**
- * The programs' base environment; each language adds its own (protocol/languages.ts)
- * and each sandbox its memory limit (memoryLimitEnv). Caches and configuration go
- * to /tmp: HOME is there, and the rest of the sandbox is read-only.
- */
-const DEFAULT_PROGRAM_ENV: Readonly<Record<string, string>> = {
-  PATH: SANDBOX_PATH_ENV,
-  HOME: SANDBOX_PATHS.home,
-  LANG: "C.UTF-8",
-  TMPDIR: "/tmp",
-  USER: "sandbox",
-  LOGNAME: "sandbox",
-  // matplotlib: no display, so the Agg backend (PNG files) from any language (a bash script running python3 too).
-  MPLBACKEND: "Agg",
-  MPLCONFIGDIR: "/tmp/.config/matplotlib",
-};
 
 /** Longest path a unix socket address holds (sun_path is 108 bytes with its NUL). */
 const MAX_SOCKET_PATH = 107;
@@ -129,6 +113,7 @@ export class LocalSandbox implements Sandbox {
     id: string;
     token: string;
     dir: string;
+    tcpListen?: { host: string; port: number };
     child: ChildProcess;
     cgroups: SandboxCgroups;
     logger: ProviderLogger;
@@ -142,7 +127,7 @@ export class LocalSandbox implements Sandbox {
     this.cgroups = init.cgroups;
     this.#logger = init.logger;
     this.#onGone = init.onGone;
-    this.#endpoint = { kind: "unix", path: join(init.dir, "run", "agent.sock") };
+    this.#endpoint = init.tcpListen ? { kind: "tcp", ...init.tcpListen } : { kind: "unix", path: join(init.dir, "run", "agent.sock") };
     this.exited = new Promise((resolveExit) => {
       const onExit = (code: number | null, signal: NodeJS.Signals | null, error?: Error) => {
         if (this.#hasExited) return;
@@ -207,6 +192,7 @@ export class LocalSandbox implements Sandbox {
    * run yet when this is called).
    */
   async pinEndpoint(): Promise<void> {
+    if (this.#endpoint.kind === "tcp") return;
     const bound = join(this.dir, "run", "agent.sock");
     const pinned = join(this.dir, "agent.sock");
     if (!(await lstat(bound)).isSocket()) throw new Error(`${bound} is not a socket`);
@@ -295,7 +281,7 @@ export class LocalSandboxProvider implements SandboxProvider {
       cgroupRoot: options.cgroupRoot ?? "/sys/fs/cgroup",
       readyTimeoutMs: options.readyTimeoutMs ?? 15_000,
     };
-    this.#programEnv = options.agentProgramEnv ?? DEFAULT_PROGRAM_ENV;
+    this.#programEnv = options.agentProgramEnv ?? PROGRAM_ENV;
     this.#agentEnv = options.agentEnv ?? {};
     this.#logger = options.logger ?? silentLogger;
   }
@@ -334,17 +320,22 @@ export class LocalSandboxProvider implements SandboxProvider {
     return this.#init;
   }
 
-  async create(spec: SandboxSpec): Promise<Sandbox> {
+  /**
+   * `host` is for the Kubernetes stand-in of the tests only: a given token, the
+   * agent on a host TCP address (the sandbox keeps the host's network), and the
+   * agent environment its pod spec names.
+   */
+  async create(spec: SandboxSpec, host?: { token: string; tcpListen: { host: string; port: number }; env?: Record<string, string> }): Promise<LocalSandbox> {
     const init = await this.#initialize();
     const { uid, gid, baseDir, agentDir, nodePath } = this.#options;
     if (!existsSync(join(agentDir, "agent.mjs"))) throw new Error(`sandbox agent not found: ${join(agentDir, "agent.mjs")} (run the build)`);
     const id = newSandboxId();
-    const token = newToken();
+    const token = host?.token ?? newToken();
     this.#pending.add(id);
-    let host: Awaited<ReturnType<typeof makeSandboxDir>>;
+    let hostDir: Awaited<ReturnType<typeof makeSandboxDir>>;
     let cgroups: SandboxCgroups;
     try {
-      host = await makeSandboxDir(baseDir, id, uid, gid);
+      hostDir = await makeSandboxDir(baseDir, id, uid, gid);
       cgroups = await createSandboxCgroups(init.layout, id, spec.limits);
     } catch (error) {
       await rm(join(baseDir, id), { recursive: true, force: true });
@@ -360,16 +351,17 @@ export class LocalSandboxProvider implements SandboxProvider {
       dataBytes: spec.limits.dataBytes,
       agentDir,
       hasLauncher: existsSync(join(agentDir, "launcher")),
-      runDir: host.runDir,
-      etcFiles: host.etcFiles,
+      runDir: hostDir.runDir,
+      etcFiles: hostDir.etcFiles,
       etcBinds: init.etcBinds,
       rootEntries: init.rootEntries,
       memoryCgroupDir: cgroups.memoryDir,
       token,
       programEnv: JSON.stringify({ ...this.#programEnv, ...memoryLimitEnv(spec.limits.memoryBytes) }),
       disableUserns: init.disableUserns,
+      ...(host ? { tcpListen: host.tcpListen } : {}),
     });
-    for (const [name, value] of Object.entries(this.#agentEnv)) bwrapArgs.push("--setenv", name, value);
+    for (const [name, value] of Object.entries({ ...this.#agentEnv, ...host?.env })) bwrapArgs.push("--setenv", name, value);
     const argv = buildLaunchArgv({
       uid,
       gid,
@@ -388,7 +380,8 @@ export class LocalSandboxProvider implements SandboxProvider {
     const sandbox = new LocalSandbox({
       id,
       token,
-      dir: host.dir,
+      dir: hostDir.dir,
+      ...(host ? { tcpListen: host.tcpListen } : {}),
       child,
       cgroups,
       logger: this.#logger,

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { build } from "esbuild";
@@ -111,12 +111,13 @@ describe("sidecar-agent main", () => {
     }
   }, 40_000);
 
-  it("listens on TCP", async () => {
+  it("listens on TCP with its token from AGENT_TOKEN_FILE (as in a pod), which programs do not inherit", async () => {
     const root = mkdtempSync(join(tmpdir(), "agent-main-run-"));
     const port = 20_000 + Math.floor(Math.random() * 20_000);
+    writeFileSync(join(root, "token"), `${TOKEN}\n`);
     const agent = startMain({
       AGENT_LISTEN: `tcp:127.0.0.1:${port}`,
-      AGENT_TOKEN: TOKEN,
+      AGENT_TOKEN_FILE: join(root, "token"),
       AGENT_DATA_DIR: join(root, "data"),
       AGENT_WORK_DIR: join(root, "work"),
     });
@@ -130,6 +131,13 @@ describe("sidecar-agent main", () => {
       });
       expect(JSON.parse(first)).toMatchObject({ type: "ready", version: "1" });
       ws.close();
+      const wrong = new WebSocket(`ws://127.0.0.1:${port}/`, { headers: { "x-agent-token": `${TOKEN}x` } });
+      const refused = await new Promise<string>((resolve) => {
+        wrong.once("unexpected-response", (_req, res) => resolve(String(res.statusCode)));
+        wrong.once("open", () => resolve("open"));
+        wrong.once("error", (error) => resolve(error.message));
+      });
+      expect(refused).toBe("401");
     } finally {
       agent.child.kill("SIGKILL");
       rmSync(root, { recursive: true, force: true });
@@ -144,6 +152,20 @@ describe("sidecar-agent main", () => {
     });
     const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
     expect(code).toBe(2);
-    expect(err).toMatch(/AGENT_TOKEN is required/);
+    expect(err).toMatch(/AGENT_TOKEN or AGENT_TOKEN_FILE is required/);
+  });
+
+  it("refuses to start when AGENT_TOKEN_FILE cannot be read", async () => {
+    const child = spawn(process.execPath, [join(dir, "agent.mjs")], {
+      env: { AGENT_LISTEN: "tcp:127.0.0.1:0", AGENT_TOKEN_FILE: "/nonexistent/token" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let err = "";
+    child.stderr.on("data", (d) => {
+      err += d;
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+    expect(code).toBe(2);
+    expect(err).toMatch(/AGENT_TOKEN_FILE: cannot read \/nonexistent\/token/);
   });
 });
