@@ -23,7 +23,7 @@ import { Pod } from "kubernetes-models/v1/Pod";
 import { Secret } from "kubernetes-models/v1/Secret";
 import { parseQuantity } from "../../server/sandbox/kubernetes/pod-manifest.ts";
 import { type LocalSandbox, LocalSandboxProvider } from "../../server/sandbox/local/local-provider.ts";
-import { REPO_ROOT } from "./server-process.ts";
+import { REPO_ROOT } from "./repo-root.ts";
 
 type WatchType = "ADDED" | "MODIFIED" | "DELETED";
 interface LoggedEvent {

@@ -2,9 +2,11 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { type KubeStandIn, startKubeStandIn } from "./kube-stand-in.ts";
+import { REPO_ROOT } from "./repo-root.ts";
 import { uwsNodePrefix } from "./uws-runtime.ts";
 
-export const REPO_ROOT = resolve(import.meta.dirname, "..", "..");
+export { REPO_ROOT };
 export const TEST_API_KEY = "test-key-0123456789abcdef";
 export const TEST_MASTER_KEY = "master-key-0123456789abcdef";
 
@@ -36,14 +38,31 @@ export interface ServerProcess {
   storageDir: string;
   /** Every log line the server printed so far. */
   logs: string[];
+  /** backend "kubernetes": the API server stand-in the server's pods live in (closed by stop()). */
+  kube?: KubeStandIn;
   stop(): Promise<void>;
+}
+
+export type Backend = "local" | "kubernetes";
+
+/** What a server needs to run its sandboxes as pods of a stand-in API server (test/helpers/kube-stand-in.ts). */
+export function kubernetesEnv(kube: KubeStandIn): Record<string, string> {
+  return {
+    EXECUTION_BACKEND: "kubernetes",
+    KUBECONFIG: kube.kubeconfig,
+    K8S_NAMESPACE: kube.namespace,
+    K8S_IMAGE_PULL_POLICY: "IfNotPresent",
+    K8S_IMAGE_TAG: "test",
+    K8S_POD_START_TIMEOUT: "30",
+  };
 }
 
 /**
  * Start the built server (dist/server.mjs) as a real child process on a free
  * loopback port, with its own sandbox folder, and wait until it listens.
  */
-export async function startServer(options: { transport: "node" | "uws"; env?: Record<string, string> }): Promise<ServerProcess> {
+export async function startServer(options: { transport: "node" | "uws"; env?: Record<string, string>; backend?: Backend }): Promise<ServerProcess> {
+  const kube = options.backend === "kubernetes" ? await startKubeStandIn() : undefined;
   const baseDir = mkdtempSync(join(tmpdir(), "ci-sandboxes-"));
   const storageDir = mkdtempSync(join(tmpdir(), "ci-storage-"));
   const prefix = options.transport === "uws" ? await uwsNodePrefix() : [];
@@ -61,6 +80,7 @@ export async function startServer(options: { transport: "node" | "uws"; env?: Re
       FILE_STORAGE_PATH: storageDir,
       LOG_FORMAT: "json",
       LOG_LEVEL: "info",
+      ...(kube ? kubernetesEnv(kube) : {}),
       ...options.env,
     },
     stdio: ["ignore", "pipe", "pipe"],
@@ -101,6 +121,7 @@ export async function startServer(options: { transport: "node" | "uws"; env?: Re
   } catch (error) {
     rmSync(baseDir, { recursive: true, force: true });
     rmSync(storageDir, { recursive: true, force: true });
+    await kube?.close();
     throw error;
   }
   const first = listeners[0]!;
@@ -117,6 +138,7 @@ export async function startServer(options: { transport: "node" | "uws"; env?: Re
     baseDir,
     storageDir,
     logs,
+    ...(kube ? { kube } : {}),
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((r) => child.once("exit", r));
@@ -127,6 +149,7 @@ export async function startServer(options: { transport: "node" | "uws"; env?: Re
       }
       rmSync(baseDir, { recursive: true, force: true });
       rmSync(storageDir, { recursive: true, force: true });
+      await kube?.close();
     },
   };
 }

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { type KubeStandIn, startKubeStandIn } from "../helpers/kube-stand-in.ts";
-import { type ServerProcess, startServer, TEST_API_KEY } from "../helpers/server-process.ts";
+import { kubernetesEnv, type ServerProcess, startServer, TEST_API_KEY } from "../helpers/server-process.ts";
 import { TestClient } from "../helpers/ws-client.ts";
 
 /**
@@ -24,15 +24,7 @@ async function until<T>(what: string, probe: () => T | undefined | false | Promi
 }
 
 function kubeEnv(kube: KubeStandIn, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    EXECUTION_BACKEND: "kubernetes",
-    KUBECONFIG: kube.kubeconfig,
-    K8S_NAMESPACE: kube.namespace,
-    K8S_IMAGE_PULL_POLICY: "IfNotPresent",
-    K8S_IMAGE_TAG: "test",
-    K8S_POD_START_TIMEOUT: "30",
-    ...extra,
-  };
+  return { ...kubernetesEnv(kube), ...extra };
 }
 
 async function execHttp(server: ServerProcess, body: Record<string, unknown>): Promise<{ status: number; json: Record<string, unknown> }> {
