@@ -5,7 +5,8 @@
  * 127.0.0.1. Knobs (environment): BENCH_RUNS (200), BENCH_COLD_RUNS (20),
  * BENCH_FIRST_OUTPUT_RUNS (20), BENCH_LOAD_SESSIONS (50), BENCH_LOAD_SECONDS (10),
  * BENCH_IDLE_CONNECTIONS (10000), BENCH_PSS_SANDBOXES (5), BENCH_POOL_SIZE (4),
- * BENCH_TRANSPORTS (node,uws), MAX_CPU_QUOTA (100000 for the bench servers).
+ * BENCH_TRANSPORTS (node,uws), BENCH_KUBERNETES (1: also the Kubernetes provider against the API
+ * server stand-in), MAX_CPU_QUOTA (100000 for the bench servers).
  */
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -124,6 +125,61 @@ async function coldAndPool() {
   }
 }
 
+/**
+ * EXECUTION_BACKEND=kubernetes against the API server stand-in (test/helpers/kube-stand-in.ts): session
+ * start from a warm pod and from a new one, exec latency in a reused session (with the per-run state
+ * checkpoint that Kubernetes turns on, and without). The stand-in starts pods as local sandboxes at
+ * once: no scheduling, no image pull, no CNI; a real cluster adds those to the cold figure only.
+ */
+async function kubernetes() {
+  log("kubernetes: cold sessions (pool off)");
+  const cold = await startServer({ transport: "node", backend: "kubernetes", env: { ...SERVER_ENV, ...POOL_OFF } });
+  let coldFigures: Awaited<ReturnType<typeof newSessionFirstExec>>;
+  let reused: Awaited<ReturnType<typeof reusedSession>>;
+  try {
+    coldFigures = await newSessionFirstExec(cold, COLD_RUNS);
+    log("kubernetes: reused session (state checkpoint after each run)");
+    reused = await reusedSession(cold, RUNS);
+  } finally {
+    await cold.stop();
+  }
+  log("kubernetes: reused session (no checkpoint)");
+  const plain = await startServer({ transport: "node", backend: "kubernetes", env: { ...SERVER_ENV, ...POOL_OFF, STATE_CHECKPOINT_AFTER_RUN: "false" } });
+  let reusedNoCheckpoint: Awaited<ReturnType<typeof reusedSession>>;
+  try {
+    reusedNoCheckpoint = await reusedSession(plain, RUNS);
+  } finally {
+    await plain.stop();
+  }
+  log(`kubernetes: warm pod pool (POD_POOL_PY=${POOL_SIZE})`);
+  const pooled = await startServer({ transport: "node", backend: "kubernetes", env: { ...SERVER_ENV, ...POOL_ON } });
+  try {
+    const warm = 'code_interpreter_pool_warm_sandboxes{lang="all"}';
+    const waitWarm = async (atLeast: number, timeoutMs: number) => {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        if ((await metric(pooled, warm)) >= atLeast) return true;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return false;
+    };
+    await waitWarm(POOL_SIZE, 60_000);
+    const figures = await newSessionFirstExec(pooled, COLD_RUNS, async () => {
+      await waitWarm(1, 10_000);
+    });
+    const hits = await metric(pooled, 'code_interpreter_pool_hits_total{lang="all"}');
+    const misses = await metric(pooled, 'code_interpreter_pool_misses_total{lang="all"}');
+    return {
+      provider: "kubernetes (API server stand-in on loopback; pods are local sandboxes on 127.x.y.z)",
+      coldPod: coldFigures,
+      warmPod: { ...figures, poolSize: POOL_SIZE, hits, misses },
+      reusedSession: { withCheckpoint: reused, withoutCheckpoint: reusedNoCheckpoint },
+    };
+  } finally {
+    await pooled.stop();
+  }
+}
+
 async function main() {
   const started = performance.now();
   log("bare python");
@@ -133,6 +189,7 @@ async function main() {
     transports.push(await perTransport(transport));
   }
   const sessions = await coldAndPool();
+  const kube = env("BENCH_KUBERNETES", 1) ? await kubernetes() : null;
   const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
   const report = {
     machine: { ...machine(), python: await pythonVersion() },
@@ -156,6 +213,7 @@ async function main() {
       },
     })),
     newSession: sessions,
+    kubernetes: kube,
     totalSeconds: Math.round((performance.now() - started) / 100) / 10,
   };
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
