@@ -620,6 +620,9 @@ const OPERATIONS: readonly DocumentedOperation[] = [
         "400": errorResponse("Unsupported language (`details[0].code = unsupported_language`) or empty code (`empty_code`)"),
         ...authErrors,
         "422": responseRef("ValidationFailed"),
+        "503": errorResponse(
+          "`service_unavailable` with `Retry-After`: over capacity, a shared store away, or no sandbox could be started (the sandbox backend, such as the Kubernetes API, is unreachable)",
+        ),
       },
     },
   },
