@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { type KubeStandIn, startKubeStandIn } from "./kube-stand-in.ts";
 import { REPO_ROOT } from "./repo-root.ts";
 import { uwsNodePrefix } from "./uws-runtime.ts";
