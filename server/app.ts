@@ -3,6 +3,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import { WS_SUBPROTOCOL } from "../protocol/index.ts";
+import { LANGUAGES } from "../protocol/languages.ts";
 import { createAuthServices } from "./auth/auth-services.ts";
 import { openBackends } from "./backends.ts";
 import type { AppConfig } from "./config/types.ts";
@@ -23,7 +24,8 @@ import { securityLog } from "./logging/logger.ts";
 import { ServiceMetrics } from "./metrics/registry.ts";
 import { createKubernetesProvider } from "./sandbox/kubernetes/index.ts";
 import { LocalSandboxProvider } from "./sandbox/local/local-provider.ts";
-import { poolStats, SandboxPool } from "./sandbox/pool.ts";
+import { poolStats } from "./sandbox/pool.ts";
+import { SandboxPools } from "./sandbox/pool-set.ts";
 import type { SandboxProvider } from "./sandbox/provider.ts";
 import { Admission } from "./sessions/admission.ts";
 import { SessionManager } from "./sessions/session-manager.ts";
@@ -119,15 +121,17 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
   logger.info({ languages: available() }, "toolchains detected");
 
   // --- warm pool and admission control (server/sandbox/pool.ts, server/sessions/admission.ts)
-  const pool = new SandboxPool({
+  // One pool per sandbox class (locally one): server/sandbox/pool-set.ts.
+  const pool = new SandboxPools({
     provider,
     events,
     logger: logger.child({ component: "pool" }),
-    target: config.pool.enabled ? config.pool.target : 0,
+    sizes: config.pool.enabled ? config.pool.sizes : {},
+    languages: LANGUAGES.keys(),
     parallelBatch: config.pool.parallelBatch,
     replenishIntervalMs: config.pool.replenishIntervalMs,
     exhaustionTrigger: config.pool.exhaustionTrigger,
-    ...(config.pool.enabled && config.pool.pythonPreload ? { waitForWarmMs: Number(config.raw.REPL_WARMUP_TIMEOUT_SECONDS ?? 15) * 1000 } : {}),
+    ...(config.pool.enabled && config.pool.pythonPreload ? { pythonWarmMs: Number(config.raw.REPL_WARMUP_TIMEOUT_SECONDS ?? 15) * 1000 } : {}),
   });
   const admission = new Admission({
     maxConcurrentExecutions: config.limits.concurrentExecutions,

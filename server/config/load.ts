@@ -9,6 +9,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { LANGUAGES } from "../../protocol/languages.ts";
 import { parseDotEnv } from "./dotenv.ts";
 import { resolveHttps } from "./https.ts";
 import { maskValue } from "./mask.ts";
@@ -160,9 +161,25 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     if (!family) continue;
     const found = lookup(name);
     if (!found) continue;
-    raw[name] = found.text.trim();
+    if (family.status === "ignored") {
+      raw[name] = found.text.trim();
+      sources[name] = found.layer;
+      warnings.push(`${name} is set but ignored: ${ignoredReason(family)}`);
+      continue;
+    }
+    // An active family (LANG_IMAGE_<CODE>, K8S_MEMORY_LIMIT_<CODE>...): the suffix must be a language, the value valid.
+    const code = /_([A-Z0-9]+)$/.exec(name)?.[1]?.toLowerCase() ?? "";
+    if (!LANGUAGES.has(code)) {
+      errors.push(`${name}: ${code.toUpperCase()} is not a language code (expected one of ${[...LANGUAGES.keys()].map((c) => c.toUpperCase()).join(", ")})`);
+      continue;
+    }
+    const parsedValue = parseValue(family, name, found.text.trim());
+    if (!parsedValue.ok) {
+      errors.push(parsedValue.message);
+      continue;
+    }
+    raw[name] = parsedValue.value;
     sources[name] = found.layer;
-    if (family.status === "ignored") warnings.push(`${name} is set but ignored: ${ignoredReason(family)}`);
   }
   const known = new Set(literal.flatMap((spec) => [spec.name, ...spec.aliases]));
   for (const name of Object.keys(fileValues)) {
@@ -242,6 +259,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     pool: {
       enabled: bool("SANDBOX_POOL_ENABLED"),
       target: POOL_SIZE_VARIABLES.reduce((sum, name) => sum + num(name), 0),
+      sizes: Object.fromEntries(POOL_SIZE_VARIABLES.map((name) => [name.slice("SANDBOX_POOL_".length).toLowerCase(), num(name)])),
       pythonPreload: num("SANDBOX_POOL_PY") > 0 && bool("REPL_ENABLED"),
       warmupOnStartup: bool("SANDBOX_POOL_WARMUP_ON_STARTUP"),
       parallelBatch: num("SANDBOX_POOL_PARALLEL_BATCH"),
@@ -284,6 +302,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       tolerations: JSON.parse(text("GKE_SANDBOX_CUSTOM_TOLERATIONS") ?? "[]"),
       podStartTimeoutMs: num("K8S_POD_START_TIMEOUT") * 1000,
       orphanSweepMs: num("K8S_ORPHAN_SWEEP_INTERVAL") * 1000,
+      languages: languageOverrides(raw),
     },
     logging: {
       level: text("LOG_LEVEL") as LogLevel,
@@ -316,6 +335,25 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   return { config, errors, warnings, sources };
 }
 
+/** LANG_IMAGE_<CODE> and K8S_{CPU,MEMORY}_{REQUEST,LIMIT}_<CODE>, by language code. */
+function languageOverrides(raw: Record<string, RawValue>): AppConfig["kubernetes"]["languages"] {
+  const fields = {
+    LANG_IMAGE: "image",
+    K8S_CPU_REQUEST: "cpuRequest",
+    K8S_CPU_LIMIT: "cpuLimit",
+    K8S_MEMORY_REQUEST: "memoryRequest",
+    K8S_MEMORY_LIMIT: "memoryLimit",
+  } as const;
+  const languages: AppConfig["kubernetes"]["languages"] = {};
+  for (const code of LANGUAGES.keys()) {
+    for (const [prefix, field] of Object.entries(fields)) {
+      const value = raw[`${prefix}_${code.toUpperCase()}`];
+      if (typeof value === "string" && value) languages[code] = { ...languages[code], [field]: value };
+    }
+  }
+  return languages;
+}
+
 /** Warnings about insecure or inconsistent choices in a loaded configuration. */
 export function checkConfig(config: AppConfig): string[] {
   const warnings: string[] = [];
@@ -342,6 +380,10 @@ export function checkConfig(config: AppConfig): string[] {
   }
   if (!config.sandbox.filesystemIsolation) {
     warnings.push("ENABLE_FILESYSTEM_ISOLATION is false: noted, but local sandboxes still get a private, read-only filesystem view");
+  }
+  const perLanguage = Object.keys(config.kubernetes.languages);
+  if (config.sandbox.backend === "local" && perLanguage.length > 0) {
+    warnings.push(`per-language pod settings (LANG_IMAGE_<CODE>, K8S_*_<CODE>) for ${perLanguage.join(", ")} have no effect with EXECUTION_BACKEND=local`);
   }
   if (config.sandbox.backend === "kubernetes" && config.kubernetes.imagePullPolicy === "Always" && config.kubernetes.image.endsWith(":latest")) {
     warnings.push("sandbox pods pull a :latest image with K8S_IMAGE_PULL_POLICY=Always: every new pod pays an image check; pin K8S_IMAGE_TAG for production");

@@ -78,6 +78,8 @@ export interface AppConfig {
     enabled: boolean;
     /** Sum of SANDBOX_POOL_<LANG>: our sandboxes run every language. */
     target: number;
+    /** SANDBOX_POOL_<LANG> by language code: pods of a language with its own image or resources get a pool of their own. */
+    sizes: Record<string, number>;
     /** SANDBOX_POOL_PY > 0: agents preload Python (with REPL_ENABLED). */
     pythonPreload: boolean;
     warmupOnStartup: boolean;
@@ -132,6 +134,8 @@ export interface AppConfig {
     tolerations: Record<string, unknown>[];
     podStartTimeoutMs: number;
     orphanSweepMs: number;
+    /** Per-language pod settings (LANG_IMAGE_<CODE>, K8S_CPU_LIMIT_<CODE>...): languages with any get pods of their own. */
+    languages: Record<string, { image?: string; cpuRequest?: string; cpuLimit?: string; memoryRequest?: string; memoryLimit?: string }>;
   };
   logging: {
     level: LogLevel;

@@ -185,8 +185,8 @@ function poolVariables(): VariableSpec[] {
           : undefined;
     return def(`SANDBOX_POOL_${code}`, "pool", "active", int(0, 1000), size, `${label} sandboxes kept warm (0 = start one on demand)`, {
       aliases,
-      // Our sandboxes run every language: the per-language sizes add up to one pool (see docs/ARCHITECTURE.md, "Warm pool and admission").
-      note: `${note ? `${note} ` : ""}Sandboxes are not per language: the pool keeps the sum of all SANDBOX_POOL_<LANG> ready${code === "PY" ? "; above 0 (with REPL_ENABLED) agents preload Python" : ""}.`,
+      // Our sandboxes run every language: the per-language sizes add up to one pool per sandbox class (server/sandbox/pool-set.ts).
+      note: `${note ? `${note} ` : ""}Sandboxes are not per language: the pool keeps the sum of all SANDBOX_POOL_<LANG> ready (on Kubernetes, languages with their own image or resources get a pool of their own)${code === "PY" ? "; above 0 (with REPL_ENABLED) agents preload Python" : ""}.`,
     });
   });
 }
@@ -719,6 +719,22 @@ export const VARIABLES: readonly VariableSpec[] = [
       unit: "s",
     },
   ),
+  def("LANG_IMAGE_<CODE>", "kubernetes", "active", str, undefined, "Image of the sandbox pods of one language (LANG_IMAGE_PY, LANG_IMAGE_GO...)", {
+    pattern: /^LANG_IMAGE_[A-Z0-9]+$/,
+    example: "registry.example/code-interpreter/sandbox-go:1.0",
+    note: "The image must hold the sidecar-agent (build it FROM the sandbox image). Locally ignored: sandboxes use the host's toolchains.",
+  }),
+  ...(["CPU_REQUEST", "CPU_LIMIT", "MEMORY_REQUEST", "MEMORY_LIMIT"] as const).map((what) =>
+    def(
+      `K8S_${what}_<CODE>`,
+      "kubernetes",
+      "active",
+      { type: "string", pattern: K8S_QUANTITY, expected: "a Kubernetes quantity (500m, 1, 512Mi, 1Gi...)" },
+      undefined,
+      `K8S_${what} for the sandbox pods of one language (K8S_${what}_JAVA...)`,
+      { pattern: new RegExp(`^K8S_${what}_[A-Z0-9]+$`), example: what.startsWith("CPU") ? "2" : "1Gi" },
+    ),
+  ),
   def("GKE_SANDBOX_ENABLED", "kubernetes", "active", bool, "false", "Run execution pods under GKE Sandbox (gVisor): sets their runtimeClassName"),
   def("GKE_SANDBOX_RUNTIME_CLASS", "kubernetes", "active", str, "gvisor", "RuntimeClass of sandboxed pods"),
   def(
@@ -766,15 +782,10 @@ export const VARIABLES: readonly VariableSpec[] = [
   def("CONTAINER_POOL_JS_MAX", "legacy", "ignored", anything, "8", "Maximum JavaScript containers in the pool", {
     note: "Ignored: CONTAINER_POOL_JS_MIN maps to SANDBOX_POOL_JS; there is no maximum.",
   }),
-  def("LANG_IMAGE_<CODE>", "legacy", "ignored", anything, undefined, "Per-language container image (LANG_IMAGE_PY, LANG_IMAGE_JS...)", {
-    pattern: /^LANG_IMAGE_[A-Z0-9]+$/,
-    example: "python:3.12-slim",
-    note: "Ignored: every toolchain lives in one image (local: the host's /usr; Kubernetes: K8S_IMAGE_REGISTRY/K8S_IMAGE_TAG).",
-  }),
   def("LANG_<LANGUAGE>_IMAGE", "legacy", "ignored", anything, undefined, "Per-language container image (LANG_PYTHON_IMAGE, LANG_NODEJS_IMAGE...)", {
     pattern: /^LANG_[A-Z0-9]+_IMAGE$/,
     example: "python:3.12-slim",
-    note: "Ignored: every toolchain lives in one image (local: the host's /usr; Kubernetes: K8S_IMAGE_REGISTRY/K8S_IMAGE_TAG).",
+    note: "Ignored: local sandboxes use the host's toolchains; for pods use LANG_IMAGE_<CODE> (LANG_IMAGE_PY...).",
   }),
 ];
 

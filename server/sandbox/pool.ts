@@ -30,6 +30,8 @@ export interface PoolLogger {
 
 export interface PoolOptions {
   provider: SandboxProvider;
+  /** A language of the sandbox class this pool keeps (pool-set.ts): its sandboxes are created for it. */
+  lang?: string;
   events: EventBus;
   logger: PoolLogger;
   /** Sandboxes kept ready (sum of SANDBOX_POOL_<LANG>); 0 disables the pool. */
@@ -115,11 +117,21 @@ function warmUpExec(agent: AgentClient): Promise<void> {
   });
 }
 
-let current: SandboxPool | undefined;
+/** The pools of this process (one per sandbox class), started and not shut down. */
+const live = new Set<SandboxPool>();
 
-/** Counters of this process's pool, for /metrics (zeros and enabled: false when there is none). */
+/** Counters of this process's pools added up, for /metrics (zeros and enabled: false when there is none). */
 export function poolStats(): PoolStats {
-  return current?.stats() ?? { enabled: false, size: 0, target: 0, creating: 0, hits: 0, misses: 0, created: 0, dropped: 0, failures: 0 };
+  return sumPoolStats([...live].map((pool) => pool.stats()));
+}
+
+export function sumPoolStats(all: PoolStats[]): PoolStats {
+  const total: PoolStats = { enabled: false, size: 0, target: 0, creating: 0, hits: 0, misses: 0, created: 0, dropped: 0, failures: 0 };
+  for (const stats of all) {
+    total.enabled ||= stats.enabled;
+    for (const key of ["size", "target", "creating", "hits", "misses", "created", "dropped", "failures"] as const) total[key] += stats[key];
+  }
+  return total;
 }
 
 export class SandboxPool {
@@ -169,7 +181,7 @@ export class SandboxPool {
    */
   start(limits: SandboxLimits, options: { warmup: boolean }): Promise<void> {
     this.#limits = limits;
-    current = this;
+    live.add(this);
     if (!this.enabled) return Promise.resolve();
     this.#timer = setInterval(() => this.#fill(), this.#options.replenishIntervalMs);
     this.#timer.unref();
@@ -231,7 +243,7 @@ export class SandboxPool {
     const all = this.#ready.splice(0);
     await Promise.all(all.map((pooled) => this.#destroy(pooled, "shutdown")));
     this.#publishSize();
-    if (current === this) current = undefined;
+    live.delete(this);
   }
 
   // ---- internals ----
@@ -270,7 +282,7 @@ export class SandboxPool {
     const started = Date.now();
     let sandbox: Sandbox | undefined;
     try {
-      sandbox = await this.#options.provider.create({ sessionId: "pool", limits: this.#limits! });
+      sandbox = await this.#options.provider.create({ sessionId: "pool", limits: this.#limits!, ...(this.#options.lang ? { lang: this.#options.lang } : {}) });
       const agent = await this.#connect(sandbox);
       // Only a fully warm sandbox makes a new session's first exec fast: wait for the preload (bounded).
       if (this.#options.waitForWarmMs) {

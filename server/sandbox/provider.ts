@@ -25,6 +25,8 @@ export interface SandboxSpec {
   /** The session this sandbox belongs to (for labels and logs). */
   sessionId: string;
   limits: SandboxLimits;
+  /** The language it is made for first: picks its class (image, resources) where classes differ. */
+  lang?: string;
 }
 
 /** Where the server reaches a sandbox's agent. */
@@ -58,6 +60,12 @@ export interface SandboxProvider {
   readonly kind: "local" | "kubernetes";
   /** Create a sandbox and resolve once its agent accepts connections. */
   create(spec: SandboxSpec): Promise<Sandbox>;
+  /**
+   * Which class of sandbox runs a language ("default" unless the language has
+   * its own image or resources, as pods can): a sandbox of another class
+   * cannot run it, and each class has its own warm pool.
+   */
+  sandboxClass(lang?: string): string;
   /** Remove sandboxes left behind by a crashed server; returns how many. */
   removeOrphans(): Promise<number>;
   health(): Promise<ProviderHealth>;

@@ -10,7 +10,7 @@ import { RemoteSession } from "../fleet/remote-session.ts";
 import { SessionHost } from "../fleet/session-host.ts";
 import type { SharedStream } from "../fleet/shared-stream.ts";
 import { randomId } from "../ids.ts";
-import type { SandboxPool } from "../sandbox/pool.ts";
+import type { SandboxPools } from "../sandbox/pool-set.ts";
 import type { SandboxLimits, SandboxProvider } from "../sandbox/provider.ts";
 import type { Admission } from "./admission.ts";
 import type { FileLimits } from "./sandbox-files.ts";
@@ -34,7 +34,7 @@ export interface SessionManagerDeps {
   /** Run a background task once across the fleet (a lock), or here when alone. */
   runOnce?: (name: string, everyMs: number, task: () => Promise<unknown>) => Promise<unknown>;
   // --- warm pool and admission (server/sandbox/pool.ts, ./admission.ts)
-  pool?: SandboxPool;
+  pool?: SandboxPools;
   admission?: Admission;
 }
 

@@ -103,7 +103,7 @@ export interface SessionOptions {
   checkpoint?: { onError: boolean } | undefined;
   // --- warm pool and admission (server/sandbox/pool.ts, ./admission.ts) ---
   /** Ready sandboxes with their agent: #startSandbox leases one when there is one. */
-  pool?: { lease(sessionId?: string): LeasedSandbox | undefined };
+  pool?: { lease(sessionId?: string, lang?: string): LeasedSandbox | undefined };
   /**
    * Called before this session gets a sandbox: makes room (MAX_LIVE_SANDBOXES) or throws AdmissionError.
    * Its argument reserves the slot (see `holdsSandboxSlot`) in the tick the room was found.
@@ -170,6 +170,8 @@ export class Session implements SessionHandle {
   #agentStarting?: Promise<AgentClient>;
   /** Room for the sandbox being started was reserved (MAX_LIVE_SANDBOXES) and it is not held yet. */
   #sandboxReserved = false;
+  /** provider.sandboxClass of the sandbox held now. */
+  #sandboxClass = "default";
   /** The state save that follows a Python run (options.checkpoint); the next run waits for it. */
   #checkpoint: Promise<void> = Promise.resolve();
   /** releaseIdleSandbox is saving the state and dropping the sandbox. */
@@ -507,7 +509,12 @@ export class Session implements SessionHandle {
     // The agent answers one request at a time: the previous run's checkpoint first.
     await this.#checkpoint;
     try {
-      agent = await this.#ensureAgent();
+      // A sandbox of another class (pods of another image) cannot run this language: save the state, swap it.
+      if (this.#agent && !this.#agent.isClosed && this.#options.provider.sandboxClass(exec.lang) !== this.#sandboxClass) {
+        await this.#saveState();
+        await this.#dropSandbox();
+      }
+      agent = await this.#ensureAgent(exec.lang);
       await this.#files.prepare(agent, request.inputs);
       if (exec.lang === "py") await this.#restoreState(exec, agent);
     } catch (error) {
@@ -654,15 +661,16 @@ export class Session implements SessionHandle {
     return { type: "exit", id: exec.id, code: null, signal: null, reason, wallMs: Date.now() - exec.startedAt, truncated: false, files: [] };
   }
 
-  #ensureAgent(): Promise<AgentClient> {
+  /** The session's agent, starting a sandbox (of the class that runs `lang`, when given) if it has none. */
+  #ensureAgent(lang?: string): Promise<AgentClient> {
     if (this.#agent && !this.#agent.isClosed) return Promise.resolve(this.#agent);
-    this.#agentStarting ??= this.#startSandbox().finally(() => {
+    this.#agentStarting ??= this.#startSandbox(lang).finally(() => {
       this.#agentStarting = undefined;
     });
     return this.#agentStarting;
   }
 
-  async #startSandbox(): Promise<AgentClient> {
+  async #startSandbox(lang?: string): Promise<AgentClient> {
     // --- warm pool and admission: room for one more sandbox, then a pooled sandbox+agent when there is one, else a new one as before.
     let leased: LeasedSandbox | undefined;
     let made: LeasedSandbox;
@@ -670,13 +678,13 @@ export class Session implements SessionHandle {
       await this.#options.sandboxRoom?.(() => {
         this.#sandboxReserved = true;
       });
-      leased = this.#options.pool?.lease(this.id);
+      leased = this.#options.pool?.lease(this.id, lang);
       if (leased && this.#ended) {
         leased.agent.close();
         await leased.sandbox.destroy();
         throw new Error("session ended while its sandbox was starting");
       }
-      made = leased ?? (await this.#createSandbox());
+      made = leased ?? (await this.#createSandbox(lang));
     } finally {
       this.#sandboxReserved = false;
     }
@@ -684,6 +692,7 @@ export class Session implements SessionHandle {
     // --- end warm pool
     this.#sandbox = sandbox;
     this.#agent = agent;
+    this.#sandboxClass = this.#options.provider.sandboxClass(lang);
     this.#files.reset();
     this.#stateChecked = false;
     this.#replUsed = false;
@@ -705,8 +714,8 @@ export class Session implements SessionHandle {
   }
 
   /** A new sandbox and its agent, made for this session (no pooled one was ready). */
-  async #createSandbox(): Promise<LeasedSandbox> {
-    const sandbox = await this.#options.provider.create({ sessionId: this.id, limits: this.#options.sandboxLimits });
+  async #createSandbox(lang?: string): Promise<LeasedSandbox> {
+    const sandbox = await this.#options.provider.create({ sessionId: this.id, limits: this.#options.sandboxLimits, ...(lang ? { lang } : {}) });
     if (this.#ended) {
       await sandbox.destroy();
       throw new Error("session ended while its sandbox was starting");

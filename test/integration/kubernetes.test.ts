@@ -197,6 +197,50 @@ describe("Kubernetes provider: faults, pools and orphans", () => {
     await until("a stopped replica's pods to be deleted", () => sandboxPods(kube).length === 0 || undefined);
   }, 120_000);
 
+  it("gives languages with their own image or resources pods of their own, a pool of their own, and swaps a session's pod when its language needs another", async () => {
+    const server = await startServer({
+      transport: "node",
+      env: kubeEnv(kube, {
+        ...zeroOtherPools(),
+        SANDBOX_POOL_PY: "0",
+        SANDBOX_POOL_JS: "0",
+        SANDBOX_POOL_GO: "1",
+        POD_NAME: "api-classes",
+        LANG_IMAGE_GO: "registry.example/code-interpreter/sandbox-go:1.0",
+        K8S_MEMORY_LIMIT_GO: "1Gi",
+      }),
+    });
+    servers.push(server);
+    const mine = () => sandboxPods(kube).filter((p) => p.metadata!.labels!["code-interpreter.dev/replica"] === "api-classes");
+    const goPods = () => mine().filter((p) => p.spec!.containers[0]!.image === "registry.example/code-interpreter/sandbox-go:1.0");
+    const warmGo = await until("a warm Go pod", () => goPods().find((p) => p.status?.phase === "Running"), 60_000);
+    expect(warmGo.metadata!.labels!["code-interpreter.dev/pool"]).toBe("go");
+    expect(warmGo.spec!.containers[0]!.resources!.limits).toMatchObject({ memory: "1Gi" });
+    const health = (await fetch(`${server.httpUrl}/health/detailed`, { headers: { "x-api-key": TEST_API_KEY } }).then((r) => r.json())) as {
+      checks: { pool: { classes?: Record<string, { target: number }> } };
+    };
+    expect(health.checks.pool.classes).toMatchObject({ default: { target: 0 }, go: { target: 1 } });
+
+    // A session that starts with Python gets a default pod; its Go run swaps it for the warm Go pod; Python comes back with its state.
+    const client = await TestClient.connect(server.wsUrl, { apiKey: TEST_API_KEY });
+    clients.push(client);
+    await client.openSession();
+    expect((await client.run("c1", "py", "kept = 'across pods'\nprint('py')")).stdout).toBe("py\n");
+    const go = await client.run("c2", "go", 'package main\nimport "fmt"\nfunc main() { fmt.Println("go") }', {}, 120_000);
+    expect(go.exit).toMatchObject({ reason: "exited", code: 0 });
+    expect(go.stdout).toBe("go\n");
+    const back = await client.run("c3", "py", "print(kept)");
+    expect(back.stdout).toBe("across pods\n");
+    // The Go run took the warm pod (gone with the swap back to Python) and the pool made another.
+    await until(
+      "a new warm Go pod",
+      () => goPods().some((p) => p.status?.phase === "Running" && p.metadata!.name !== warmGo.metadata!.name) || undefined,
+      60_000,
+    );
+    expect(goPods().some((p) => p.metadata!.name === warmGo.metadata!.name)).toBe(false);
+    expect(mine().filter((p) => p.metadata!.labels!["code-interpreter.dev/pool"] === "default")).toHaveLength(1);
+  }, 180_000);
+
   it("refuses clearly while the API server is unreachable, and recovers without a restart", async () => {
     const server = await startServer({ transport: "node", env: kubeEnv(kube, { SANDBOX_POOL_ENABLED: "false", POD_NAME: "api-outage" }) });
     servers.push(server);

@@ -6,11 +6,10 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { V1Toleration } from "@kubernetes/client-node";
 import type { AppConfig } from "../../config/types.ts";
-import { memoryLimitEnv } from "../../languages/memory-env.ts";
 import { PROGRAM_ENV } from "../program-env.ts";
 import { ClientNodeKubeApi, defaultNamespace, loadKubeConfig } from "./kube-api.ts";
 import { type KubernetesLogger, KubernetesSandboxProvider } from "./kubernetes-provider.ts";
-import { labelValue, parseQuantity } from "./pod-manifest.ts";
+import { labelValue } from "./pod-manifest.ts";
 
 export { KubernetesSandboxProvider } from "./kubernetes-provider.ts";
 
@@ -26,7 +25,6 @@ export function createKubernetesProvider(
   // Owner references cannot cross namespaces: outside the replica's namespace, the sweep alone finds orphans.
   const owner = env.POD_NAME && env.POD_UID && ownerNamespace === namespace ? { name: env.POD_NAME, uid: env.POD_UID } : undefined;
   const replicaId = labelValue(env.POD_NAME || hostname());
-  const memoryBytes = parseQuantity(k8s.memoryLimit);
   return new KubernetesSandboxProvider({
     api: new ClientNodeKubeApi(kubeConfig, namespace),
     template: {
@@ -53,7 +51,8 @@ export function createKubernetesProvider(
       instanceId: randomBytes(6).toString("hex"),
     },
     ...(env.POD_NAME && env.POD_UID ? { replicaPod: { name: env.POD_NAME, uid: env.POD_UID, namespace: ownerNamespace } } : {}),
-    programEnv: { ...PROGRAM_ENV, ...memoryLimitEnv(memoryBytes) },
+    languages: k8s.languages,
+    programEnv: PROGRAM_ENV,
     ...(options.agentEnv ? { agentEnv: options.agentEnv } : {}),
     startTimeoutMs: k8s.podStartTimeoutMs,
     sweepIntervalMs: k8s.orphanSweepMs,

@@ -20,9 +20,18 @@ import { randomBytes } from "node:crypto";
 import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { V1Pod } from "@kubernetes/client-node";
+import { memoryLimitEnv } from "../../languages/memory-env.ts";
 import type { AgentEndpoint, ProviderHealth, Sandbox, SandboxExit, SandboxProvider, SandboxSpec } from "../provider.ts";
 import type { KubeApi } from "./kube-api.ts";
-import { ALL_SANDBOXES_SELECTOR, LABELS, type PodTemplateSettings, sandboxPodManifest, tokenSecretManifest } from "./pod-manifest.ts";
+import {
+  ALL_SANDBOXES_SELECTOR,
+  LABELS,
+  type PodResources,
+  type PodTemplateSettings,
+  parseQuantity,
+  sandboxPodManifest,
+  tokenSecretManifest,
+} from "./pod-manifest.ts";
 import { PodWatch } from "./pod-watch.ts";
 
 type LogFn = (obj: Record<string, unknown>, msg?: string) => void;
@@ -52,15 +61,20 @@ const FATAL_WAITING_REASONS = new Set([
   "RunContainerError",
 ]);
 
+/** What one language may change in its pods (LANG_IMAGE_<CODE>, K8S_CPU_LIMIT_<CODE>...). */
+export type LanguagePodSettings = Partial<Pick<PodResources, "cpuRequest" | "cpuLimit" | "memoryRequest" | "memoryLimit">> & { image?: string };
+
 export interface KubernetesProviderOptions {
   api: KubeApi;
   /** The pod template (image, resources, placement, owner, replica and instance ids). */
   template: PodTemplateSettings;
+  /** Per-language overrides: languages whose pods differ get a class (and a warm pool) of their own. */
+  languages?: Record<string, LanguagePodSettings>;
   /** The replica's own pod, when it runs in one: named on every sandbox pod so that any replica can tell whether it still exists. */
   replicaPod?: { name: string; uid: string; namespace: string };
   /** JSON of the programs' base environment (AGENT_PROGRAM_ENV). */
   programEnv: Record<string, string>;
-  /** More environment of the agent (AGENT_PYTHON_PRELOAD=1 for the warm pool). */
+  /** More environment of the agent (AGENT_PYTHON_PRELOAD=1 for the warm pool): given to the pods of Python's class only. */
   agentEnv?: Record<string, string>;
   /** How long a pod may take to run and answer (pull, schedule, start). */
   startTimeoutMs: number;
@@ -184,11 +198,29 @@ export class KubernetesSandboxProvider implements SandboxProvider {
   #sweepTimer: NodeJS.Timeout | undefined;
   #started: Promise<void> | undefined;
   #health: { at: number; result: Promise<ProviderHealth> } | undefined;
+  /** Pod class by language (absent: "default"), and each class's template. */
+  readonly #classOf = new Map<string, string>();
+  readonly #templates = new Map<string, PodTemplateSettings>();
 
   constructor(options: KubernetesProviderOptions) {
     this.#options = options;
     this.#api = options.api;
     this.#logger = options.logger ?? silentLogger;
+    this.#templates.set("default", options.template);
+    const signature = (t: PodTemplateSettings) => JSON.stringify([t.image, t.resources]);
+    const bySignature = new Map<string, string>([[signature(options.template), "default"]]);
+    for (const [lang, override] of Object.entries(options.languages ?? {}).sort(([a], [b]) => a.localeCompare(b))) {
+      const { image, ...resources } = override;
+      const template = { ...options.template, image: image ?? options.template.image, resources: { ...options.template.resources, ...resources } };
+      // Languages whose pods come out the same share a class: one pool, sandboxes that run them all.
+      let key = bySignature.get(signature(template));
+      if (!key) {
+        key = lang;
+        bySignature.set(signature(template), key);
+        this.#templates.set(key, template);
+      }
+      if (key !== "default") this.#classOf.set(lang, key);
+    }
     const { replica } = LABELS;
     const mine = `${ALL_SANDBOXES_SELECTOR},${replica}=${options.template.replicaId}`;
     this.#watch = new PodWatch(this.#api, mine, this.#logger);
@@ -212,19 +244,22 @@ export class KubernetesSandboxProvider implements SandboxProvider {
     return this.#started;
   }
 
+  sandboxClass(lang?: string): string {
+    return (lang && this.#classOf.get(lang)) || "default";
+  }
+
   async create(spec: SandboxSpec): Promise<Sandbox> {
     await this.#start();
-    const { template } = this.#options;
+    const pool = this.sandboxClass(spec.lang);
+    const template = this.#templates.get(pool)!;
     const name = newName();
     const token = randomBytes(32).toString("base64url");
     const pod = new PodSandbox(name, token, () => this.#delete(name));
-    // The warm pool creates with sessionId "pool" (pool.ts).
-    const pool = spec.sessionId === "pool" ? "warm" : "session";
     const manifest = sandboxPodManifest(template, {
       name,
       pool,
-      programEnv: JSON.stringify(this.#options.programEnv),
-      agentEnv: this.#options.agentEnv ?? {},
+      programEnv: JSON.stringify({ ...this.#options.programEnv, ...memoryLimitEnv(parseQuantity(template.resources.memoryLimit)) }),
+      agentEnv: pool === this.sandboxClass("py") ? (this.#options.agentEnv ?? {}) : {},
     });
     const replicaPod = this.#options.replicaPod;
     if (replicaPod) {
@@ -358,6 +393,7 @@ export class KubernetesSandboxProvider implements SandboxProvider {
       apiServer: this.#api.server,
       namespace: this.#api.namespace,
       image: template.image,
+      podClasses: Object.fromEntries([...this.#templates].map(([key, t]) => [key, { image: t.image, ...t.resources }])),
       replica: template.replicaId,
       sandboxes: this.#pods.size,
       runtimeClassName: template.runtimeClassName ?? null,

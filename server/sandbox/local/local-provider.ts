@@ -291,6 +291,11 @@ export class LocalSandboxProvider implements SandboxProvider {
     return this.#sandboxes.size;
   }
 
+  /** Every local sandbox sees the host's toolchains: one class. */
+  sandboxClass(): string {
+    return "default";
+  }
+
   #initialize(): Promise<InitState> {
     this.#init ??= (async () => {
       await prepareBaseDir(this.#options.baseDir);

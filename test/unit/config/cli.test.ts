@@ -58,8 +58,9 @@ describe("config summary", () => {
   });
 
   it("lists members of families that are set", () => {
-    const { stdout } = run(["summary"], { LANG_IMAGE_PY: "python:3.12-slim" });
-    expect(stdout).toMatch(/LANG_IMAGE_PY\s+python:3\.12-slim\s+env\s+\[ignored\]/);
+    const { stdout } = run(["summary"], { LANG_IMAGE_PY: "python:3.12-slim", LANG_PYTHON_IMAGE: "python:3.12-slim" });
+    expect(stdout).toMatch(/LANG_IMAGE_PY\s+python:3\.12-slim\s+env\n/);
+    expect(stdout).toMatch(/LANG_PYTHON_IMAGE\s+python:3\.12-slim\s+env\s+\[ignored\]/);
   });
 });
 

@@ -77,6 +77,7 @@ describe("defaults", () => {
     expect(config.pool).toEqual({
       enabled: true,
       target: 4,
+      sizes: { py: 2, js: 2, ts: 0, go: 0, java: 0, rs: 0, c: 0, cpp: 0, php: 0, r: 0, f90: 0, d: 0 },
       pythonPreload: true,
       warmupOnStartup: true,
       parallelBatch: 5,
@@ -291,12 +292,21 @@ describe("warnings", () => {
       NSJAIL_BINARY: "/usr/bin/nsjail",
       DOCKER_NETWORK_MODE: "bridge",
       API_RELOAD: "true",
-      LANG_IMAGE_PY: "python:3.12",
       LANG_PYTHON_IMAGE: "python:3.12",
     });
-    for (const name of ["NSJAIL_BINARY", "DOCKER_NETWORK_MODE", "API_RELOAD", "LANG_IMAGE_PY", "LANG_PYTHON_IMAGE"]) {
+    for (const name of ["NSJAIL_BINARY", "DOCKER_NETWORK_MODE", "API_RELOAD", "LANG_PYTHON_IMAGE"]) {
       expect(warnings).toContainEqual(expect.stringMatching(new RegExp(`^${name} is set but ignored: `)));
     }
+  });
+
+  it("read per-language pod settings, check their language and value, and say they do nothing locally", () => {
+    const k8s = load({ EXECUTION_BACKEND: "kubernetes", LANG_IMAGE_GO: "reg/sandbox-go:1", K8S_MEMORY_LIMIT_JAVA: "1Gi", K8S_CPU_LIMIT_JAVA: "2" });
+    expect(k8s.errors).toEqual([]);
+    expect(k8s.config.kubernetes.languages).toEqual({ go: { image: "reg/sandbox-go:1" }, java: { memoryLimit: "1Gi", cpuLimit: "2" } });
+    expect(k8s.config.kubernetes.image).toBe("code-interpreter/sandbox:latest");
+    expect(load({ LANG_IMAGE_GO: "x" }).warnings).toContainEqual(expect.stringContaining("for go have no effect with EXECUTION_BACKEND=local"));
+    expect(load({ LANG_IMAGE_COBOL: "x" }).errors).toContainEqual(expect.stringMatching(/^LANG_IMAGE_COBOL: COBOL is not a language code/));
+    expect(load({ K8S_MEMORY_LIMIT_PY: "lots" }).errors).toContainEqual(expect.stringContaining("K8S_MEMORY_LIMIT_PY"));
   });
 
   it("map K8S_EXECUTION_MODE=nsenter to agent", () => {

@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { InProcessEventBus, type OperationalEvent } from "../../../server/events/event-bus.ts";
 import type { AgentClient } from "../../../server/sandbox/agent-client.ts";
 import { poolStats, SandboxPool } from "../../../server/sandbox/pool.ts";
-import type { Sandbox, SandboxExit, SandboxLimits, SandboxProvider } from "../../../server/sandbox/provider.ts";
+import { SandboxPools } from "../../../server/sandbox/pool-set.ts";
+import type { Sandbox, SandboxExit, SandboxLimits, SandboxProvider, SandboxSpec } from "../../../server/sandbox/provider.ts";
 
 const LIMITS: SandboxLimits = { memoryBytes: 1, pids: 1, cpuQuotaUs: 1, openFiles: 1, fileSizeBytes: 1, dataBytes: 1, tmpBytes: 1 };
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
@@ -33,7 +34,14 @@ class FakeProvider implements SandboxProvider {
   running = 0;
   maxRunning = 0;
   fail = false;
-  async create(): Promise<Sandbox> {
+  /** Language -> class, for the pool-set tests (absent: "default"). */
+  classes: Record<string, string> = {};
+  readonly langs: Array<string | undefined> = [];
+  sandboxClass(lang?: string): string {
+    return (lang && this.classes[lang]) || "default";
+  }
+  async create(spec?: SandboxSpec): Promise<Sandbox> {
+    this.langs.push(spec?.lang);
     this.running++;
     this.maxRunning = Math.max(this.maxRunning, this.running);
     await new Promise((r) => setTimeout(r, 5));
@@ -173,5 +181,50 @@ describe("SandboxPool", () => {
     expect(provider.made).toHaveLength(0);
     expect(pool.stats().misses).toBe(0);
     await pool.shutdown();
+  });
+});
+
+describe("SandboxPools (one pool per sandbox class)", () => {
+  const makePools = (provider: FakeProvider, sizes: Record<string, number>) =>
+    new SandboxPools({
+      provider,
+      events: new InProcessEventBus(),
+      logger: silent,
+      sizes,
+      languages: ["py", "js", "go", "java", "bash"],
+      parallelBatch: 3,
+      refillParallel: 1,
+      replenishIntervalMs: 50,
+      exhaustionTrigger: true,
+      connect: async () => fakeAgent(),
+    });
+
+  it("locally (one class) keeps the sum of the per-language sizes in one pool", async () => {
+    const provider = new FakeProvider();
+    const pools = makePools(provider, { py: 2, js: 1, go: 0 });
+    await pools.start(LIMITS, { warmup: true });
+    expect(pools.stats()).toMatchObject({ enabled: true, size: 3, target: 3 });
+    expect(pools.stats()).not.toHaveProperty("classes");
+    expect(provider.langs).toEqual([undefined, undefined, undefined]);
+    expect(pools.lease("s", "go")).toBeDefined();
+    await pools.shutdown();
+  });
+
+  it("gives a class of its own to languages whose pods differ, sized by their languages, and leases by language", async () => {
+    const provider = new FakeProvider();
+    provider.classes = { go: "go", java: "jvm" };
+    const pools = makePools(provider, { py: 2, js: 1, go: 1, java: 0 });
+    await pools.start(LIMITS, { warmup: true });
+    const stats = pools.stats();
+    expect(stats).toMatchObject({ size: 4, target: 4 });
+    expect(stats.classes).toMatchObject({ default: { target: 3, size: 3 }, go: { target: 1, size: 1 }, jvm: { target: 0, size: 0 } });
+    expect(provider.langs.filter((lang) => lang === "go")).toHaveLength(1);
+    expect(pools.lease("s1", "go")).toBeDefined();
+    expect(pools.lease("s2", "java")).toBeUndefined(); // its pool keeps none: a miss, the session makes its own
+    expect(pools.lease("s3", "py")).toBeDefined();
+    expect(pools.lease("s4")).toBeDefined(); // no language: the default class
+    await until(() => pools.stats().classes!.go!.size === 1);
+    await pools.shutdown();
+    expect(poolStats()).toMatchObject({ enabled: false, size: 0 });
   });
 });
