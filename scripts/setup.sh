@@ -4,7 +4,7 @@
 #   bash scripts/setup.sh                          system packages + every language's toolchain + npm dependencies + build
 #   SETUP_LANGUAGES=py,js,c bash scripts/setup.sh  only these languages' toolchains
 #   SETUP_EXTRA_PACKAGES="pkg ..." bash scripts/setup.sh  more Debian packages
-#   bash scripts/setup.sh --language-packages      print "code: packages" for every language, and stop
+#   bash scripts/setup.sh --language-packages      print "code: packages" for each language asked for (all by default), and stop
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,16 +37,13 @@ LANGUAGE_PACKAGES=(
 TS_NODE_TYPES="@types/node@20.11.25"
 TS_NODE_TYPES_DIR=/usr/local/lib/code-interpreter/typescript
 
-if [ "${1:-}" = "--language-packages" ]; then
-  printf '%s\n' "${LANGUAGE_PACKAGES[@]}"
-  exit 0
-fi
 
 # The languages asked for (SETUP_LANGUAGES=py,js,...; default: all) and their packages.
 all_codes=()
 for entry in "${LANGUAGE_PACKAGES[@]}"; do all_codes+=("${entry%%:*}"); done
 IFS=', ' read -r -a wanted <<<"${SETUP_LANGUAGES:-${all_codes[*]}}"
 language_packages=()
+selected_entries=()
 want_ts=0
 for code in "${wanted[@]}"; do
   [ -n "$code" ] || continue
@@ -54,6 +51,7 @@ for code in "${wanted[@]}"; do
   for entry in "${LANGUAGE_PACKAGES[@]}"; do
     if [ "${entry%%:*}" = "$code" ]; then
       found=1
+      selected_entries+=("$entry")
       read -r -a pkgs <<<"${entry#*:}"
       language_packages+=("${pkgs[@]}")
     fi
@@ -61,6 +59,11 @@ for code in "${wanted[@]}"; do
   [ "$found" = 1 ] || die "SETUP_LANGUAGES: unknown language '$code' (known: ${all_codes[*]})"
   [ "$code" = ts ] && want_ts=1
 done
+# --language-packages: print "code: packages" of the languages asked for (all by default), and stop.
+if [ "${1:-}" = "--language-packages" ]; then
+  printf '%s\n' "${selected_entries[@]}"
+  exit 0
+fi
 
 # ---- Node.js ----
 command -v node >/dev/null || die "Node.js 20.19 or newer is required (not found). On Debian: apt-get install nodejs npm, or use the NodeSource packages."

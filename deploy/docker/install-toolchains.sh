@@ -2,8 +2,8 @@
 # Install the sandbox toolchains into an image (Dockerfile.sandbox, and the server-local target of
 # Dockerfile.server), from scripts/setup.sh's own lists, so that the images and a host set up by
 # scripts/setup.sh carry the same Debian packages:
-#   - every language's packages: `bash setup.sh --language-packages` (the list that
-#     test/unit/setup-packages.test.ts keeps equal to protocol/languages.ts);
+#   - the languages' packages: `bash setup.sh --language-packages`, which honours SETUP_LANGUAGES
+#     (the list that test/unit/setup-packages.test.ts keeps equal to protocol/languages.ts);
 #   - TypeScript's @types/node: setup.sh's TS_NODE_TYPES and TS_NODE_TYPES_DIR, installed under the
 #     same condition as setup.sh does;
 #   - with --host-packages, also setup.sh's PACKAGES (bubblewrap, util-linux, coreutils, gcc...):
@@ -32,26 +32,15 @@ done
 setup=${1:?$usage}
 [ -f "$setup" ] || { echo "install-toolchains: $setup not found" >&2; exit 1; }
 
-# ---- the languages' packages, as setup.sh prints them ("code: pkg pkg...", one language a line) ----
+# ---- the languages' packages, as setup.sh selects them (SETUP_LANGUAGES) and prints them ("code: pkg pkg...") ----
 mapfile -t lines < <(bash "$setup" --language-packages)
 [ "${#lines[@]}" -gt 0 ] || { echo "install-toolchains: $setup --language-packages printed nothing" >&2; exit 1; }
-all_codes=()
-for line in "${lines[@]}"; do all_codes+=("${line%%:*}"); done
-IFS=', ' read -r -a wanted <<<"${SETUP_LANGUAGES:-${all_codes[*]}}"
 packages=()
 want_ts=0
-for code in "${wanted[@]}"; do
-  [ -n "$code" ] || continue
-  found=0
-  for line in "${lines[@]}"; do
-    if [ "${line%%:*}" = "$code" ]; then
-      found=1
-      read -r -a pkgs <<<"${line#*:}"
-      packages+=("${pkgs[@]}")
-    fi
-  done
-  [ "$found" = 1 ] || { echo "install-toolchains: SETUP_LANGUAGES: unknown language '$code' (known: ${all_codes[*]})" >&2; exit 1; }
-  [ "$code" = ts ] && want_ts=1
+for line in "${lines[@]}"; do
+  read -r -a pkgs <<<"${line#*:}"
+  packages+=("${pkgs[@]}")
+  [ "${line%%:*}" = ts ] && want_ts=1
 done
 
 # ---- setup.sh's system packages and the TypeScript declarations (single-line assignments there) ----

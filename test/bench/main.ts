@@ -12,7 +12,16 @@ import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import { startServer } from "../helpers/server-process.ts";
-import { concurrentLoad, firstOutput, idleConnections, idleSandboxPss, metric, newSessionFirstExec, reusedSession } from "./scenarios.ts";
+import {
+  concurrentLoad,
+  firstOutput,
+  idleConnections,
+  idleSandboxPss,
+  metric,
+  newSessionFirstExec,
+  reusedSession,
+  waitForWarmSandboxes,
+} from "./scenarios.ts";
 import { summarize, timeRepeated } from "./stats.ts";
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
@@ -96,15 +105,7 @@ async function coldAndPool() {
   log(`warm pool (SANDBOX_POOL_PY=${POOL_SIZE})`);
   const pooled = await startServer({ transport: "node", env: { ...SERVER_ENV, ...POOL_ON } });
   try {
-    const warm = 'code_interpreter_pool_warm_sandboxes{lang="all"}';
-    const waitWarm = async (atLeast: number, timeoutMs: number) => {
-      const deadline = Date.now() + timeoutMs;
-      while (Date.now() < deadline) {
-        if ((await metric(pooled, warm)) >= atLeast) return true;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      return false;
-    };
+    const waitWarm = (atLeast: number, timeoutMs: number) => waitForWarmSandboxes(pooled, atLeast, timeoutMs);
     if (!(await waitWarm(1, 30_000))) {
       return { cold: coldFigures, pool: null, poolNote: "the pool reported no warm sandbox within 30 s (pool absent or disabled)", pss };
     }
@@ -154,15 +155,7 @@ async function kubernetes() {
   log(`kubernetes: warm pod pool (POD_POOL_PY=${POOL_SIZE})`);
   const pooled = await startServer({ transport: "node", backend: "kubernetes", env: { ...SERVER_ENV, ...POOL_ON } });
   try {
-    const warm = 'code_interpreter_pool_warm_sandboxes{lang="all"}';
-    const waitWarm = async (atLeast: number, timeoutMs: number) => {
-      const deadline = Date.now() + timeoutMs;
-      while (Date.now() < deadline) {
-        if ((await metric(pooled, warm)) >= atLeast) return true;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      return false;
-    };
+    const waitWarm = (atLeast: number, timeoutMs: number) => waitForWarmSandboxes(pooled, atLeast, timeoutMs);
     await waitWarm(POOL_SIZE, 60_000);
     const figures = await newSessionFirstExec(pooled, COLD_RUNS, async () => {
       await waitWarm(1, 10_000);

@@ -202,3 +202,13 @@ export async function metric(server: ServerProcess, series: string): Promise<num
   const line = text.split("\n").find((l) => l.startsWith(`${series} `));
   return line ? Number(line.slice(series.length + 1)) : 0;
 }
+
+/** Wait until the server's pools hold at least `atLeast` warm sandboxes (its /metrics); false after the timeout. */
+export async function waitForWarmSandboxes(server: ServerProcess, atLeast: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if ((await metric(server, 'code_interpreter_pool_warm_sandboxes{lang="all"}')) >= atLeast) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
