@@ -12,16 +12,7 @@ import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import { startServer } from "../helpers/server-process.ts";
-import {
-  concurrentLoad,
-  firstOutput,
-  idleConnections,
-  idleSandboxPss,
-  metric,
-  newSessionFirstExec,
-  reusedSession,
-  waitForWarmSandboxes,
-} from "./scenarios.ts";
+import { concurrentLoad, firstOutput, idleConnections, idleSandboxPss, metric, newSessionFirstExec, reusedSession, waitForWarmSandboxes } from "./scenarios.ts";
 import { summarize, timeRepeated } from "./stats.ts";
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
