@@ -1,5 +1,6 @@
 import * as v from "valibot";
-import { ClientIdSchema, EntityIdSchema, FileInputSchema, SessionIdSchema, SignalSchema, UserIdSchema } from "./common.ts";
+import { ToolResultSchema } from "./agent-frames.ts";
+import { ClientIdSchema, EntityIdSchema, FileInputSchema, SessionIdSchema, SignalSchema, ToolDefSchema, UserIdSchema } from "./common.ts";
 
 /** Frames a WebSocket client sends to the server (PROTOCOL.md, "Client -> server"). */
 export const AuthFrameSchema = v.object({
@@ -25,6 +26,15 @@ export const ExecFrameSchema = v.object({
   files: v.optional(v.pipe(v.array(FileInputSchema), v.maxLength(1000))),
   timeoutMs: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
   stdin: v.optional(v.boolean()),
+  /** Programmatic tool calling: each tool becomes a function of the program (Python) or a command (bash). */
+  tools: v.optional(v.pipe(v.array(ToolDefSchema), v.maxLength(500))),
+});
+
+/** The results of the round of `tool_call`s exec `id` is paused on. */
+export const ToolResultFrameSchema = v.object({
+  type: v.literal("tool_result"),
+  id: ClientIdSchema,
+  results: v.pipe(v.array(ToolResultSchema), v.maxLength(1000)),
 });
 
 export const StdinFrameSchema = v.object({
@@ -57,6 +67,7 @@ export const ClientFrameSchema = v.variant("type", [
   SubscribeFrameSchema,
   PingFrameSchema,
   SessionCloseFrameSchema,
+  ToolResultFrameSchema,
 ]);
 
 export type ClientFrame = v.InferOutput<typeof ClientFrameSchema>;
@@ -66,6 +77,7 @@ export type ExecFrame = v.InferOutput<typeof ExecFrameSchema>;
 export type StdinFrame = v.InferOutput<typeof StdinFrameSchema>;
 export type SignalFrame = v.InferOutput<typeof SignalFrameSchema>;
 export type SubscribeFrame = v.InferOutput<typeof SubscribeFrameSchema>;
+export type ToolResultFrame = v.InferOutput<typeof ToolResultFrameSchema>;
 
 /** The WebSocket subprotocol of this version of the protocol. */
 export const WS_SUBPROTOCOL = "code-interpreter.v1";

@@ -62,3 +62,10 @@ export const SessionLimitsSchema = v.object({
   pids: v.number(),
 });
 export type SessionLimits = v.InferOutput<typeof SessionLimitsSchema>;
+
+/** A tool a programmatic run may call (POST /exec/programmatic `tools`, the WebSocket exec's `tools`). */
+export const ToolDefSchema = v.object({
+  name: v.pipe(v.string(), v.minLength(1), v.maxLength(200)),
+  description: v.optional(v.unknown()),
+  parameters: v.optional(v.unknown()),
+});

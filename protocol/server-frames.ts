@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { ToolCallSchema } from "./agent-frames.ts";
 import { ExitReasonSchema, FileRefSchema, SessionLimitsSchema, StageSchema, StreamSchema } from "./common.ts";
 
 /** Frames the server sends to a WebSocket client (PROTOCOL.md, "Server -> client"). */
@@ -55,6 +56,8 @@ export const ErrorFrameSchema = v.object({
   message: v.string(),
   id: v.optional(v.string()),
 });
+/** Programmatic tool calling: exec `id` called these tools (one round) and is paused until a `tool_result` frame. */
+export const ToolCallFrameSchema = v.object({ type: v.literal("tool_call"), ...sessionFields, id: v.string(), calls: v.array(ToolCallSchema) });
 export const EventFrameSchema = v.looseObject({ type: v.literal("event"), ...sessionFields, topic: v.string() });
 export const PongFrameSchema = v.object({ type: v.literal("pong"), ...sessionFields });
 
@@ -68,6 +71,7 @@ export const ServerFrameSchema = v.variant("type", [
   ErrorFrameSchema,
   EventFrameSchema,
   PongFrameSchema,
+  ToolCallFrameSchema,
 ]);
 
 export type ServerFrame = v.InferOutput<typeof ServerFrameSchema>;
@@ -92,6 +96,9 @@ export const ErrorCodes = {
   unknownExec: "unknown_exec",
   stdinNotEnabled: "stdin_not_enabled",
   duplicateExecId: "duplicate_exec_id",
+  invalidToolName: "invalid_tool_name",
+  notPaused: "not_paused",
+  unknownCallId: "unknown_call_id",
   fileNotFound: "file_not_found",
   forbidden: "forbidden",
   sandboxUnavailable: "sandbox_unavailable",

@@ -28,6 +28,7 @@ import { poolStats } from "./sandbox/pool.ts";
 import { SandboxPools } from "./sandbox/pool-set.ts";
 import type { SandboxProvider } from "./sandbox/provider.ts";
 import { Admission } from "./sessions/admission.ts";
+import { LocalContinuationStore, RedisContinuationStore } from "./sessions/continuations.ts";
 import { SessionManager } from "./sessions/session-manager.ts";
 import { StateKeeper } from "./sessions/state-keeper.ts";
 import { startListeners } from "./transport/listeners.ts";
@@ -186,7 +187,11 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
     onRefused: (reason, remoteAddress) => logSecurity("exec_refused", { reason, remoteAddress }),
   };
   addExecRoute(router, execDeps);
-  addProgrammaticRoute(router, execDeps, config.limits.toolPauseMs); // issue 8: programmatic tool calling
+  // Programmatic tool calling: continuation tokens in Redis when replicas share one (a follow-up may reach any of them).
+  const continuations = backends.redis
+    ? new RedisContinuationStore(backends.redis, config.limits.toolPauseMs)
+    : new LocalContinuationStore(config.limits.toolPauseMs);
+  addProgrammaticRoute(router, execDeps, continuations);
   addUploadRoutes(router, {
     sessions,
     filenameLength: config.limits.filenameLength,

@@ -5,7 +5,8 @@
 The agent sends one JSON line per exec on the control socket:
     {"n": 1, "code": "...", "cwd": "/mnt/data", "args": [], "stdin": false, "tools"?: [{"name": "get-weather", "py": "get_weather"}]}
 (programmatic tool calling: each tool becomes a function of the namespace; a call
-sends {"toolCalls": n, "calls": [{"id", "name", "input"}]} and blocks until the
+sends {"toolCalls": n, "calls": [{"id", "name", "input"}], "sync": s} (after the line
+NUL ESC <marker> ":" <s> LF on both pipes, s >= 10**15) and blocks until the
 agent writes {"toolResults": n, "results": [{"call_id", "result", "is_error", "error_message"?}]})
 or per operation (no "n"; handled in order with the execs, never during one):
     {"op": "preload", "k": 1, "modules": ["numpy", ...]}   import these now
@@ -247,6 +248,12 @@ CO_COROUTINE = 0x80  # inspect.CO_COROUTINE
 tool_commands = None  # the control channel's reader, set by main()
 tool_pending = []  # calls made in this event-loop turn: [(call, future)]
 tool_count = 0
+# Sync points: before a round of calls goes out, a marker numbered from SYNC_BASE (never an exec
+# number) is written to both pipes, and the round names it: the agent hands the round on only once
+# it has read both pipes up to it, so what the program printed before the calls stays before them.
+SYNC_BASE = 10**15
+sync_count = 0
+sync_marker = None  # (real_out, real_err, marker), set by main()
 
 
 class ToolError(Exception):
@@ -261,8 +268,15 @@ def run_coroutine(coroutine):
 
 def tool_round(calls):
     """Send one round of calls to the agent and block for its results: {call_id: (ok, value)}."""
+    global sync_count
     flush_all()  # what the program printed before the call belongs to this round
-    send({"toolCalls": current_exec, "calls": calls})
+    sync_count += 1
+    point = SYNC_BASE + sync_count
+    real_out, real_err, marker = sync_marker
+    line = b"\x00\x1b" + marker + b":%d\n" % point
+    os.write(real_out, line)
+    os.write(real_err, line)
+    send({"toolCalls": current_exec, "calls": calls, "sync": point})
     line = tool_commands.readline()
     if not line:
         raise SystemExit(1)
@@ -499,7 +513,7 @@ def set_stdin(path):
 
 
 def main():
-    global phase, interrupted, control, driver_pid, current_exec, tool_commands
+    global phase, interrupted, control, driver_pid, current_exec, tool_commands, sync_marker
     control_fd, fifo, marker = int(sys.argv[1]), sys.argv[2], bytes.fromhex(sys.argv[3])
     os.set_inheritable(control_fd, False)
     control = socket.socket(fileno=control_fd)
@@ -507,6 +521,7 @@ def main():
     tool_commands = commands
     # Copies of the real stdout and stderr: for the markers, and to give every exec fds 1 and 2 back.
     real_out, real_err = os.dup(1), os.dup(2)
+    sync_marker = (real_out, real_err, marker)
     os.mkfifo(fifo, 0o600)
 
     # The user's code runs in a module of its own named __main__ (pickle and

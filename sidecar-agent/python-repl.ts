@@ -81,10 +81,12 @@ type DriverMessage =
   | { running: number; cpuUs: number }
   | { display: number; mime: string; data: string; name?: string }
   | { result: number }
-  | { toolCalls: number; calls: Array<{ id: string; name: string; input: unknown }> }
+  | { toolCalls: number; calls: Array<{ id: string; name: string; input: unknown }>; sync?: number }
   | { done: number; code: number | null; signal: string | null; cpuMs: number; memBytes: number };
 
 const STREAMS = ["stdout", "stderr"] as const;
+/** Markers numbered from here are sync points of tool-call rounds, not exec ends (see the driver's tool_round). */
+const SYNC_BASE = 10 ** 15;
 
 /**
  * The persistent Python interpreter of one agent: python-repl-driver.py run
@@ -102,6 +104,9 @@ export class PythonRepl {
   readonly #splitters: Record<StreamName, MarkerSplitter>;
   /** Output read past an exec's end marker: it belongs to the next exec. */
   readonly #carry: Record<StreamName, Buffer[]> = { stdout: [], stderr: [] };
+  /** The last sync point read on each pipe, and a round of tool calls waiting for both pipes to reach its own. */
+  readonly #synced: Record<StreamName, number> = { stdout: 0, stderr: 0 };
+  #pendingRound: { exec: ReplExec; calls: Array<{ id: string; name: string; input: unknown }>; sync: number } | undefined;
   #controlText: string[] = [];
   /** Operations (preload, save, restore) sent to the driver and waiting for its result, by number. */
   readonly #ops = new Map<number, (result: Record<string, unknown>) => void>();
@@ -283,7 +288,10 @@ export class PythonRepl {
       } else if ("display" in message) {
         if (exec?.n === message.display) exec.sink.display?.({ mime: message.mime, data: message.data, ...(message.name ? { name: message.name } : {}) });
       } else if ("toolCalls" in message) {
-        if (exec?.n === message.toolCalls) exec.sink.toolCalls?.(message.calls);
+        if (exec?.n === message.toolCalls) {
+          this.#pendingRound = { exec, calls: message.calls, sync: message.sync ?? 0 };
+          this.#deliverRound();
+        }
       } else if ("result" in message) {
         const { result: k, ...fields } = message as { result: number } & Record<string, unknown>;
         const resolve = this.#ops.get(k);
@@ -301,9 +309,22 @@ export class PythonRepl {
     this.#updateReading();
   }
 
+  /** Hand a round of tool calls on once both pipes were read up to its sync point: the output before the calls comes first. */
+  #deliverRound(): void {
+    const round = this.#pendingRound;
+    if (!round || this.#synced.stdout < round.sync || this.#synced.stderr < round.sync) return;
+    this.#pendingRound = undefined;
+    if (this.#current === round.exec) round.exec.sink.toolCalls?.(round.calls);
+  }
+
   #route(stream: StreamName, item: Buffer | number): void {
     const exec = this.#current;
     const open = exec !== null && !exec.hasEnded(stream);
+    if (typeof item === "number" && item >= SYNC_BASE) {
+      this.#synced[stream] = item;
+      this.#deliverRound();
+      return;
+    }
     if (typeof item === "number") {
       if (open && item === exec.n) exec.streamEnded(stream);
       return; // a marker of an exec that already ended another way: nothing to do

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
-import type { SessionLimits, SignalName } from "../../protocol/index.ts";
+import type { SessionLimits, SignalName, ToolCall, ToolResult } from "../../protocol/index.ts";
 import type { StoredFile } from "../files/file-store.ts";
-import type { ErrorCode, ExecObserver, ExecRefusal, ExecRequest, ExitFrameBody, SessionClient } from "../sessions/session.ts";
+import type { ErrorCode, ExecObserver, ExecRefusal, ExecRequest, ExitFrameBody, SessionClient, ToolResultsOutcome } from "../sessions/session.ts";
 import type { SessionHandle } from "../sessions/session-handle.ts";
 import type { SessionRecord } from "../sessions/session-store.ts";
 import type { FleetBus } from "./fleet-bus.ts";
@@ -160,6 +160,22 @@ export class RemoteSession implements SessionHandle {
     await this.#request({ kind: "fileDeleted", file }).catch(() => {});
   }
 
+  async toolResults(id: string, results: ToolResult[]): Promise<ToolResultsOutcome> {
+    return ((await this.#request({ kind: "toolResults", id, results }).catch(() => undefined)) as ToolResultsOutcome | undefined) ?? "not_paused";
+  }
+
+  /** Follow exec `id` from here: its frames reach `observer` through the shared stream; the holder keeps it observed. */
+  async observe(id: string, observer: ExecObserver): Promise<boolean> {
+    this.#observers.set(id, observer);
+    await this.#listen();
+    const running = (await this.#request({ kind: "observe", id }).catch(() => false)) === true;
+    if (!running) {
+      this.#observers.delete(id);
+      this.#quietIfUnused();
+    }
+    return running;
+  }
+
   /** Ask the holder to end the session (session.close). */
   async close(): Promise<void> {
     await this.#request({ kind: "close" }).catch(() => {});
@@ -212,6 +228,7 @@ export class RemoteSession implements SessionHandle {
     const observer = id !== undefined ? this.#observers.get(id) : undefined;
     if (!observer) return;
     if (frame.type === "out") observer.out(frame.stream as "stdout" | "stderr", frame.data as string, frame.encoding as "base64" | undefined);
+    if (frame.type === "tool_call") observer.toolCalls?.(frame.calls as ToolCall[]);
     if (frame.type === "exit") {
       this.#observers.delete(id!);
       observer.exit(frame as unknown as ExitFrameBody);

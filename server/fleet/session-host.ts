@@ -1,4 +1,4 @@
-import type { SignalName } from "../../protocol/index.ts";
+import type { SignalName, ToolResult } from "../../protocol/index.ts";
 import type { StoredFile } from "../files/file-store.ts";
 import type { ErrorCode, ExecRequest, Session } from "../sessions/session.ts";
 import type { FleetBus } from "./fleet-bus.ts";
@@ -75,6 +75,11 @@ export class SessionHost {
       case "whenIdle":
         await session.whenIdle();
         return null;
+      case "toolResults":
+        return session.toolResults(body.id as string, body.results as ToolResult[]);
+      case "observe":
+        // The asking replica reads the frames; a silent observer here keeps output credit flowing.
+        return session.observe(body.id as string, { out() {}, exit() {} });
       case "stdin":
         session.stdin(body.id as string, body.data as string | undefined, body.eof as boolean | undefined);
         return null;

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { ToolCall } from "../../protocol/index.ts";
+import type { RedisClient } from "../redis/connection.ts";
 import type { AdmissionError } from "./admission.ts";
 import type { ExecObserver, ExitFrameBody } from "./session.ts";
 import type { SessionHandle } from "./session-handle.ts";
@@ -27,10 +28,13 @@ export class ProgrammaticRun implements ExecObserver {
   /** Set when the exec could not start for lack of capacity. */
   refusal: AdmissionError | undefined;
 
-  constructor(session: SessionHandle, execId: string, timeoutMs?: number) {
+  /** `before`: what the run printed in its earlier rounds (a follow-up's run starts from it). */
+  constructor(session: SessionHandle, execId: string, timeoutMs?: number, before?: { stdout: string; stderr: string }) {
     this.session = session;
     this.execId = execId;
     this.timeoutMs = timeoutMs;
+    if (before?.stdout) this.#stdout.push(before.stdout);
+    if (before?.stderr) this.#stderr.push(before.stderr);
   }
 
   get exited(): boolean {
@@ -64,11 +68,15 @@ export class ProgrammaticRun implements ExecObserver {
     });
   }
 
-  /** The output since the last call (each round returns what the program printed during it). */
-  takeOutput(): { stdout: string; stderr: string } {
+  /**
+   * Everything the run printed so far, earlier rounds included: the LibreChat
+   * client shows the model only the last response's output, so the final one
+   * must hold what was printed before the first call too.
+   */
+  output(): { stdout: string; stderr: string } {
     const output = { stdout: this.#stdout.join(""), stderr: this.#stderr.join("") };
-    this.#stdout = [];
-    this.#stderr = [];
+    this.#stdout = output.stdout ? [output.stdout] : [];
+    this.#stderr = output.stderr ? [output.stderr] : [];
     return output;
   }
 
@@ -80,65 +88,101 @@ export class ProgrammaticRun implements ExecObserver {
   }
 }
 
-/** A paused run, by its continuation token: {sessionId, execId, callIds, round}. */
+/** A paused run, by its continuation token. Plain data: any replica can serve the follow-up. */
 export interface Continuation {
   token: string;
   sessionId: string;
   execId: string;
+  /** Ids of the calls of the round the run is paused on. */
   callIds: string[];
+  /** Rounds answered so far, this one included (MAX_TOOL_ROUNDS). */
   round: number;
-  expiresAt: number;
-  run: ProgrammaticRun;
+  /** The run's own time limit (for the error text of its end). */
+  timeoutMs?: number;
+  /** What the run printed so far (each response carries all of it). */
+  stdout: string;
+  stderr: string;
 }
 
 /**
- * Continuation tokens of the paused programmatic runs of this replica. A token
- * is good for one follow-up: resuming takes it out; a new round gets a new one.
- * Tokens expire with the pause (PROGRAMMATIC_PAUSE_SECONDS), when the session ends
- * the paused exec too.
- *
- * The run itself (its observer) lives in this process, so a token is only
- * usable on the replica that issued it (see the report on issue 8).
+ * Continuation tokens of paused programmatic runs. A token is good for one
+ * follow-up (`take` uses it up; the next round gets a new one) and expires
+ * with the pause (PROGRAMMATIC_PAUSE_SECONDS). The paused exec itself stays in
+ * its sandbox, held by whichever replica holds the session; the token only
+ * says which session and exec, so any replica can take it.
  */
-export class ContinuationStore {
-  readonly #byToken = new Map<string, Continuation>();
-  readonly #pauseMs: number;
+export interface ContinuationStore {
+  /** PROGRAMMATIC_PAUSE_SECONDS in ms. */
+  readonly pauseMs: number;
+  add(entry: Omit<Continuation, "token">): Promise<Continuation>;
+  /** The continuation of `token` when it is known and not expired (it stays until `take`). */
+  get(token: string): Promise<Continuation | undefined>;
+  /** Use the token up; false when it was used (or expired) meanwhile. */
+  take(token: string): Promise<boolean>;
+}
+
+function newToken(): string {
+  return `ct_${randomBytes(24).toString("base64url")}`;
+}
+
+/** One replica without Redis: tokens in memory. */
+export class LocalContinuationStore implements ContinuationStore {
+  readonly #byToken = new Map<string, { entry: Continuation; expiresAt: number }>();
+  readonly pauseMs: number;
 
   constructor(pauseMs: number) {
-    this.#pauseMs = pauseMs;
+    this.pauseMs = pauseMs;
   }
 
-  /** PROGRAMMATIC_PAUSE_SECONDS in ms. */
-  get pauseMs(): number {
-    return this.#pauseMs;
-  }
-
-  add(entry: Omit<Continuation, "token" | "expiresAt">): Continuation {
+  async add(entry: Omit<Continuation, "token">): Promise<Continuation> {
     this.#sweep();
-    const continuation: Continuation = { ...entry, token: `ct_${randomBytes(24).toString("base64url")}`, expiresAt: Date.now() + this.#pauseMs };
-    this.#byToken.set(continuation.token, continuation);
+    const continuation = { ...entry, token: newToken() };
+    this.#byToken.set(continuation.token, { entry: continuation, expiresAt: Date.now() + this.pauseMs });
     return continuation;
   }
 
-  /** The continuation of `token` when it is known and not expired (it stays until `take`). */
-  get(token: string): Continuation | undefined {
+  async get(token: string): Promise<Continuation | undefined> {
     this.#sweep();
-    return this.#byToken.get(token);
+    return this.#byToken.get(token)?.entry;
   }
 
-  /** Use the token up. */
-  take(token: string): void {
-    this.#byToken.delete(token);
-  }
-
-  get size(): number {
-    return this.#byToken.size;
+  async take(token: string): Promise<boolean> {
+    this.#sweep();
+    return this.#byToken.delete(token);
   }
 
   #sweep(): void {
     const now = Date.now();
-    for (const [token, entry] of this.#byToken) {
-      if (entry.expiresAt <= now || entry.run.exited) this.#byToken.delete(token);
-    }
+    for (const [token, { expiresAt }] of this.#byToken) if (expiresAt <= now) this.#byToken.delete(token);
+  }
+}
+
+/** Replicas sharing Redis: one key per token, expiring with the pause; GETDEL makes a token single-use fleet-wide. */
+export class RedisContinuationStore implements ContinuationStore {
+  readonly pauseMs: number;
+  readonly #redis: RedisClient;
+
+  constructor(redis: RedisClient, pauseMs: number) {
+    this.#redis = redis;
+    this.pauseMs = pauseMs;
+  }
+
+  static key(token: string): string {
+    return `ptc:continuation:${token}`;
+  }
+
+  async add(entry: Omit<Continuation, "token">): Promise<Continuation> {
+    const continuation = { ...entry, token: newToken() };
+    await this.#redis.set(RedisContinuationStore.key(continuation.token), JSON.stringify(continuation), "PX", this.pauseMs);
+    return continuation;
+  }
+
+  async get(token: string): Promise<Continuation | undefined> {
+    const text = await this.#redis.get(RedisContinuationStore.key(token));
+    return text ? (JSON.parse(text) as Continuation) : undefined;
+  }
+
+  async take(token: string): Promise<boolean> {
+    return (await this.#redis.getdel(RedisContinuationStore.key(token))) !== null;
   }
 }

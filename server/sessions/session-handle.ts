@@ -1,6 +1,6 @@
-import type { SignalName } from "../../protocol/index.ts";
+import type { SignalName, ToolResult } from "../../protocol/index.ts";
 import type { StoredFile } from "../files/file-store.ts";
-import type { ErrorCode, ExecObserver, ExecRefusal, ExecRequest, SessionClient } from "./session.ts";
+import type { ErrorCode, ExecObserver, ExecRefusal, ExecRequest, SessionClient, ToolResultsOutcome } from "./session.ts";
 
 /**
  * A session as WebSocket connections and HTTP routes use it: the live
@@ -28,4 +28,8 @@ export interface SessionHandle {
   stdin(id: string, data: string | undefined, eof: boolean | undefined): void;
   signal(id: string, signal: SignalName): void;
   fileDeleted(file: StoredFile): Promise<void>;
+  /** Programmatic tool calling: resume exec `id`, paused on a round of tool calls, with their results. */
+  toolResults(id: string, results: ToolResult[]): ToolResultsOutcome | Promise<ToolResultsOutcome>;
+  /** Give running exec `id` a new observer (a follow-up request of a programmatic run). False when it is not running. */
+  observe(id: string, observer: ExecObserver): boolean | Promise<boolean>;
 }

@@ -54,6 +54,8 @@ export interface ExecRequest {
 }
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+/** What became of a round's results (Session.toolResults). */
+export type ToolResultsOutcome = "resumed" | "not_paused" | "unknown_call_id";
 export interface ExecRefusal {
   code: ErrorCode;
   message: string;
@@ -127,8 +129,12 @@ interface RunningExec {
   exiting: boolean;
   /** Rich outputs of an exec with an observer, stored as files at its end. */
   displays: { mime: string; data: string; name?: string }[];
-  /** Programmatic tool calling: the exec waits for tool results; this ends it when they do not come. */
+  /** Programmatic tool calling: the exec waits for tool results; this fails its calls when they do not come. */
   pauseTimer?: NodeJS.Timeout;
+  /** Set once a pause expired: the error every later tool call of this exec gets at once. */
+  toolsExpired?: string;
+  /** Ids of the calls of the round it is paused on. */
+  pendingCalls?: string[];
   watchdogMs?: number;
   /** stdin and signals that came before the agent had the exec (sandbox starting, files being placed): sent in order once it has. */
   beforeStart?: Array<(agent: AgentClient) => void>;
@@ -380,17 +386,32 @@ export class Session implements SessionHandle {
   }
 
   /**
-   * --- programmatic tool calling: resume exec `id`, paused on tool calls, with their results.
-   * False when that exec is not running (it ended, or expired while paused).
+   * --- programmatic tool calling: resume exec `id`, paused on a round of tool
+   * calls, with their results (a call left unanswered gets an error result).
+   * Refused when that exec is not paused, or for a call it did not make.
    */
-  toolResults(id: string, results: ToolResult[]): boolean {
+  toolResults(id: string, results: ToolResult[]): ToolResultsOutcome {
     const exec = this.#exec;
-    if (!exec || exec.id !== id || exec.exiting || !exec.pauseTimer || !this.#agent) return false;
+    if (!exec || exec.id !== id || exec.exiting || !exec.pauseTimer || !exec.pendingCalls || !this.#agent) return "not_paused";
+    const pending = exec.pendingCalls;
+    if (results.some((result) => !pending.includes(result.call_id))) return "unknown_call_id";
+    const answered = new Set(results.map((result) => result.call_id));
+    const all = [...results];
+    for (const callId of pending) if (!answered.has(callId)) all.push({ call_id: callId, is_error: true, error_message: "no result was given for this call" });
     clearTimeout(exec.pauseTimer);
     exec.pauseTimer = undefined;
+    exec.pendingCalls = undefined;
     exec.watchdog = setTimeout(() => this.#sandboxLost(`exec ${exec.id} went silent`), exec.watchdogMs ?? WATCHDOG_SLACK_MS);
     this.#touch();
-    this.#agent.toolResults(id, results);
+    this.#agent.toolResults(id, all);
+    return "resumed";
+  }
+
+  /** Give running exec `id` a new observer (a programmatic run's follow-up on this replica). False when it is not running. */
+  observe(id: string, observer: ExecObserver): boolean {
+    const exec = this.#exec;
+    if (!exec || exec.id !== id || exec.exiting) return false;
+    exec.observer = observer;
     return true;
   }
 
@@ -398,17 +419,36 @@ export class Session implements SessionHandle {
     if (this.#exec !== exec) return;
     clearTimeout(exec.watchdog);
     clearTimeout(exec.pauseTimer);
+    if (exec.toolsExpired) {
+      // The run outlived its pause once: every later call fails at once, nobody is waiting to answer.
+      agent.toolResults(
+        exec.id,
+        calls.map((call) => ({ call_id: call.id, is_error: true, error_message: exec.toolsExpired })),
+      );
+      exec.watchdog = setTimeout(() => this.#sandboxLost(`exec ${exec.id} went silent`), exec.watchdogMs ?? WATCHDOG_SLACK_MS);
+      return;
+    }
+    exec.pendingCalls = calls.map((call) => call.id);
     exec.pauseTimer = setTimeout(() => {
-      if (this.#exec !== exec) return;
-      const text = `Programmatic tool calling: no tool results came within ${this.#options.toolPauseMs / 1000} s; the paused run expired\n`;
+      if (this.#exec !== exec || !exec.pauseTimer) return;
+      exec.pauseTimer = undefined;
+      exec.pendingCalls = undefined;
+      // Expire the pause, not the interpreter: the calls fail with this error inside the program (its state stays).
+      const message = `no tool results came within ${this.#options.toolPauseMs / 1000} s; the paused run expired`;
+      exec.toolsExpired = message;
+      const text = `Programmatic tool calling: ${message}\n`;
       this.#emit({ type: "out", id: exec.id, stream: "stderr", data: text });
       exec.observer?.out("stderr", text);
-      exec.overrideReason = "timeout";
-      agent.signal(exec.id, "SIGKILL");
-      exec.watchdog = setTimeout(() => this.#sandboxLost(`exec ${exec.id} went silent`), WATCHDOG_SLACK_MS);
+      agent.toolResults(
+        exec.id,
+        calls.map((call) => ({ call_id: call.id, is_error: true, error_message: message })),
+      );
+      exec.watchdog = setTimeout(() => this.#sandboxLost(`exec ${exec.id} went silent`), exec.watchdogMs ?? WATCHDOG_SLACK_MS);
     }, this.#options.toolPauseMs);
     exec.pauseTimer.unref();
     this.#touch();
+    // Clients see the round (and may answer it with tool_result); HTTP follow-ups on any replica read it from the stream.
+    this.#emit({ type: "tool_call", id: exec.id, calls });
     exec.observer?.toolCalls?.(calls);
   }
   // --- end programmatic tool calling

@@ -18,6 +18,7 @@ import { type Admission, AdmissionError } from "../sessions/admission.ts";
 import type { SessionClient } from "../sessions/session.ts";
 import type { SessionHandle } from "../sessions/session-handle.ts";
 import type { SessionManager } from "../sessions/session-manager.ts";
+import { programTools } from "../sessions/tool-names.ts";
 import type { UpgradeRequest, WsConnection, WsSocket } from "../transport/types.ts";
 
 export interface ConnectionDeps {
@@ -203,6 +204,12 @@ export class ClientConnection implements WsConnection, SessionClient {
           return session.stdin(frame.id, frame.data, frame.eof);
         case "signal":
           return session.signal(frame.id, frame.signal);
+        case "tool_result": {
+          const outcome = await session.toolResults(frame.id, frame.results);
+          if (outcome === "not_paused") session.error("not_paused", `exec "${frame.id}" is not waiting for tool results`, frame.id);
+          else if (outcome === "unknown_call_id") session.error("unknown_call_id", `a result names a call exec "${frame.id}" did not make`, frame.id);
+          return;
+        }
         case "session.close":
           this.#session = undefined;
           session.detach(this);
@@ -240,10 +247,18 @@ export class ClientConnection implements WsConnection, SessionClient {
       void Promise.resolve()
         .then(() => session.whenIdle())
         .finally(() => permit.release());
+    let tools: Array<{ name: string; py: string }> | undefined;
+    if (frame.tools && frame.tools.length > 0) {
+      if (frame.lang !== "py") return session.error("unsupported_language", "tools are offered to Python programs (lang py)", frame.id);
+      const declared = programTools(frame.tools);
+      if (!declared.ok) return session.error("invalid_tool_name", declared.message, frame.id);
+      tools = declared.tools;
+    }
     session.exec({
       id: frame.id,
       lang: frame.lang,
       code: frame.code,
+      ...(tools ? { tools } : {}),
       ...(frame.args ? { args: frame.args } : {}),
       ...(frame.stdin !== undefined ? { stdin: frame.stdin } : {}),
       ...(frame.timeoutMs !== undefined ? { timeoutMs: frame.timeoutMs } : {}),

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ServerProcess, startServer, TEST_API_KEY } from "../helpers/server-process.ts";
+import { TestClient } from "../helpers/ws-client.ts";
 
 /**
  * POST /exec/programmatic (issue 8) against the real built server: concurrent
@@ -49,14 +50,15 @@ describe("POST /exec/programmatic", () => {
     const first = await post(server, { code, tools: TOOLS, timeout: 15000 });
     expect(first.status, JSON.stringify(first.json)).toBe(200);
     expect(first.json.status).toBe("tool_call_required");
-    expect(first.json.stdout).toContain("before");
+    expect(first.json.stdout).toBe("before\n");
     expect(first.json.tool_calls).toHaveLength(2);
     expect(first.json.tool_calls.map((call: Json) => call.name)).toEqual(["get-weather", "get-weather"]);
     expect(first.json.tool_calls.map((call: Json) => call.input)).toEqual([{ city: "Paris" }, { city: "Oslo" }]);
     const results = first.json.tool_calls.map((call: Json, i: number) => ({ call_id: call.id, result: { celsius: 20 + i }, is_error: false }));
     const second = await post(server, { continuation_token: first.json.continuation_token, tool_results: results });
     expect(second.status, JSON.stringify(second.json)).toBe(200);
-    expect(second.json).toMatchObject({ status: "completed", session_id: first.json.session_id, stdout: "20 21\n" });
+    // Each response holds all the run printed so far: the client shows the model only the last one.
+    expect(second.json).toMatchObject({ status: "completed", session_id: first.json.session_id, stdout: "before\n20 21\n" });
     // The token is used up.
     const again = await post(server, { continuation_token: first.json.continuation_token, tool_results: results });
     expect(again.status).toBe(404);
@@ -78,7 +80,7 @@ describe("POST /exec/programmatic", () => {
       continuation_token: second.json.continuation_token,
       tool_results: [{ call_id: second.json.tool_calls[0].id, result: "ok", is_error: false }],
     });
-    expect(third.json).toMatchObject({ status: "completed", stdout: "ok\n" });
+    expect(third.json).toMatchObject({ status: "completed", stdout: "caught: boom\nok\n" });
   });
 
   it("refuses an unknown token, results for calls not made, and a tool name that is no identifier", async () => {
@@ -98,8 +100,8 @@ describe("POST /exec/programmatic", () => {
     expect(wrong.json.details[0].code).toBe("unknown_call_id");
   });
 
-  it("expires a paused run with a clear error", async () => {
-    const first = await post(server, { code: 'print("paused")\nawait get_weather(city="x")\nprint("never")', tools: TOOLS });
+  it("expires a paused run with a clear error, and keeps the interpreter's state", async () => {
+    const first = await post(server, { code: 'kept = 7\nprint("paused")\nawait get_weather(city="x")\nprint("never")', tools: TOOLS });
     expect(first.json.status, JSON.stringify(first.json)).toBe("tool_call_required");
     await new Promise((resolve) => setTimeout(resolve, PAUSE_SECONDS * 1000 + 1500));
     const late = await post(server, {
@@ -109,7 +111,44 @@ describe("POST /exec/programmatic", () => {
     expect(late.status).toBe(404);
     expect(late.json.error).toMatch(/expired/);
     // The session is free again for the next run.
-    const next = await post(server, { code: "x = 5\nprint(x)", tools: [], session_id: first.json.session_id });
-    expect(next.json, JSON.stringify(next.json)).toMatchObject({ status: "completed", stdout: "5\n" });
+    const next = await post(server, { code: "x = 5\nprint(x, kept)", tools: [], session_id: first.json.session_id });
+    expect(next.json, JSON.stringify(next.json)).toMatchObject({ status: "completed", stdout: "5 7\n" });
+  });
+
+  it("offers the same over WebSocket: a tool_call frame out, a tool_result frame back", async () => {
+    const client = await TestClient.connect(server.wsUrl, { apiKey: TEST_API_KEY });
+    try {
+      await client.openSession();
+      const code =
+        'import asyncio\na, b = await asyncio.gather(get_weather(city="A"), get_weather(city="B"))\nprint(a, b)\ntry:\n    await _2fail()\nexcept ToolError as e:\n    print("error:", e)';
+      client.send({ type: "exec", id: "w1", lang: "py", code, tools: TOOLS });
+      const round = await client.waitFor((f) => f.type === "tool_call" && f.id === "w1");
+      const calls = round.calls as Array<{ id: string; name: string; input: unknown }>;
+      expect(calls.map((call) => call.input)).toEqual([{ city: "A" }, { city: "B" }]);
+      // Results for calls not made, and for an exec that is not paused, are refused; the run stays paused.
+      client.send({ type: "tool_result", id: "w1", results: [{ call_id: "nope", result: 1 }] });
+      expect(await client.waitFor((f) => f.type === "error" && f.id === "w1")).toMatchObject({ code: "unknown_call_id" });
+      client.send({ type: "tool_result", id: "other", results: [] });
+      expect(await client.waitFor((f) => f.type === "error" && f.id === "other")).toMatchObject({ code: "not_paused" });
+      client.send({ type: "tool_result", id: "w1", results: calls.map((call, i) => ({ call_id: call.id, result: i + 1 })) });
+      const second = await client.waitFor((f) => f.type === "tool_call" && f.id === "w1" && f.seq !== round.seq);
+      const failing = (second.calls as Array<{ id: string; name: string }>)[0]!;
+      expect(failing.name).toBe("2fail");
+      client.send({ type: "tool_result", id: "w1", results: [{ call_id: failing.id, is_error: true, error_message: "broken tool" }] });
+      const exit = await client.waitFor((f) => f.type === "exit" && f.id === "w1");
+      expect(exit).toMatchObject({ reason: "exited", code: 0 });
+      const stdout = client.frames
+        .filter((f) => f.type === "out" && f.id === "w1")
+        .map((f) => f.data)
+        .join("");
+      expect(stdout).toBe("1 2\nerror: broken tool\n");
+      // A tool whose name cannot be a Python function, and tools for another language, are refused before anything runs.
+      client.send({ type: "exec", id: "w2", lang: "py", code: "pass", tools: [{ name: "!!!" }] });
+      expect(await client.waitFor((f) => f.type === "error" && f.id === "w2")).toMatchObject({ code: "invalid_tool_name" });
+      client.send({ type: "exec", id: "w3", lang: "js", code: "1", tools: TOOLS });
+      expect(await client.waitFor((f) => f.type === "error" && f.id === "w3")).toMatchObject({ code: "unsupported_language" });
+    } finally {
+      client.terminate();
+    }
   });
 });

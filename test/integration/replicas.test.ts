@@ -100,6 +100,47 @@ describe.each(["standalone", "cluster"] as const)("two replicas sharing Redis (%
     expect(second.json).toMatchObject({ session_id: sessionId, stdout: "kept on a\n" });
   });
 
+  it("continues a programmatic run on the replica the follow-up reaches: tokens in Redis, the paused exec resumed through its holder", async () => {
+    const tools = [{ name: "get-weather", description: "weather", parameters: {} }];
+    const code =
+      'print("start")\nw = await get_weather(city="Paris")\nprint("got", w["celsius"])\nv = await get_weather(city="Oslo")\nprint("and", v["celsius"])';
+    const first = await post(a, "/exec/programmatic", { code, tools });
+    expect(first.json, JSON.stringify(first.json)).toMatchObject({ status: "tool_call_required", stdout: "start\n" });
+    const calls = first.json.tool_calls as Array<{ id: string; input: unknown }>;
+    expect(calls.map((call) => call.input)).toEqual([{ city: "Paris" }]);
+    // Round 2 through B (A holds the session), round 3 back through A.
+    const second = await post(b, "/exec/programmatic", {
+      continuation_token: first.json.continuation_token,
+      tool_results: [{ call_id: calls[0]!.id, result: { celsius: 21 } }],
+    });
+    expect(second.json, JSON.stringify(second.json)).toMatchObject({
+      status: "tool_call_required",
+      stdout: "start\ngot 21\n",
+      session_id: first.json.session_id,
+    });
+    const again = await post(a, "/exec/programmatic", { continuation_token: first.json.continuation_token, tool_results: [] });
+    expect(again.status).toBe(404); // a token serves one follow-up, fleet-wide
+    const next = (second.json.tool_calls as Array<{ id: string }>)[0]!;
+    const third = await post(a, "/exec/programmatic", {
+      continuation_token: second.json.continuation_token,
+      tool_results: [{ call_id: next.id, result: { celsius: 5 } }],
+    });
+    expect(third.json, JSON.stringify(third.json)).toMatchObject({ status: "completed", stdout: "start\ngot 21\nand 5\n" });
+
+    // A run started through B in a session A holds: the round is read from the shared stream, the results travel to A.
+    const remote = await post(b, "/exec/programmatic", {
+      code: 'x = await get_weather(city="Rome")\nprint(w["celsius"], x["celsius"])',
+      tools,
+      session_id: first.json.session_id,
+    });
+    expect(remote.json, JSON.stringify(remote.json)).toMatchObject({ status: "tool_call_required", session_id: first.json.session_id });
+    const done = await post(b, "/exec/programmatic", {
+      continuation_token: remote.json.continuation_token,
+      tool_results: [{ call_id: (remote.json.tool_calls as Array<{ id: string }>)[0]!.id, result: { celsius: 30 } }],
+    });
+    expect(done.json, JSON.stringify(done.json)).toMatchObject({ status: "completed", stdout: "21 30\n" });
+  });
+
   it("loses the running exec of a replica that dies, not the session's files: the other replica takes over", async () => {
     const survivor = b;
     const doomed = await startServer({ transport: "node", env: { ...redis.env, ...s3.env } });

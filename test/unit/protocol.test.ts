@@ -24,6 +24,8 @@ describe("client frames", () => {
       { type: "subscribe", topic: "pool" },
       { type: "ping", extra: 1 },
       { type: "session.close" },
+      { type: "exec", id: "t", lang: "py", code: "await f()", tools: [{ name: "get-weather", description: "d", parameters: {} }] },
+      { type: "tool_result", id: "t", results: [{ call_id: "c1", result: { a: 1 } }, { call_id: "c2", is_error: true, error_message: "no" }] },
     ];
     for (const frame of frames) expect(parseWith(ClientFrameSchema, frame)).toMatchObject({ ok: true });
     expect(parseWith(ClientFrameSchema, { type: "ping", extra: 1 })).toEqual({ ok: true, value: { type: "ping" } });
@@ -39,6 +41,10 @@ describe("client frames", () => {
     expect(parseWith(ClientFrameSchema, { type: "session.open", sessionId: "../x" })).toMatchObject({ ok: false });
     expect(parseWith(ClientFrameSchema, { type: "exec", id: "has space", lang: "py", code: "x" })).toMatchObject({ ok: false });
     expect(parseWith(ClientFrameSchema, { type: "nope" })).toMatchObject({ ok: false });
+    expect(parseWith(ClientFrameSchema, { type: "tool_result", id: "t", results: [{ result: 1 }] })).toMatchObject({ ok: false });
+    expect(parseWith(ClientFrameSchema, { type: "exec", id: "t", lang: "py", code: "x", tools: [{ name: "" }] })).toMatchObject({ ok: false });
+    const manyTools = Array.from({ length: 501 }, (_, i) => ({ name: `t${i}` }));
+    expect(parseWith(ClientFrameSchema, { type: "exec", id: "t", lang: "py", code: "x", tools: manyTools })).toMatchObject({ ok: false });
     expect(parseWith(ClientFrameSchema, [])).toMatchObject({ ok: false });
   });
 });

@@ -1,10 +1,11 @@
 import * as v from "valibot";
 import { ExecRequestSchema } from "../../../protocol/http-bodies.ts";
-import { type FileRef, findLanguage, type ToolResult, ToolResultSchema } from "../../../protocol/index.ts";
+import { type FileRef, findLanguage, ToolDefSchema, type ToolResult, ToolResultSchema } from "../../../protocol/index.ts";
 import { randomId } from "../../ids.ts";
 import type { ExecPermit } from "../../sessions/admission.ts";
-import { ContinuationStore, MAX_TOOL_ROUNDS, ProgrammaticRun } from "../../sessions/continuations.ts";
+import { type ContinuationStore, LocalContinuationStore, MAX_TOOL_ROUNDS, ProgrammaticRun } from "../../sessions/continuations.ts";
 import type { ExitFrameBody } from "../../sessions/session.ts";
+import { programTools } from "../../sessions/tool-names.ts";
 import { sendError, sendJson } from "../errors.ts";
 import { admitExecSession } from "../exec-session.ts";
 import { readJsonBody } from "../json-body.ts";
@@ -16,14 +17,10 @@ import { type ExecRouteDeps, withKeepAlive } from "./exec.ts";
  * the program runs in the session's persistent interpreter with each declared
  * tool as a function; a round of tool calls pauses it and answers
  * `tool_call_required` with a continuation token; the follow-up with the token
- * and the results resumes the same exec. See docs/LIBRECHAT-CLIENTS.md.
+ * and the results resumes the same exec, on whichever replica it reaches (the
+ * token names the session and exec; the replica holding the session resumes
+ * it). See docs/LIBRECHAT-CLIENTS.md.
  */
-
-const ToolDefSchema = v.object({
-  name: v.pipe(v.string(), v.minLength(1), v.maxLength(200)),
-  description: v.optional(v.unknown()),
-  parameters: v.optional(v.unknown()),
-});
 const { entries } = ExecRequestSchema;
 export const ProgrammaticRequestSchema = v.object({
   code: v.optional(v.nullable(v.string())),
@@ -38,21 +35,6 @@ export const ProgrammaticRequestSchema = v.object({
   tool_results: v.optional(v.nullable(v.pipe(v.array(ToolResultSchema), v.maxLength(1000)))),
 });
 
-const PYTHON_KEYWORDS = new Set(
-  "False None True and as assert async await break class continue def del elif else except finally for from global if import in is lambda nonlocal not or pass raise return try while with yield match case type _".split(
-    " ",
-  ),
-);
-
-/** A tool name as a Python function name, as the LibreChat client writes it (normalizePythonFunctionName); null when none can be made. */
-export function pythonToolName(name: string): string | null {
-  let py = name.replace(/[-\s]/g, "_").replace(/[^A-Za-z0-9_]/g, "");
-  if (py === "" || /^_+$/.test(py)) return null;
-  if (/^[0-9]/.test(py)) py = `_${py}`;
-  if (PYTHON_KEYWORDS.has(py)) py = `${py}_tool`;
-  return py;
-}
-
 interface ProgrammaticBody {
   status: "tool_call_required" | "completed" | "error";
   session_id: string;
@@ -64,7 +46,7 @@ interface ProgrammaticBody {
   error?: string;
 }
 
-export function addProgrammaticRoute(router: Router, deps: ExecRouteDeps, pauseMs: number, store = new ContinuationStore(pauseMs)): ContinuationStore {
+export function addProgrammaticRoute(router: Router, deps: ExecRouteDeps, store: ContinuationStore = new LocalContinuationStore(300_000)): ContinuationStore {
   /** Runs started with X-LibreChat-Code-Request-ID, for /exec/programmatic/cancel. */
   const byRequestId = new Map<string, ProgrammaticRun>();
   router.add(
@@ -116,16 +98,16 @@ async function handle(
 
   // ---- a follow-up: results for the round the run is paused on
   if (body.continuation_token) {
-    const entry = store.get(body.continuation_token);
-    if (!entry) {
-      sendError(
-        res,
-        requestId,
-        404,
-        "resource_not_found",
-        `Unknown or expired continuation token: the paused run ended or waited more than ${store.pauseMs / 1000} s`,
-        [{ field: "continuation_token", message: "unknown or expired", code: "continuation_not_found" }],
-      );
+    const token = body.continuation_token;
+    const gone = (message: string) =>
+      sendError(res, requestId, 404, "resource_not_found", message, [
+        { field: "continuation_token", message: "unknown, expired or used", code: "continuation_not_found" },
+      ]);
+    const entry = await store.get(token);
+    // Another key's token is as unknown as a made-up one (ids do not leak).
+    const session = entry ? await sessions.get(entry.sessionId, ctx.principal!) : undefined;
+    if (!entry || !session) {
+      gone(`Unknown or expired continuation token: the paused run ended or waited more than ${store.pauseMs / 1000} s`);
       return;
     }
     const results: ToolResult[] = body.tool_results ?? [];
@@ -141,19 +123,17 @@ async function handle(
     for (const id of entry.callIds) {
       if (!answered.has(id)) results.push({ call_id: id, result: null, is_error: true, error_message: "no result was given for this call" });
     }
-    store.take(entry.token);
-    if (!entry.run.session.ended && (entry.run.session as { toolResults?: unknown }).toolResults === undefined) {
-      sendError(res, requestId, 404, "resource_not_found", "The paused run is not held by this server");
+    if (!(await store.take(token))) {
+      gone("This continuation token was used already (one follow-up per token)");
       return;
     }
-    const resumed = (entry.run.session as unknown as { toolResults(id: string, results: ToolResult[]): boolean }).toolResults(entry.execId, results);
-    if (!resumed) {
-      sendError(res, requestId, 404, "resource_not_found", "The paused run has ended (expired or stopped); start it again", [
-        { field: "continuation_token", message: "run ended", code: "continuation_not_found" },
-      ]);
+    const run = new ProgrammaticRun(session, entry.execId, entry.timeoutMs, { stdout: entry.stdout, stderr: entry.stderr });
+    // Follow the exec from here first, so that nothing it prints after the results is missed.
+    if (!(await session.observe(entry.execId, run)) || (await session.toolResults(entry.execId, results)) !== "resumed") {
+      gone("The paused run has ended (expired or stopped); start it again");
       return;
     }
-    await answerRound(ctx, deps, store, entry.run, entry.round);
+    await answerRound(ctx, deps, store, run, entry.round);
     return;
   }
 
@@ -184,30 +164,18 @@ async function handle(
     ]);
     return;
   }
-  const tools: Array<{ name: string; py: string }> = [];
-  const seen = new Map<string, string>();
-  for (const [index, tool] of (body.tools ?? []).entries()) {
-    const py = pythonToolName(tool.name);
-    const clash = py ? seen.get(py) : undefined;
-    if (!py || clash !== undefined) {
-      const message = py
-        ? `Tools "${clash}" and "${tool.name}" both become the Python function ${py}`
-        : `Tool name "${tool.name}" cannot become a Python identifier`;
-      sendError(res, requestId, 400, "validation", message, [{ field: `tools[${index}].name`, message, code: "invalid_tool_name" }]);
-      return;
-    }
-    seen.set(py, tool.name);
-    tools.push({ name: tool.name, py });
+  const declared = programTools(body.tools ?? []);
+  if (!declared.ok) {
+    sendError(res, requestId, 400, "validation", declared.message, [
+      { field: `tools[${declared.index}].name`, message: declared.message, code: "invalid_tool_name" },
+    ]);
+    return;
   }
+  const { tools } = declared;
 
   const admitted = await admitExecSession(ctx, deps, body, slot);
   if (!admitted) return;
   const { session, inputs } = admitted;
-  if ((session as { toolResults?: unknown }).toolResults === undefined) {
-    // A session held by another replica: the pause cannot be resumed through the fleet bus yet.
-    sendError(res, requestId, 503, "service_unavailable", "Programmatic tool calling is not available for a session held by another replica yet");
-    return;
-  }
   const execId = `ptc-${randomId(12)}`;
   const run = new ProgrammaticRun(session, execId, body.timeout ?? undefined);
   const request = {
@@ -248,14 +216,21 @@ async function answerRound(ctx: RouteContext, deps: ExecRouteDeps, store: Contin
   });
   const event = await withKeepAlive(ctx, run.next(), deps);
   if (res.aborted) return;
-  const output = run.takeOutput();
+  const output = run.output();
   let body: ProgrammaticBody;
   if (event.kind === "calls") {
     if (round + 1 > MAX_TOOL_ROUNDS) {
       run.session.signal(run.execId, "SIGKILL");
       body = { status: "error", session_id: run.session.id, ...output, files: [], error: `Too many tool call rounds (limit ${MAX_TOOL_ROUNDS})` };
     } else {
-      const continuation = store.add({ sessionId: run.session.id, execId: run.execId, callIds: event.calls.map((call) => call.id), round: round + 1, run });
+      const continuation = await store.add({
+        sessionId: run.session.id,
+        execId: run.execId,
+        callIds: event.calls.map((call) => call.id),
+        round: round + 1,
+        ...(run.timeoutMs !== undefined ? { timeoutMs: run.timeoutMs } : {}),
+        ...output,
+      });
       body = {
         status: "tool_call_required",
         session_id: run.session.id,
