@@ -2,9 +2,10 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { AgentExec, AgentToServer, ExitReason, LanguageSpec, SignalName, StreamName } from "../protocol/index.ts";
 import { javaMainClass } from "../protocol/index.ts";
+import { BashToolBridge } from "./bash-tools.ts";
 import { deletedFiles, diffSnapshots, type Snapshot, snapshot } from "./files.ts";
 import { type ProcessOutcome, ProgramProcess, type RunningProgram } from "./process.ts";
-import type { PythonRepl, ReplExec } from "./python-repl.ts";
+import type { PythonRepl } from "./python-repl.ts";
 import { Utf8Chunker, type Utf8Segment } from "./utf8-chunker.ts";
 
 export const DEFAULT_WINDOW_BYTES = 256 * 1024;
@@ -80,8 +81,9 @@ export class ExecRun {
   #stdinEof = false;
   #finished = false;
   #aborted = false;
-  /** Programmatic tool calling: the repl exec (for results) and the wall-time timer's pause and resume. */
-  #toolExec: ReplExec | null = null;
+  /** Programmatic tool calling: where results go (the repl exec, or the bash functions' bridge), and the wall-time timer's pause and resume. */
+  #toolSink: { toolResults(results: never[]): void } | null = null;
+  #bashTools: BashToolBridge | null = null;
   #pauseTimer: (() => void) | null = null;
   #resumeTimer: (() => void) | null = null;
 
@@ -123,6 +125,7 @@ export class ExecRun {
         const dir = buildDir;
         const fill = (arg: string) => arg.replaceAll("{src}", src).replaceAll("{dir}", dir).replaceAll("{bin}", bin).replaceAll("{main}", main);
         await writeFile(src, this.#frame.code, { mode: 0o644 });
+        if (this.#spec.code === "bash" && this.#frame.tools?.length) Object.assign(env, await this.#openBashTools(buildDir));
         before = await snapshot(this.#ctx.dataDir);
         oomBefore = await readOomKills(this.#ctx.cgroupDir);
 
@@ -151,6 +154,7 @@ export class ExecRun {
       const after = before ? await snapshot(this.#ctx.dataDir) : null;
       const files = before && after ? diffSnapshots(before, after) : [];
       const deleted = before && after ? await deletedFiles(this.#ctx.dataDir, before, after) : [];
+      this.#bashTools?.close();
       if (buildDir) await rm(buildDir, { recursive: true, force: true }).catch(() => {});
       this.#finished = true;
       this.#ctx.send({
@@ -236,15 +240,26 @@ export class ExecRun {
         if (!this.#discarding) this.#ctx.send({ type: "display", id: this.id, ...item });
       },
     });
-    this.#toolExec = run;
+    this.#toolSink = run;
     return this.#supervise(run, this.#spec.run[0]!, this.#frame.timeoutMs);
+  }
+
+  /** Bash with tools: a function per tool, answered through a loopback bridge; returns the environment that defines them. */
+  async #openBashTools(dir: string): Promise<Record<string, string>> {
+    const { bridge, env } = await BashToolBridge.open(dir, this.id, this.#frame.tools ?? [], (calls) => {
+      this.#pauseTimer?.();
+      this.#ctx.send({ type: "tool.calls", id: this.id, calls });
+    });
+    this.#bashTools = bridge;
+    this.#toolSink = { toolResults: (results) => bridge.results(results) };
+    return env;
   }
 
   /** Resume a program paused on tool calls (programmatic tool calling). */
   toolResults(results: unknown[]): void {
-    if (!this.#toolExec || this.#finished) return;
+    if (!this.#toolSink || this.#finished) return;
     this.#resumeTimer?.();
-    this.#toolExec.toolResults(results);
+    this.#toolSink.toolResults(results as never[]);
   }
 
   /** Stdin, signals, wall time and flow control of what runs, to its end. */

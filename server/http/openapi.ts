@@ -304,8 +304,8 @@ const SCHEMAS: Record<string, JsonSchema> = {
       session_id: text(),
       continuation_token: text("Send it back with tool_results to resume (expires after 300 s)"),
       tool_calls: list(ref("ToolCall")),
-      stdout: text(),
-      stderr: text(),
+      stdout: text("Everything the program printed so far, earlier rounds included"),
+      stderr: text("Likewise"),
       files: list(ref("FileRef")),
       error: text(),
     },
@@ -635,8 +635,10 @@ const OPERATIONS: readonly DocumentedOperation[] = [
       tags: ["Execution"],
       summary: "Run code that calls the caller's tools",
       description:
-        "The program calls the declared tools as functions (Python) or commands (bash). Each call pauses the run and answers `tool_call_required`; " +
-        "send `continuation_token` and `tool_results` to resume it, on any replica. At most 50 round trips; a paused run expires after 300 s.",
+        "The program calls the declared tools as functions (Python: async functions, sync calls work too) or commands (bash: `tool '{\"json\": 1}'` prints the result; an error goes to stderr with status 1). " +
+        "Calls made together (`asyncio.gather`, bash `&` + `wait`) come as one round. Each round pauses the run and answers `tool_call_required`; " +
+        "send `continuation_token` and `tool_results` to resume it, on any replica (a token serves one follow-up). At most 50 round trips; " +
+        "a round not answered within PROGRAMMATIC_PAUSE_SECONDS (300 s) fails its calls inside the program.",
       parameters: [
         parameterRef("RequestId"),
         { name: "X-LibreChat-Code-Request-ID", in: "header", description: "Names the run so that /exec/programmatic/cancel can stop it", schema: text() },
@@ -645,6 +647,10 @@ const OPERATIONS: readonly DocumentedOperation[] = [
       responses: {
         "200": reply("Paused for tool calls, completed, or failed", ref("ProgrammaticResponse")),
         ...authErrors,
+        "400": errorResponse(
+          "Unsupported language (`unsupported_language`: py and bash only), a tool name that cannot become a function (`invalid_tool_name`), a result for a call not made (`unknown_call_id`)",
+        ),
+        "404": errorResponse("Unknown, expired or used continuation token, or the paused run ended (`continuation_not_found`)"),
         "422": responseRef("ValidationFailed"),
       },
     },

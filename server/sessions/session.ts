@@ -49,7 +49,7 @@ export interface ExecRequest {
   timeoutMs?: number;
   /** Files of other sessions to place in /mnt/data for this run (already checked by the caller). */
   inputs?: StoredFile[];
-  /** Programmatic tool calling (Python): declared tools, as functions `py` of the program. */
+  /** Programmatic tool calling (Python, bash): declared tools, as functions `py` of the program. */
   tools?: Array<{ name: string; py: string }>;
 }
 
@@ -591,7 +591,7 @@ export class Session implements SessionHandle {
         // While no client reads, at most this many frames pile up: well inside the replay log.
         windowFrames: Math.max(1, Math.min(OUTPUT_WINDOW_FRAMES, Math.floor(this.#options.replayFrames / 4))),
         ...(spec.code === "py" ? { repl: true } : {}),
-        ...(spec.code === "py" && request.tools?.length ? { tools: request.tools } : {}),
+        ...((spec.code === "py" || spec.code === "bash") && request.tools?.length ? { tools: request.tools } : {}),
       },
       {
         stage: (stage) => this.#emit({ type: "exec.stage", id: exec.id, stage }),

@@ -5,6 +5,7 @@ import {
   CloseCodes,
   type ErrorCodes,
   type ExecFrame,
+  findLanguage,
   parseJsonFrame,
   type SessionOpenFrame,
 } from "../../protocol/index.ts";
@@ -249,8 +250,10 @@ export class ClientConnection implements WsConnection, SessionClient {
         .finally(() => permit.release());
     let tools: Array<{ name: string; py: string }> | undefined;
     if (frame.tools && frame.tools.length > 0) {
-      if (frame.lang !== "py") return session.error("unsupported_language", "tools are offered to Python programs (lang py)", frame.id);
-      const declared = programTools(frame.tools);
+      const lang = findLanguage(frame.lang)?.code;
+      if (lang !== "py" && lang !== "bash")
+        return session.error("unsupported_language", "tools are offered to Python and bash programs (lang py or bash)", frame.id);
+      const declared = programTools(frame.tools, lang);
       if (!declared.ok) return session.error("invalid_tool_name", declared.message, frame.id);
       tools = declared.tools;
     }

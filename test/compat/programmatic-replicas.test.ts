@@ -8,9 +8,9 @@ import { type ServerProcess, startServer, TEST_API_KEY } from "../helpers/server
 
 /**
  * Issue 8's acceptance across replicas: the real LibreChat 3.9 programmatic
- * tool, behind a round-robin proxy over two replicas sharing Redis and S3, so
- * that each follow-up (`continuation_token` + `tool_results`) reaches the
- * other replica than the request before it.
+ * tools (Python, and the bash variant), behind a round-robin proxy over two
+ * replicas sharing Redis and S3, so that each follow-up (`continuation_token`
+ * + `tool_results`) reaches the other replica than the request before it.
  */
 
 interface RoundRobin {
@@ -111,5 +111,43 @@ describe("programmatic tool calling across replicas (LibreChat client behind a r
     // Four requests (the run and three follow-ups), alternating between the replicas.
     const programmatic = proxy.served.filter((line) => line.includes("/exec/programmatic"));
     expect(programmatic.map((line) => line.split(" ")[0])).toEqual(["a", "b", "a", "b"]);
+  });
+
+  it("runs the bash variant (run_tools_with_bash): tools as commands taking JSON, background calls in one round, a failing tool", async () => {
+    const calls: unknown[] = [];
+    const lookup: CodeTool = {
+      name: "lookup-user",
+      invoke: async (input) => {
+        calls.push(input);
+        const id = (input as { id?: number }).id;
+        if (id === 0) throw new Error("no user 0");
+        return { id, name: id === 1 ? "ada" : "grace" };
+      },
+    };
+    const toolDefs = [
+      {
+        name: "lookup-user",
+        description: "A user by id",
+        parameters: { type: "object", properties: { id: { type: "number" } }, required: ["id"] },
+        allowed_callers: ["code_execution"],
+      },
+    ];
+    const tool = client.createBashProgrammaticToolCallingTool({ baseUrl: proxy.url, authHeaders: { "X-API-Key": TEST_API_KEY } });
+    const code = [
+      "{ a=$(lookup_user '{\"id\": 1}'); printf '%s\n' \"$a\" > /mnt/data/a.json; } &",
+      "{ b=$(lookup_user '{\"id\": 2}'); printf '%s\n' \"$b\" > /mnt/data/b.json; } &",
+      "wait",
+      'echo "$(cat /mnt/data/a.json) $(cat /mnt/data/b.json)"',
+      'lookup_user \'{"id": 0}\' 2>/dev/null || echo "lookup 0 failed"',
+    ].join("\n");
+    const before = proxy.served.length;
+    const result = await invokeTool(tool, { code }, { toolMap: new Map([["lookup-user", lookup]]), toolDefs });
+    expect(result.content, result.content).toContain('stdout:\n{"id":1,"name":"ada"} {"id":2,"name":"grace"}\nlookup 0 failed');
+    expect(calls.slice(0, 2).sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y)))).toEqual([{ id: 1 }, { id: 2 }]);
+    expect(calls[2]).toEqual({ id: 0 });
+    // The run and two follow-ups, each on the other replica than the one before.
+    const served = proxy.served.slice(before).filter((line) => line.includes("/exec/programmatic"));
+    expect(served).toHaveLength(3);
+    expect(new Set([served[0]!.split(" ")[0], served[1]!.split(" ")[0]]).size).toBe(2);
   });
 });

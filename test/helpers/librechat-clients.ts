@@ -93,6 +93,8 @@ export interface CurrentClient {
   createProgrammaticToolCallingTool(params: Record<string, unknown>): CodeTool;
   /** `createBashExecutionTool(params)` of agents 3.9 (bash_tool). */
   createBashExecutionTool(params: Record<string, unknown>): CodeTool;
+  /** `createBashProgrammaticToolCallingTool(params)` of agents 3.9 (run_tools_with_bash: POST /exec/programmatic with lang bash). */
+  createBashProgrammaticToolCallingTool(params: Record<string, unknown>): CodeTool;
   /** `fetchSessionFiles(baseUrl, sessionId, scope, authHeaders)` of agents 3.9 (GET /files/{id}?detail=full&kind=&id=). */
   fetchSessionFiles(
     baseUrl: string,
@@ -117,7 +119,13 @@ let current: Promise<CurrentClient> | undefined;
 export function loadCurrentClient(): Promise<CurrentClient> {
   current ??= import("librechat-agents-3").then((loaded) => {
     const mod = loaded as unknown as Omit<CurrentClient, "version">;
-    for (const name of ["createCodeExecutionTool", "createProgrammaticToolCallingTool", "createBashExecutionTool", "fetchSessionFiles"] as const) {
+    for (const name of [
+      "createCodeExecutionTool",
+      "createProgrammaticToolCallingTool",
+      "createBashExecutionTool",
+      "createBashProgrammaticToolCallingTool",
+      "fetchSessionFiles",
+    ] as const) {
       if (typeof mod[name] !== "function") throw new Error(`@librechat/agents ${CURRENT_CLIENT_VERSION} does not export ${name}`);
     }
     return {
@@ -125,6 +133,7 @@ export function loadCurrentClient(): Promise<CurrentClient> {
       createCodeExecutionTool: mod.createCodeExecutionTool,
       createProgrammaticToolCallingTool: mod.createProgrammaticToolCallingTool,
       createBashExecutionTool: mod.createBashExecutionTool,
+      createBashProgrammaticToolCallingTool: mod.createBashProgrammaticToolCallingTool,
       fetchSessionFiles: mod.fetchSessionFiles,
     };
   });

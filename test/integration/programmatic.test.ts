@@ -152,3 +152,62 @@ describe("POST /exec/programmatic", () => {
     }
   });
 });
+
+describe("POST /exec/programmatic with lang bash", () => {
+  let server: ServerProcess;
+
+  beforeAll(async () => {
+    server = await startServer({ transport: "node", env: { PROGRAMMATIC_PAUSE_SECONDS: String(PAUSE_SECONDS) } });
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it("makes each tool a command taking JSON and printing the result; background calls come back as one round; errors go to stderr", async () => {
+    const code = [
+      ': &\nwait "$!"',
+      'echo "start"',
+      '{ get_weather \'{"city": "Paris"}\' > /tmp/p.json; } &',
+      '{ get_weather \'{"city": "Oslo"}\' > /tmp/o.json; } &',
+      "wait",
+      'echo "paris=$(cat /tmp/p.json) oslo=$(cat /tmp/o.json)"',
+      "if _2fail '{}' 2>/tmp/err; then echo unexpected; else echo \"failed: $(cat /tmp/err)\"; fi",
+      "name=$(lambda)",
+      'echo "name=$name"',
+    ].join("\n");
+    const first = await post(server, { lang: "bash", code, tools: TOOLS, timeout: 15000 });
+    expect(first.json, JSON.stringify(first.json)).toMatchObject({ status: "tool_call_required", stdout: "start\n" });
+    const calls = first.json.tool_calls as Json[];
+    expect(calls.map((call) => call.name)).toEqual(["get-weather", "get-weather"]);
+    expect(calls.map((call) => call.input).sort((a: Json, b: Json) => a.city.localeCompare(b.city))).toEqual([{ city: "Oslo" }, { city: "Paris" }]);
+    const results = calls.map((call: Json) => ({ call_id: call.id, result: { celsius: call.input.city === "Paris" ? 21 : 4 } }));
+    const second = await post(server, { continuation_token: first.json.continuation_token, tool_results: results });
+    expect(second.json.tool_calls, JSON.stringify(second.json)).toEqual([{ id: expect.any(String), name: "2fail", input: {} }]);
+    const third = await post(server, {
+      continuation_token: second.json.continuation_token,
+      tool_results: [{ call_id: second.json.tool_calls[0].id, is_error: true, error_message: "boom" }],
+    });
+    expect(third.json.tool_calls, JSON.stringify(third.json)).toEqual([{ id: expect.any(String), name: "lambda", input: {} }]);
+    const done = await post(server, {
+      continuation_token: third.json.continuation_token,
+      tool_results: [{ call_id: third.json.tool_calls[0].id, result: "plain text" }],
+    });
+    expect(done.json, JSON.stringify(done.json)).toMatchObject({
+      status: "completed",
+      stdout: 'start\nparis={"celsius":21} oslo={"celsius":4}\nfailed: boom\nname=plain text\n',
+    });
+  });
+
+  it("refuses a tool input that is not JSON inside the program, and a tool name bash cannot take", async () => {
+    const bad = await post(server, { lang: "bash", code: "get_weather 'not json' || echo \"status $?\"", tools: TOOLS });
+    expect(bad.json, JSON.stringify(bad.json)).toMatchObject({ status: "completed", stdout: "status 1\n" });
+    expect(bad.json.stderr).toMatch(/its argument is not JSON/);
+    const name = await post(server, { lang: "bash", code: "true", tools: [{ name: "***" }] });
+    expect(name.status).toBe(400);
+    expect(name.json.details[0].code).toBe("invalid_tool_name");
+    const other = await post(server, { lang: "js", code: "1", tools: TOOLS });
+    expect(other.status).toBe(400);
+    expect(other.json.details[0].code).toBe("unsupported_language");
+  });
+});

@@ -25,7 +25,14 @@ describe("client frames", () => {
       { type: "ping", extra: 1 },
       { type: "session.close" },
       { type: "exec", id: "t", lang: "py", code: "await f()", tools: [{ name: "get-weather", description: "d", parameters: {} }] },
-      { type: "tool_result", id: "t", results: [{ call_id: "c1", result: { a: 1 } }, { call_id: "c2", is_error: true, error_message: "no" }] },
+      {
+        type: "tool_result",
+        id: "t",
+        results: [
+          { call_id: "c1", result: { a: 1 } },
+          { call_id: "c2", is_error: true, error_message: "no" },
+        ],
+      },
     ];
     for (const frame of frames) expect(parseWith(ClientFrameSchema, frame)).toMatchObject({ ok: true });
     expect(parseWith(ClientFrameSchema, { type: "ping", extra: 1 })).toEqual({ ok: true, value: { type: "ping" } });

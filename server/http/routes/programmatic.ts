@@ -13,9 +13,10 @@ import type { RouteContext, Router } from "../router.ts";
 import { type ExecRouteDeps, withKeepAlive } from "./exec.ts";
 
 /**
- * POST /exec/programmatic (issue 8, programmatic tool calling; Python only so far):
- * the program runs in the session's persistent interpreter with each declared
- * tool as a function; a round of tool calls pauses it and answers
+ * POST /exec/programmatic (issue 8, programmatic tool calling): Python runs in
+ * the session's persistent interpreter with each declared tool as an async
+ * function; bash gets each tool as a function taking JSON and printing the
+ * result (sidecar-agent/bash-tools.ts). A round of tool calls pauses it and answers
  * `tool_call_required` with a continuation token; the follow-up with the token
  * and the results resumes the same exec, on whichever replica it reaches (the
  * token names the session and exec; the replica holding the session resumes
@@ -140,9 +141,9 @@ async function handle(
   // ---- a new run
   const lang = body.lang ?? "py";
   const spec = findLanguage(lang);
-  if (spec?.code !== "py") {
-    sendError(res, requestId, 400, "validation", `Programmatic tool calling supports lang "py" only (got "${lang}")`, [
-      { field: "lang", message: "supported: py", code: "unsupported_language" },
+  if (spec?.code !== "py" && spec?.code !== "bash") {
+    sendError(res, requestId, 400, "validation", `Programmatic tool calling supports lang "py" and "bash" (got "${lang}")`, [
+      { field: "lang", message: "supported: py, bash", code: "unsupported_language" },
     ]);
     return;
   }
@@ -164,7 +165,7 @@ async function handle(
     ]);
     return;
   }
-  const declared = programTools(body.tools ?? []);
+  const declared = programTools(body.tools ?? [], spec.code);
   if (!declared.ok) {
     sendError(res, requestId, 400, "validation", declared.message, [
       { field: `tools[${declared.index}].name`, message: declared.message, code: "invalid_tool_name" },
@@ -180,7 +181,7 @@ async function handle(
   const run = new ProgrammaticRun(session, execId, body.timeout ?? undefined);
   const request = {
     id: execId,
-    lang: "py",
+    lang: spec.code,
     code,
     tools,
     ...(body.timeout ? { timeoutMs: body.timeout } : {}),
