@@ -663,7 +663,8 @@ const OPERATIONS: readonly DocumentedOperation[] = [
       operationId: "execProgrammaticCancel",
       tags: ["Execution"],
       summary: "Cancel a programmatic run",
-      description: "Cancels the run started with the header `X-LibreChat-Code-Request-ID: <request_id>`.",
+      description:
+        "Cancels the run started with the header `X-LibreChat-Code-Request-ID: <request_id>`, on any replica: a paused run's calls fail, then the program gets SIGINT (the interpreter and its variables stay). `cancelled` is false for an unknown request id.",
       parameters: [parameterRef("RequestId")],
       requestBody: { required: true, content: json(ref("CancelRequest")) },
       responses: { "200": reply("Cancelled"), ...authErrors, "422": responseRef("ValidationFailed") },

@@ -119,7 +119,19 @@ export interface ContinuationStore {
   get(token: string): Promise<Continuation | undefined>;
   /** Use the token up; false when it was used (or expired) meanwhile. */
   take(token: string): Promise<boolean>;
+  /** Remember which run a client's request id (X-LibreChat-Code-Request-ID) names, for /exec/programmatic/cancel on any replica. */
+  nameRun(requestId: string, run: NamedRun): Promise<void>;
+  findRun(requestId: string): Promise<NamedRun | undefined>;
 }
+
+/** The run a request id names. */
+export interface NamedRun {
+  sessionId: string;
+  execId: string;
+}
+
+/** How long a request id names its run (a run lasts at most its time limit plus its paused rounds). */
+const RUN_NAME_TTL_MS = 3_600_000;
 
 function newToken(): string {
   return `ct_${randomBytes(24).toString("base64url")}`;
@@ -128,6 +140,7 @@ function newToken(): string {
 /** One replica without Redis: tokens in memory. */
 export class LocalContinuationStore implements ContinuationStore {
   readonly #byToken = new Map<string, { entry: Continuation; expiresAt: number }>();
+  readonly #runs = new Map<string, { run: NamedRun; expiresAt: number }>();
   readonly pauseMs: number;
 
   constructor(pauseMs: number) {
@@ -151,9 +164,20 @@ export class LocalContinuationStore implements ContinuationStore {
     return this.#byToken.delete(token);
   }
 
+  async nameRun(requestId: string, run: NamedRun): Promise<void> {
+    this.#sweep();
+    this.#runs.set(requestId, { run, expiresAt: Date.now() + RUN_NAME_TTL_MS });
+  }
+
+  async findRun(requestId: string): Promise<NamedRun | undefined> {
+    this.#sweep();
+    return this.#runs.get(requestId)?.run;
+  }
+
   #sweep(): void {
     const now = Date.now();
     for (const [token, { expiresAt }] of this.#byToken) if (expiresAt <= now) this.#byToken.delete(token);
+    for (const [id, { expiresAt }] of this.#runs) if (expiresAt <= now) this.#runs.delete(id);
   }
 }
 
@@ -184,5 +208,14 @@ export class RedisContinuationStore implements ContinuationStore {
 
   async take(token: string): Promise<boolean> {
     return (await this.#redis.getdel(RedisContinuationStore.key(token))) !== null;
+  }
+
+  async nameRun(requestId: string, run: NamedRun): Promise<void> {
+    await this.#redis.set(`ptc:request:${requestId}`, JSON.stringify(run), "PX", RUN_NAME_TTL_MS);
+  }
+
+  async findRun(requestId: string): Promise<NamedRun | undefined> {
+    const text = await this.#redis.get(`ptc:request:${requestId}`);
+    return text ? (JSON.parse(text) as NamedRun) : undefined;
   }
 }

@@ -382,6 +382,8 @@ export class Session implements SessionHandle {
   signal(id: string, signal: SignalName): void {
     const exec = this.#exec;
     if (!exec || exec.id !== id) return this.error("unknown_exec", `no running exec "${id}"`, id);
+    // A program paused on tool calls is blocked waiting for them: its calls fail first (and any later ones), then the signal.
+    if (exec.pendingCalls) this.#failToolCalls(exec, `the run was interrupted (${signal})`);
     this.#toAgent(exec, (agent) => agent.signal(id, signal));
   }
 
@@ -430,20 +432,8 @@ export class Session implements SessionHandle {
     }
     exec.pendingCalls = calls.map((call) => call.id);
     exec.pauseTimer = setTimeout(() => {
-      if (this.#exec !== exec || !exec.pauseTimer) return;
-      exec.pauseTimer = undefined;
-      exec.pendingCalls = undefined;
       // Expire the pause, not the interpreter: the calls fail with this error inside the program (its state stays).
-      const message = `no tool results came within ${this.#options.toolPauseMs / 1000} s; the paused run expired`;
-      exec.toolsExpired = message;
-      const text = `Programmatic tool calling: ${message}\n`;
-      this.#emit({ type: "out", id: exec.id, stream: "stderr", data: text });
-      exec.observer?.out("stderr", text);
-      agent.toolResults(
-        exec.id,
-        calls.map((call) => ({ call_id: call.id, is_error: true, error_message: message })),
-      );
-      exec.watchdog = setTimeout(() => this.#sandboxLost(`exec ${exec.id} went silent`), exec.watchdogMs ?? WATCHDOG_SLACK_MS);
+      this.#failToolCalls(exec, `no tool results came within ${this.#options.toolPauseMs / 1000} s; the paused run expired`);
     }, this.#options.toolPauseMs);
     exec.pauseTimer.unref();
     this.#touch();
@@ -452,6 +442,24 @@ export class Session implements SessionHandle {
     exec.observer?.toolCalls?.(calls);
   }
   // --- end programmatic tool calling
+
+  /** End the pause of a run without results: its calls, and every later one, fail with `message` inside the program. */
+  #failToolCalls(exec: RunningExec, message: string): void {
+    const calls = exec.pendingCalls;
+    if (this.#exec !== exec || !calls || !this.#agent) return;
+    clearTimeout(exec.pauseTimer);
+    exec.pauseTimer = undefined;
+    exec.pendingCalls = undefined;
+    exec.toolsExpired = message;
+    const text = `Programmatic tool calling: ${message}\n`;
+    this.#emit({ type: "out", id: exec.id, stream: "stderr", data: text });
+    exec.observer?.out("stderr", text);
+    this.#agent.toolResults(
+      exec.id,
+      calls.map((callId) => ({ call_id: callId, is_error: true, error_message: message })),
+    );
+    exec.watchdog = setTimeout(() => this.#sandboxLost(`exec ${exec.id} went silent`), exec.watchdogMs ?? WATCHDOG_SLACK_MS);
+  }
 
   #toAgent(exec: RunningExec, send: (agent: AgentClient) => void): void {
     if (exec.beforeStart) exec.beforeStart.push(send);

@@ -33,7 +33,7 @@ describe("POST /exec/programmatic", () => {
   let server: ServerProcess;
 
   beforeAll(async () => {
-    server = await startServer({ transport: "node", env: { PROGRAMMATIC_PAUSE_SECONDS: String(PAUSE_SECONDS) } });
+    server = await startServer({ transport: "node", env: { PROGRAMMATIC_PAUSE_SECONDS: String(PAUSE_SECONDS), MAX_CODE_BYTES: "65536" } });
   });
 
   afterAll(async () => {
@@ -113,6 +113,64 @@ describe("POST /exec/programmatic", () => {
     // The session is free again for the next run.
     const next = await post(server, { code: "x = 5\nprint(x, kept)", tools: [], session_id: first.json.session_id });
     expect(next.json, JSON.stringify(next.json)).toMatchObject({ status: "completed", stdout: "5 7\n" });
+  });
+
+  it("stops a run past 50 rounds with a clear error, and keeps the session", async () => {
+    let reply = await post(server, { code: "n = 0\nwhile True:\n    await get_weather(city=str(n))\n    n += 1", tools: TOOLS });
+    let rounds = 0;
+    while (reply.json.status === "tool_call_required") {
+      rounds += 1;
+      reply = await post(server, { continuation_token: reply.json.continuation_token, tool_results: [{ call_id: reply.json.tool_calls[0].id, result: 1 }] });
+    }
+    expect(rounds).toBe(50);
+    expect(reply.json, JSON.stringify(reply.json)).toMatchObject({ status: "error", error: "Too many tool call rounds (limit 50)" });
+    const after = await post(server, { code: "print(n)", tools: [], session_id: reply.json.session_id });
+    expect(after.json, JSON.stringify(after.json)).toMatchObject({ status: "completed", stdout: "50\n" });
+  });
+
+  it("refuses a tool result over the body limit (413) and keeps the run paused for a proper one", async () => {
+    const first = await post(server, { code: 'r = await get_weather(city="x")\nprint(len(r))', tools: TOOLS });
+    const call = first.json.tool_calls[0].id;
+    const huge = await post(server, {
+      continuation_token: first.json.continuation_token,
+      tool_results: [{ call_id: call, result: "x".repeat(5 * 1024 * 1024) }],
+    });
+    expect(huge.status).toBe(413);
+    expect(huge.json.error_type).toBe("resource_exhausted");
+    const fine = await post(server, { continuation_token: first.json.continuation_token, tool_results: [{ call_id: call, result: "abc" }] });
+    expect(fine.json, JSON.stringify(fine.json)).toMatchObject({ status: "completed", stdout: "3\n" });
+  });
+
+  it("ends a program that never calls and never ends at its time limit, and returns the files a run wrote", async () => {
+    const stuck = await post(server, { code: "while True:\n    pass", tools: TOOLS, timeout: 1000 });
+    expect(stuck.json, JSON.stringify(stuck.json)).toMatchObject({ status: "error", error: "Time limit exceeded (1 s)" });
+    const first = await post(server, { code: 'w = await get_weather(city="Rome")\nopen("weather.json", "w").write(str(w))', tools: TOOLS });
+    const done = await post(server, {
+      continuation_token: first.json.continuation_token,
+      tool_results: [{ call_id: first.json.tool_calls[0].id, result: { c: 1 } }],
+    });
+    expect(done.json, JSON.stringify(done.json)).toMatchObject({ status: "completed" });
+    expect(done.json.files).toEqual([expect.objectContaining({ name: "weather.json" })]);
+  });
+
+  it("cancels a run by its X-LibreChat-Code-Request-ID: the paused program stops, the interpreter's variables stay", async () => {
+    const started = await fetch(`${server.httpUrl}/exec/programmatic`, {
+      method: "POST",
+      headers: { "x-api-key": TEST_API_KEY, "content-type": "application/json", "x-librechat-code-request-id": "req-cancel-1" },
+      body: JSON.stringify({ code: 'before = "kept"\nawait get_weather(city="x")\nprint("never")', tools: TOOLS }),
+    });
+    const first = (await started.json()) as Json;
+    expect(first.status).toBe("tool_call_required");
+    const cancel = await fetch(`${server.httpUrl}/exec/programmatic/cancel`, {
+      method: "POST",
+      headers: { "x-api-key": TEST_API_KEY, "content-type": "application/json" },
+      body: JSON.stringify({ request_id: "req-cancel-1" }),
+    });
+    expect(await cancel.json()).toEqual({ cancelled: true });
+    const late = await post(server, { continuation_token: first.continuation_token, tool_results: [{ call_id: first.tool_calls[0].id, result: 1 }] });
+    expect(late.status).toBe(404);
+    const after = await post(server, { code: "print(before)", tools: [], session_id: first.session_id });
+    expect(after.json, JSON.stringify(after.json)).toMatchObject({ status: "completed", stdout: "kept\n" });
   });
 
   it("offers the same over WebSocket: a tool_call frame out, a tool_result frame back", async () => {

@@ -141,6 +141,23 @@ describe.each(["standalone", "cluster"] as const)("two replicas sharing Redis (%
     expect(done.json, JSON.stringify(done.json)).toMatchObject({ status: "completed", stdout: "21 30\n" });
   });
 
+  it("cancels a programmatic run through the other replica by its request id", async () => {
+    const started = await fetch(`${a.httpUrl}/exec/programmatic`, {
+      method: "POST",
+      headers: { "x-api-key": TEST_API_KEY, "content-type": "application/json", "x-librechat-code-request-id": `req-${mode}` },
+      body: JSON.stringify({ code: 'await get_weather(city="x")\nprint("never")', tools: [{ name: "get-weather" }] }),
+    });
+    const first = (await started.json()) as { status: string; continuation_token: string; session_id: string; tool_calls: Array<{ id: string }> };
+    expect(first.status).toBe("tool_call_required");
+    expect((await post(b, "/exec/programmatic/cancel", { request_id: `req-${mode}` })).json).toEqual({ cancelled: true });
+    const late = await post(a, "/exec/programmatic", {
+      continuation_token: first.continuation_token,
+      tool_results: [{ call_id: first.tool_calls[0]!.id, result: 1 }],
+    });
+    expect(late.status).toBe(404);
+    expect((await post(b, "/exec/programmatic/cancel", { request_id: "never-started" })).json).toEqual({ cancelled: false });
+  });
+
   it("loses the running exec of a replica that dies, not the session's files: the other replica takes over", async () => {
     const survivor = b;
     const doomed = await startServer({ transport: "node", env: { ...redis.env, ...s3.env } });

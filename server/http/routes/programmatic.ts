@@ -48,15 +48,13 @@ interface ProgrammaticBody {
 }
 
 export function addProgrammaticRoute(router: Router, deps: ExecRouteDeps, store: ContinuationStore = new LocalContinuationStore(300_000)): ContinuationStore {
-  /** Runs started with X-LibreChat-Code-Request-ID, for /exec/programmatic/cancel. */
-  const byRequestId = new Map<string, ProgrammaticRun>();
   router.add(
     "POST",
     "/exec/programmatic",
     deps.authenticated(async (ctx) => {
       const slot: { permit?: ExecPermit } = {};
       try {
-        await handle(ctx, deps, store, slot, byRequestId);
+        await handle(ctx, deps, store, slot);
       } finally {
         slot.permit?.release();
       }
@@ -71,21 +69,18 @@ export function addProgrammaticRoute(router: Router, deps: ExecRouteDeps, store:
         sendError(ctx.res, ctx.requestId, parsed.status, "validation", parsed.message, parsed.details);
         return;
       }
-      const run = byRequestId.get(parsed.value.request_id);
-      if (run && !run.exited) run.session.signal(run.execId, "SIGKILL");
-      sendJson(ctx.res, 200, { cancelled: run !== undefined && !run.exited });
+      // Any replica: the request id names the session and exec; the session (local or through its holder) interrupts it.
+      const named = await store.findRun(parsed.value.request_id);
+      const session = named ? await deps.sessions.get(named.sessionId, ctx.principal!) : undefined;
+      // SIGINT, not SIGKILL: the program stops (a paused one after its calls fail), the interpreter and its variables stay.
+      if (session && named) session.signal(named.execId, "SIGINT");
+      sendJson(ctx.res, 200, { cancelled: session !== undefined });
     }),
   );
   return store;
 }
 
-async function handle(
-  ctx: RouteContext,
-  deps: ExecRouteDeps,
-  store: ContinuationStore,
-  slot: { permit?: ExecPermit },
-  byRequestId: Map<string, ProgrammaticRun>,
-): Promise<void> {
+async function handle(ctx: RouteContext, deps: ExecRouteDeps, store: ContinuationStore, slot: { permit?: ExecPermit }): Promise<void> {
   const { req, res, requestId } = ctx;
   const { sessions } = deps;
   const limits = sessions.limits;
@@ -188,9 +183,8 @@ async function handle(
     inputs,
   };
   const librechatRequestId = req.headers["x-librechat-code-request-id"];
-  if (typeof librechatRequestId === "string" && librechatRequestId !== "") {
-    byRequestId.set(librechatRequestId, run);
-    setTimeout(() => byRequestId.delete(librechatRequestId), store.pauseMs * 2).unref();
+  if (typeof librechatRequestId === "string" && librechatRequestId !== "" && librechatRequestId.length <= 200) {
+    await store.nameRun(librechatRequestId, { sessionId: session.id, execId });
   }
   const queueDeadline = Date.now() + 3 * (limits.wallTimeMs + sessions.compileTimeoutMs);
   for (;;) {
@@ -213,7 +207,7 @@ async function answerRound(ctx: RouteContext, deps: ExecRouteDeps, store: Contin
   const { res } = ctx;
   // Nobody will read what comes: stop the run rather than leave it paused or running for nothing.
   res.onAborted(() => {
-    if (!run.exited) run.session.signal(run.execId, "SIGKILL");
+    if (!run.exited) run.session.signal(run.execId, "SIGINT");
   });
   const event = await withKeepAlive(ctx, run.next(), deps);
   if (res.aborted) return;
@@ -221,7 +215,7 @@ async function answerRound(ctx: RouteContext, deps: ExecRouteDeps, store: Contin
   let body: ProgrammaticBody;
   if (event.kind === "calls") {
     if (round + 1 > MAX_TOOL_ROUNDS) {
-      run.session.signal(run.execId, "SIGKILL");
+      run.session.signal(run.execId, "SIGINT");
       body = { status: "error", session_id: run.session.id, ...output, files: [], error: `Too many tool call rounds (limit ${MAX_TOOL_ROUNDS})` };
     } else {
       const continuation = await store.add({
