@@ -131,12 +131,13 @@ describe("POST /exec/programmatic", () => {
   it("refuses a tool result over the body limit (413) and keeps the run paused for a proper one", async () => {
     const first = await post(server, { code: 'r = await get_weather(city="x")\nprint(len(r))', tools: TOOLS });
     const call = first.json.tool_calls[0].id;
+    // The server answers 413 as soon as Content-Length is over the limit and drops the rest: a client still
+    // writing may see the connection end before it reads the answer. Either way nothing reaches the run.
     const huge = await post(server, {
       continuation_token: first.json.continuation_token,
       tool_results: [{ call_id: call, result: "x".repeat(5 * 1024 * 1024) }],
-    });
-    expect(huge.status).toBe(413);
-    expect(huge.json.error_type).toBe("resource_exhausted");
+    }).catch((error: Error) => ({ status: 0, json: { error_type: `connection ended: ${error.message}` } as Json }));
+    if (huge.status !== 0) expect(huge).toMatchObject({ status: 413, json: { error_type: "resource_exhausted" } });
     const fine = await post(server, { continuation_token: first.json.continuation_token, tool_results: [{ call_id: call, result: "abc" }] });
     expect(fine.json, JSON.stringify(fine.json)).toMatchObject({ status: "completed", stdout: "3\n" });
   });
