@@ -13,7 +13,8 @@ export default defineConfig({
       {
         test: {
           name: "integration",
-          include: ["test/integration/**/*.test.ts"],
+          // test/security: the hostile suite (issue 9), against real servers and sandboxes like the integration tests.
+          include: ["test/integration/**/*.test.ts", "test/security/**/*.test.ts"],
           environment: "node",
           globalSetup: ["test/integration/global-setup.ts"],
           testTimeout: 60_000,

@@ -479,6 +479,7 @@ describe("bwrap and launch arguments", () => {
     token: "secret-token",
     programEnv: "{}",
     disableUserns: true,
+    seccomp: true,
   };
 
   it("builds the walls in order, clears the environment and sets only the agent's", () => {
@@ -505,6 +506,8 @@ describe("bwrap and launch arguments", () => {
     expect(joined).toContain("--ro-bind /srv/sb/x/etc/passwd /etc/passwd");
     expect(joined).toContain("--ro-bind-try /etc/ssl /etc/ssl");
     expect(joined).toContain("--ro-bind /srv/agent /opt/agent");
+    expect(joined).toContain("--seccomp 4");
+    expect(buildBwrapArgs({ ...input, seccomp: false })).not.toContain("--seccomp");
     expect(joined).toContain("--bind /srv/sb/x/run /run/agent");
     expect(joined).toContain("--ro-bind /sys/fs/cgroup/memory/code-interpreter/x /run/cgroup");
     expect(joined).toContain("--setenv AGENT_CGROUP_DIR /run/cgroup");

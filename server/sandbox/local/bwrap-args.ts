@@ -85,7 +85,12 @@ export interface BwrapArgsInput {
    * "pod" on 127.0.0.N); production sandboxes have no network.
    */
   tcpListen?: { host: string; port: number };
+  /** Install the syscall filter (seccomp.ts) that the launch passes on SECCOMP_FD. */
+  seccomp?: boolean;
 }
+
+/** The fd on which bwrap reads the compiled syscall filter (fd 3 carries its options). */
+export const SECCOMP_FD = 4;
 
 /** bwrap options (everything before `--` and the command). They carry the token: pass them with `--args FD`, never on a command line. */
 export function buildBwrapArgs(input: BwrapArgsInput): string[] {
@@ -136,6 +141,7 @@ export function buildBwrapArgs(input: BwrapArgsInput): string[] {
   for (const path of input.etcBinds) args.push("--ro-bind-try", path, path);
   args.push("--ro-bind", input.agentDir, SANDBOX_PATHS.agentDir, "--bind", input.runDir, SANDBOX_PATHS.runDir);
   if (input.memoryCgroupDir) args.push("--ro-bind", input.memoryCgroupDir, SANDBOX_PATHS.cgroupDir);
+  if (input.seccomp) args.push("--seccomp", String(SECCOMP_FD));
   // The root bwrap builds (a tmpfs holding the mount points) and its /dev (an unbounded tmpfs) become read-only:
   // only /tmp, /mnt/data, /dev/shm and /run/agent take writes.
   args.push("--remount-ro", "/dev", "--remount-ro", "/");

@@ -23,6 +23,7 @@ import { type CgroupLayout, CONTROLLERS, createSandboxCgroups, detectCgroups, ki
 import { hostRootEntries, hostVersionedEtc, makeSandboxDir, newSandboxId, newToken, prepareBaseDir, SANDBOX_ID_LENGTH } from "./host-files.ts";
 import { buildLaunchArgv, LAUNCH_ENV, OOM_PROBE_SCRIPT } from "./launch-script.ts";
 import { removeOrphanSandboxes } from "./orphans.ts";
+import { compileSeccompFilter, type SeccompCompile } from "./seccomp.ts";
 
 type LogFn = (obj: Record<string, unknown>, msg?: string) => void;
 /** The part of a pino logger this provider uses. */
@@ -69,6 +70,8 @@ interface InitState {
   setprivFound: boolean;
   /** Whether the launch shell may lower the agent's oom_score_adj to -500 (needs CAP_SYS_RESOURCE). */
   agentOomScoreLowered: boolean;
+  /** The compiled syscall filter, or why there is none. */
+  seccomp: SeccompCompile;
 }
 
 interface ProbeResult {
@@ -307,6 +310,8 @@ export class LocalSandboxProvider implements SandboxProvider {
       const setpriv = await run("setpriv", ["--version"], 5_000);
       // Not a wall or a limit, so a detail rather than a warning: programs (+500) stay the preferred OOM victims either way.
       const oom = await run("/bin/bash", ["-c", OOM_PROBE_SCRIPT], 5_000);
+      const seccomp = await compileSeccompFilter();
+      if (!seccomp.ok) this.#warnings.add(`${seccomp.error}: sandboxes run without a syscall filter`);
       return {
         layout,
         rootEntries: hostRootEntries(),
@@ -316,6 +321,7 @@ export class LocalSandboxProvider implements SandboxProvider {
         disableUserns: major > 0 || minor >= 8,
         setprivFound: setpriv.ok,
         agentOomScoreLowered: oom.ok,
+        seccomp,
       };
     })();
     // A failure (no base folder yet...) is not cached: the next call tries again.
@@ -365,6 +371,7 @@ export class LocalSandboxProvider implements SandboxProvider {
       programEnv: JSON.stringify({ ...this.#programEnv, ...memoryLimitEnv(spec.limits.memoryBytes) }),
       disableUserns: init.disableUserns,
       ...(host ? { tcpListen: host.tcpListen } : {}),
+      seccomp: init.seccomp.ok,
     });
     for (const [name, value] of Object.entries({ ...this.#agentEnv, ...host?.env })) bwrapArgs.push("--setenv", name, value);
     const argv = buildLaunchArgv({
@@ -377,7 +384,17 @@ export class LocalSandboxProvider implements SandboxProvider {
       entry: SANDBOX_PATHS.agentEntry,
       cgroupProcsFiles: cgroups.procsFiles,
     });
-    const child = spawn("/bin/bash", argv, { env: { ...LAUNCH_ENV }, cwd: "/", stdio: ["ignore", "pipe", "pipe", "pipe"] });
+    // fd 3: bwrap's options; fd 4: the compiled syscall filter (both pipes, read by bwrap before it runs the agent).
+    const child = spawn("/bin/bash", argv, {
+      env: { ...LAUNCH_ENV },
+      cwd: "/",
+      stdio: ["ignore", "pipe", "pipe", "pipe", init.seccomp.ok ? "pipe" : "ignore"],
+    });
+    if (init.seccomp.ok) {
+      const filterPipe = child.stdio[4] as Writable;
+      filterPipe.on("error", () => {}); // the shell failed first: "exit" reports it
+      filterPipe.end(init.seccomp.program);
+    }
     const argsPipe = child.stdio[3] as Writable;
     argsPipe.on("error", () => {}); // the shell failed before bwrap read its options: "exit" reports it
     argsPipe.end(encodeArgsFile(bwrapArgs));
@@ -483,6 +500,7 @@ export class LocalSandboxProvider implements SandboxProvider {
         cgroupVersion: init.layout.version,
         cgroupControllers: enforced,
         agentOomScoreAdj: init.agentOomScoreLowered ? -500 : "unchanged (no CAP_SYS_RESOURCE)",
+        seccomp: init.seccomp.ok ? `${init.seccomp.denied} syscalls denied` : "off",
         uid: this.#options.uid,
         gid: this.#options.gid,
         sandboxes: this.#sandboxes.size,
