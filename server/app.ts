@@ -249,6 +249,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
       },
     },
     logger,
+    { bodyPace: { stallMs: config.limits.bodyStallMs, minBytesPerSecond: config.limits.bodyMinBytesPerSecond } },
   );
   // API_PORT, and HTTPS_PORT when HTTPS is on; one "listening" line each.
   const { port } = await startListeners(transport, config.server, logger, { version });

@@ -253,6 +253,8 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       concurrentExecutions: num("MAX_CONCURRENT_EXECUTIONS"),
       sessionsPerEntity: num("MAX_SESSIONS_PER_ENTITY"),
       liveSandboxes: num("MAX_LIVE_SANDBOXES"),
+      bodyStallMs: num("REQUEST_BODY_TIMEOUT") * 1000,
+      bodyMinBytesPerSecond: num("REQUEST_BODY_MIN_RATE"),
       queueSize: num("ADMISSION_QUEUE_SIZE"),
       queueTimeoutMs: num("ADMISSION_QUEUE_TIMEOUT") * 1000,
     },

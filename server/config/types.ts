@@ -69,6 +69,9 @@ export interface AppConfig {
     sessionsPerEntity: number;
     /** MAX_LIVE_SANDBOXES (0: no cap). */
     liveSandboxes: number;
+    /** REQUEST_BODY_TIMEOUT (ms) and REQUEST_BODY_MIN_RATE (bytes/s): the slow-loris guard of request bodies. */
+    bodyStallMs: number;
+    bodyMinBytesPerSecond: number;
     /** ADMISSION_QUEUE_SIZE / ADMISSION_QUEUE_TIMEOUT (ms): runs waiting for an execution slot. */
     queueSize: number;
     queueTimeoutMs: number;

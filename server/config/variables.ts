@@ -344,6 +344,21 @@ export const VARIABLES: readonly VariableSpec[] = [
   def("ADMISSION_QUEUE_TIMEOUT", "limits", "active", num(0, 3600), "30", "Longest wait for an execution slot", { unit: "s" }),
 
   // --- File limits ------------------------------------------------------------
+  def("REQUEST_BODY_TIMEOUT", "limits", "active", int(1, 3600), "15", "Longest pause in a request body before the request is dropped (408)", {
+    unit: "s",
+    note: "With REQUEST_BODY_MIN_RATE, the slow-loris guard of uploads and JSON bodies.",
+  }),
+  def(
+    "REQUEST_BODY_MIN_RATE",
+    "limits",
+    "active",
+    int(0, 1073741824),
+    "1024",
+    "Slowest accepted request body, counted over the time the server waited for it (0: no minimum)",
+    {
+      unit: "bytes/s",
+    },
+  ),
   def("MAX_FILE_SIZE_MB", "files", "active", int(1, 1048576), "100", "Largest file: uploads, and files a program writes (RLIMIT_FSIZE)", {
     unit: "MB",
     note: "Guides disagree: 100 (nsjail guide), 10 (others); we use 100.",

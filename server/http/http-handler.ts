@@ -7,6 +7,7 @@ import { FileStoreUnavailableError } from "../files/file-store.ts";
 import { routeLabel } from "../metrics/registry.ts";
 import { isRedisUnavailable } from "../redis/connection.ts";
 import type { HttpHandler, HttpResponse } from "../transport/types.ts";
+import { BodyTooSlowError } from "../transport/types.ts";
 import { sendError, sendJson } from "./errors.ts";
 import type { RouteContext, RouteHandler, Router } from "./router.ts";
 
@@ -45,6 +46,13 @@ export function createHttpHandler({ router, logger, accessLogs, observe }: HttpH
       else await match.handler({ req, res, params: match.params, requestId, log: logger.child({ requestId }) });
     } catch (error) {
       // Redis or S3 away: say so, so that callers retry later, instead of reporting a server bug.
+      if (error instanceof BodyTooSlowError) {
+        // A client that stalls or trickles its body (slow-loris): 408, and the connection closes.
+        logger.warn({ requestId, reason: error.message, remoteAddress: req.remoteAddress }, "request body too slow");
+        if (!res.headersSent && !res.aborted) sendError(res, requestId, 408, "timeout", `Request body too slow: ${error.message}`);
+        else if (!res.aborted) res.end();
+        return;
+      }
       const unavailable = isRedisUnavailable(error) || error instanceof FileStoreUnavailableError;
       logger.error({ err: error, requestId }, unavailable ? "a shared store is unavailable" : "request failed");
       if (res.headersSent) {

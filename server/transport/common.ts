@@ -2,9 +2,11 @@
  * Small pieces both transports share: status texts, the 500 body, subprotocol
  * selection, close-code hygiene and a byte-counting chunk queue for request bodies.
  */
+import { type BodyPace, BodyTooSlowError } from "./types.ts";
 
 export const DEFAULT_WS_HIGH_WATER_MARK = 1024 * 1024;
 export const DEFAULT_BODY_HIGH_WATER_MARK = 1024 * 1024;
+export const DEFAULT_BODY_PACE: BodyPace = { stallMs: 15_000, minBytesPerSecond: 1024 };
 
 export const INTERNAL_ERROR_BODY = JSON.stringify({ error: "Internal server error", error_type: "internal_server" });
 
@@ -158,6 +160,11 @@ export function hasBody(headers: Readonly<Record<string, string>>): boolean {
  * Chunks received from the network and not yet read by the handler. The producer
  * pushes and is told to pause above `highWaterMark`; `onLow` is called when the
  * reader has brought the queue back under half of it.
+ *
+ * Slow-loris guard (`pace`): the reader waits at most `stallMs` for the next
+ * chunk, and once it has waited that long in all, the client must have sent
+ * `minBytesPerSecond` of the time the reader spent waiting for it (the server's
+ * own slowness, between reads, does not count against the client).
  */
 export class ChunkQueue {
   #chunks: Buffer[] = [];
@@ -165,10 +172,13 @@ export class ChunkQueue {
   #ended = false;
   #error: Error | undefined;
   #waiter: (() => void) | undefined;
+  #received = 0;
+  #waitedMs = 0;
 
   constructor(
     readonly highWaterMark: number,
     private readonly onLow: () => void,
+    private readonly pace: BodyPace = DEFAULT_BODY_PACE,
   ) {}
 
   get bytes(): number {
@@ -185,6 +195,7 @@ export class ChunkQueue {
     if (chunk.length > 0) {
       this.#chunks.push(chunk);
       this.#bytes += chunk.length;
+      this.#received += chunk.length;
     }
     this.#wake();
     return this.#bytes <= this.highWaterMark;
@@ -220,9 +231,23 @@ export class ChunkQueue {
       if (this.#error) throw this.#error;
       if (this.#ended) return undefined;
       this.onLow();
-      await new Promise<void>((resolve) => {
-        this.#waiter = resolve;
-      });
+      await this.#waitForClient();
+    }
+  }
+
+  async #waitForClient(): Promise<void> {
+    const { stallMs, minBytesPerSecond } = this.pace;
+    const started = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      this.#waiter = resolve;
+      timer = setTimeout(() => this.fail(new BodyTooSlowError(`the request body stalled: no data for ${stallMs / 1000} s`)), stallMs);
+    });
+    clearTimeout(timer);
+    this.#waitedMs += performance.now() - started;
+    const rate = this.#received / (this.#waitedMs / 1000);
+    if (!this.#error && !this.#ended && this.#waitedMs >= stallMs && rate < minBytesPerSecond) {
+      this.fail(new BodyTooSlowError(`the request body arrived at ${Math.round(rate)} bytes/s, under the minimum of ${minBytesPerSecond}`));
     }
   }
 

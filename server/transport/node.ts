@@ -12,6 +12,7 @@ import { WebSocket, WebSocketServer } from "ws";
 import {
   ChunkQueue,
   DEFAULT_BODY_HIGH_WATER_MARK,
+  DEFAULT_BODY_PACE,
   DEFAULT_WS_HIGH_WATER_MARK,
   declaredLength,
   INTERNAL_ERROR_BODY,
@@ -25,6 +26,7 @@ import {
 import { loadTlsMaterial } from "./tls.ts";
 import {
   BodyConsumedError,
+  type BodyPace,
   BodyTooLargeError,
   type HttpRequest,
   type HttpResponse,
@@ -80,6 +82,7 @@ class NodeHttpRequest implements HttpRequest {
     private readonly req: IncomingMessage,
     readonly secure: boolean,
     private readonly highWaterMark: number,
+    private readonly pace: BodyPace = DEFAULT_BODY_PACE,
   ) {
     this.method = (req.method ?? "GET").toUpperCase();
     const { path, query } = splitUrl(req.url);
@@ -105,7 +108,10 @@ class NodeHttpRequest implements HttpRequest {
     const parts: Buffer[] = [];
     let total = 0;
     for (;;) {
-      const chunk = await queue.next();
+      const chunk = await queue.next().catch((error: unknown) => {
+        this.#discard(); // a stalled or trickling client: stop reading, the response closes the connection
+        throw error;
+      });
       if (!chunk) break;
       total += chunk.length;
       if (total > limitBytes) {
@@ -146,9 +152,13 @@ class NodeHttpRequest implements HttpRequest {
   /** Start reading the IncomingMessage into a queue that pauses it above the high-water mark. */
   #open(): ChunkQueue {
     const req = this.req;
-    const queue = new ChunkQueue(this.highWaterMark, () => {
-      if (!this.#discarded) req.resume();
-    });
+    const queue = new ChunkQueue(
+      this.highWaterMark,
+      () => {
+        if (!this.#discarded) req.resume();
+      },
+      this.pace,
+    );
     this.#queue = queue;
     req.on("data", (chunk: Buffer) => {
       if (this.#discarded) return;
@@ -347,6 +357,7 @@ class NodeWsSocket implements WsSocket {
 export function createNodeTransport(handlers: TransportHandlers, options: NodeTransportOptions = {}): Transport {
   const wsHighWaterMark = options.wsHighWaterMark ?? DEFAULT_WS_HIGH_WATER_MARK;
   const bodyHighWaterMark = options.bodyHighWaterMark ?? DEFAULT_BODY_HIGH_WATER_MARK;
+  const bodyPace = options.bodyPace ?? DEFAULT_BODY_PACE;
   const pingIntervalMs = options.wsPingIntervalMs ?? 30_000;
   const closeGraceMs = options.closeGraceMs ?? 1_000;
   const report: ErrorReporter = (error, context) => {
@@ -373,7 +384,7 @@ export function createNodeTransport(handlers: TransportHandlers, options: NodeTr
     let request: NodeHttpRequest;
     let response: NodeHttpResponse;
     try {
-      request = new NodeHttpRequest(req, secure, bodyHighWaterMark);
+      request = new NodeHttpRequest(req, secure, bodyHighWaterMark, bodyPace);
       response = new NodeHttpResponse(res, request);
     } catch (error) {
       report(error, { where: "http", method: req.method, path: req.url });

@@ -46,6 +46,15 @@ export class BodyTooLargeError extends Error {
   }
 }
 
+/** A request body that stalled, or trickled in under the minimum rate (slow-loris): the request is dropped. */
+export class BodyTooSlowError extends Error {}
+
+/** How slowly a client may send a body: `stallMs` with no data at all, or under `minBytesPerSecond` once it has waited `stallMs`. */
+export interface BodyPace {
+  stallMs: number;
+  minBytesPerSecond: number;
+}
+
 /** `body()` or `bodyStream()` was called a second time on the same request. */
 export class BodyConsumedError extends Error {
   constructor() {
@@ -150,6 +159,8 @@ export interface TransportOptions {
   wsHighWaterMark?: number;
   /** A request body is paused while this many bytes wait unread (default 1 MiB). */
   bodyHighWaterMark?: number;
+  /** Slow-loris guard for request bodies (default: 15 s stall, 1 KiB/s). */
+  bodyPace?: BodyPace;
   /** Told about a handler that threw or rejected (the transport already answered 500). */
   onError?: (error: unknown, context: { where: "http" | "ws"; method?: string; path?: string }) => void;
 }

@@ -19,6 +19,7 @@ import { join } from "node:path";
 import {
   ChunkQueue,
   DEFAULT_BODY_HIGH_WATER_MARK,
+  DEFAULT_BODY_PACE,
   DEFAULT_WS_HIGH_WATER_MARK,
   declaredLength,
   formatAddress,
@@ -34,6 +35,7 @@ import {
 import { loadTlsMaterial } from "./tls.ts";
 import {
   BodyConsumedError,
+  type BodyPace,
   BodyTooLargeError,
   type HttpRequest,
   type HttpResponse,
@@ -341,8 +343,9 @@ class UwsHttpRequest implements HttpRequest {
     readonly remoteAddress: string,
     readonly secure: boolean,
     highWaterMark: number,
+    pace: BodyPace = DEFAULT_BODY_PACE,
   ) {
-    this.#queue = new ChunkQueue(highWaterMark, () => this.#resume());
+    this.#queue = new ChunkQueue(highWaterMark, () => this.#resume(), pace);
     response.request = this;
     // uWS delivers the (empty) last chunk of a bodiless request only after the route
     // callback returns; a response ended synchronously must not see it as unfinished.
@@ -371,7 +374,10 @@ class UwsHttpRequest implements HttpRequest {
     const parts: Buffer[] = [];
     let total = 0;
     for (;;) {
-      const chunk = await this.#queue.next();
+      const chunk = await this.#queue.next().catch((error: unknown) => {
+        this.#discard(); // a stalled or trickling client: stop reading, the response closes the connection
+        throw error;
+      });
       if (!chunk) break;
       total += chunk.length;
       if (total > limitBytes) {
@@ -518,6 +524,7 @@ export function createUwsTransport(handlers: TransportHandlers, options: UwsTran
   const uws = options.uws ?? loadUws();
   const wsHighWaterMark = options.wsHighWaterMark ?? DEFAULT_WS_HIGH_WATER_MARK;
   const bodyHighWaterMark = options.bodyHighWaterMark ?? DEFAULT_BODY_HIGH_WATER_MARK;
+  const bodyPace = options.bodyPace ?? DEFAULT_BODY_PACE;
   const report = (error: unknown, context: { where: "http" | "ws"; method?: string; path?: string }) => {
     try {
       options.onError?.(error, context);
@@ -650,7 +657,7 @@ export function createUwsTransport(handlers: TransportHandlers, options: UwsTran
       const query = new URLSearchParams(req.getQuery() ?? "");
       const headers = collectHeaders(req);
       const response = new UwsHttpResponse(res, method, (r) => pending.delete(r));
-      const request = new UwsHttpRequest(res, response, method, path, query, headers, remoteAddressOf(res), secure, bodyHighWaterMark);
+      const request = new UwsHttpRequest(res, response, method, path, query, headers, remoteAddressOf(res), secure, bodyHighWaterMark, bodyPace);
       pending.add(response);
       const fail = (error: unknown) => {
         // A body read that failed because the client left is not a handler bug.

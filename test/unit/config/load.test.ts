@@ -70,6 +70,8 @@ describe("defaults", () => {
       concurrentExecutions: 10,
       sessionsPerEntity: 100,
       liveSandboxes: 0,
+      bodyStallMs: 15_000,
+      bodyMinBytesPerSecond: 1024,
       queueSize: 100,
       queueTimeoutMs: 30_000,
     });
