@@ -11,12 +11,17 @@ import { TestClient } from "../helpers/ws-client.ts";
 // biome-ignore lint/suspicious/noExplicitAny: response bodies are checked field by field
 type Json = any;
 
-describe.each(["node", "uws"] as const)("escape attempts from a sandbox (%s transport)", (transport) => {
+// Both transports with local sandboxes, and Kubernetes pods (the API server stand-in: each pod a local sandbox on its own address).
+describe.each([
+  ["node", "local"],
+  ["uws", "local"],
+  ["node", "kubernetes"],
+] as const)("escape attempts from a sandbox (%s transport, %s sandboxes)", (transport, backend) => {
   let server: ServerProcess;
   const clients: TestClient[] = [];
 
   beforeAll(async () => {
-    server = await startServer({ transport, env: { SANDBOX_POOL_ENABLED: "false", SANDBOX_DATA_SIZE_MB: "16", MAX_OUTPUT_FILES: "10" } });
+    server = await startServer({ transport, backend, env: { SANDBOX_POOL_ENABLED: "false", SANDBOX_DATA_SIZE_MB: "16", MAX_OUTPUT_FILES: "10" } });
   });
   afterAll(async () => {
     for (const client of clients) client.terminate();
