@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // `npm run bench`: build, bundle the benchmark (TypeScript) and run it; it prints JSON.
+// `npm run soak` (this script with "soak"): the same for the soak run (test/bench/soak.ts), by hand only.
 import { execFileSync, spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -7,9 +8,10 @@ import { build } from "esbuild";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 execFileSync(process.execPath, [join(root, "scripts/build.mjs")], { stdio: ["ignore", "ignore", "inherit"] });
-const outfile = join(root, ".cache/bench/bench.mjs");
+const which = process.argv[2] === "soak" ? "soak" : "main";
+const outfile = join(root, `.cache/bench/${which}.mjs`);
 await build({
-  entryPoints: [join(root, "test/bench/main.ts")],
+  entryPoints: [join(root, `test/bench/${which}.ts`)],
   outfile,
   bundle: true,
   platform: "node",
