@@ -7,7 +7,8 @@
  * then closes the session. Samples the server's RSS, live sandboxes,
  * processes of the sandbox uid and stored bytes; at the end waits for the
  * server to be idle and reports what is left. Prints JSON.
- * Knobs: SOAK_CLIENTS (50), SOAK_SECONDS (1800), SOAK_SAMPLE_SECONDS (30), SERVER_TRANSPORT (node).
+ * Knobs: SOAK_CLIENTS (50), SOAK_SECONDS (1800), SOAK_SAMPLE_SECONDS (30), SOAK_EXEC_SECONDS (10:
+ * MAX_EXECUTION_TIME of the server), SERVER_TRANSPORT (node).
  */
 import { execFileSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
@@ -62,9 +63,10 @@ async function http(server: ServerProcess, path: string, init: RequestInit = {})
 
 /** One client's loop until the deadline; returns its counts. */
 async function client(server: ServerProcess, index: number, deadline: number) {
-  const counts = { sessions: 0, execs: 0, httpExecs: 0, uploads: 0, failures: 0, failureSamples: [] as string[] };
-  const fail = (what: string) => {
+  const counts = { sessions: 0, execs: 0, httpExecs: 0, uploads: 0, failures: 0, failureSamples: [] as string[], failureKinds: {} as Record<string, number> };
+  const fail = (what: string, kind = what) => {
     counts.failures += 1;
+    counts.failureKinds[kind] = (counts.failureKinds[kind] ?? 0) + 1;
     if (counts.failureSamples.length < 3) counts.failureSamples.push(what);
   };
   while (Date.now() < deadline) {
@@ -76,7 +78,7 @@ async function client(server: ServerProcess, index: number, deadline: number) {
       const run = async (lang: string, code: string, ok: (o: { code: number | null; reason: string }) => boolean) => {
         const outcome = await ws!.exec(lang, code, 120_000);
         counts.execs += 1;
-        if (!ok(outcome)) fail(`${lang} exec: ${JSON.stringify(outcome).slice(0, 200)}`);
+        if (!ok(outcome)) fail(`${lang} exec: ${JSON.stringify(outcome).slice(0, 200)}`, `${lang} exec ended ${outcome.reason}`);
       };
       await run("py", `x${index} = ${index}\nprint(x${index})`, (o) => o.code === 0);
       await run("py", `print(x${index} + 1)`, (o) => o.code === 0);
@@ -88,10 +90,10 @@ async function client(server: ServerProcess, index: number, deadline: number) {
       });
       counts.httpExecs += 1;
       const text = await res.text();
-      if (res.status !== 200 || !text.includes(`"stdout":"${index * 2}\\n"`)) fail(`/exec ${res.status} ${text.slice(0, 160)}`);
+      if (res.status !== 200 || !text.includes(`"stdout":"${index * 2}\\n"`)) fail(`/exec ${res.status} ${text.slice(0, 160)}`, `/exec ${res.status}`);
       await run("bash", `echo ${index} > /mnt/data/c${index}.txt; seq 1 1000 | tail -1`, (o) => o.code === 0);
       // Runs cut short (they end the interpreter): a timeout and an output flood.
-      await run("py", "import time\ntime.sleep(30)", (o) => o.reason === "timeout");
+      await run("py", "import time\ntime.sleep(60)", (o) => o.reason === "timeout");
       await run("py", "print('y' * 100000)\nwhile True: print('z' * 1000)", (o) => o.reason === "output_limit");
       const form = new FormData();
       form.append("file", new Blob([`row,${index}\n`.repeat(200)]), `u${index}.csv`);
@@ -99,7 +101,8 @@ async function client(server: ServerProcess, index: number, deadline: number) {
       counts.uploads += 1;
       const uploaded = (await upload.json()) as { session_id: string; files: Array<{ fileId: string }> };
       const download = await http(server, `/download/${uploaded.session_id}/${uploaded.files[0]?.fileId}`);
-      if (download.status !== 200 || (await download.arrayBuffer()).byteLength !== `row,${index}\n`.length * 200) fail(`download ${download.status}`);
+      if (download.status !== 200 || (await download.arrayBuffer()).byteLength !== `row,${index}\n`.length * 200)
+        fail(`download ${download.status}`, `download ${download.status}`);
       // Clean up what this round made: the upload's session, then the WebSocket session (session.close deletes its files).
       await http(server, `/files/${uploaded.session_id}/${uploaded.files[0]?.fileId}`, { method: "DELETE" });
       ws.socket.send(JSON.stringify({ type: "session.close" }));
@@ -108,7 +111,7 @@ async function client(server: ServerProcess, index: number, deadline: number) {
         setTimeout(resolve, 5_000);
       });
     } catch (error) {
-      fail((error as Error).message);
+      fail((error as Error).message, `client error: ${(error as Error).message.slice(0, 60)}`);
       await new Promise((resolve) => setTimeout(resolve, 1_000));
     } finally {
       ws?.close();
@@ -121,7 +124,14 @@ async function main() {
   const transport = (process.env.SERVER_TRANSPORT ?? "node") as "node" | "uws";
   const server = await startServer({
     transport,
-    env: { MAX_EXECUTION_TIME: "2", MAX_OUTPUT_BYTES: "200000", SESSION_IDLE_GRACE: "5", SANDBOX_TTL_MINUTES: "1", MAX_CPU_QUOTA: "100000" },
+    // A time limit that a first run in a cold sandbox meets even while ~50 sandboxes start on 2 cores.
+    env: {
+      MAX_EXECUTION_TIME: process.env.SOAK_EXEC_SECONDS ?? "10",
+      MAX_OUTPUT_BYTES: "200000",
+      SESSION_IDLE_GRACE: "5",
+      SANDBOX_TTL_MINUTES: "1",
+      MAX_CPU_QUOTA: "100000",
+    },
   });
   try {
     await new Promise((resolve) => setTimeout(resolve, 5_000));
@@ -144,6 +154,10 @@ async function main() {
     const report = {
       settings: { clients: CLIENTS, seconds: SECONDS, transport },
       totals: { sessions: total("sessions"), execs: total("execs"), httpExecs: total("httpExecs"), uploads: total("uploads"), failures: total("failures") },
+      failureKinds: results.reduce<Record<string, number>>((all, r) => {
+        for (const [kind, n] of Object.entries(r.failureKinds)) all[kind] = (all[kind] ?? 0) + n;
+        return all;
+      }, {}),
       failureSamples: results.flatMap((r) => r.failureSamples).slice(0, 10),
       baseline,
       end,
