@@ -79,6 +79,17 @@ async function perTransport(transport: "node" | "uws") {
   }
 }
 
+/** New sessions served from a full warm pool (waiting for a warm sandbox before each), with the pool's hit and miss counts. */
+async function pooledFirstExecs(pooled: Awaited<ReturnType<typeof startServer>>, fillTimeoutMs: number) {
+  await waitForWarmSandboxes(pooled, POOL_SIZE, fillTimeoutMs);
+  const figures = await newSessionFirstExec(pooled, COLD_RUNS, async () => {
+    await waitForWarmSandboxes(pooled, 1, 10_000);
+  });
+  const hits = await metric(pooled, 'code_interpreter_pool_hits_total{lang="all"}');
+  const misses = await metric(pooled, 'code_interpreter_pool_misses_total{lang="all"}');
+  return { ...figures, poolSize: POOL_SIZE, hits, misses };
+}
+
 /** (b) new session -> first exec, without and with a warm pool; (e) PSS of idle sandboxes. */
 async function coldAndPool() {
   log("cold sessions (pool off)");
@@ -96,22 +107,16 @@ async function coldAndPool() {
   log(`warm pool (SANDBOX_POOL_PY=${POOL_SIZE})`);
   const pooled = await startServer({ transport: "node", env: { ...SERVER_ENV, ...POOL_ON } });
   try {
-    const waitWarm = (atLeast: number, timeoutMs: number) => waitForWarmSandboxes(pooled, atLeast, timeoutMs);
-    if (!(await waitWarm(1, 30_000))) {
+    if (!(await waitForWarmSandboxes(pooled, 1, 30_000))) {
       return { cold: coldFigures, pool: null, poolNote: "the pool reported no warm sandbox within 30 s (pool absent or disabled)", pss };
     }
-    await waitWarm(POOL_SIZE, 30_000);
-    const figures = await newSessionFirstExec(pooled, COLD_RUNS, async () => {
-      await waitWarm(1, 10_000);
-    });
-    const hits = await metric(pooled, 'code_interpreter_pool_hits_total{lang="all"}');
-    const misses = await metric(pooled, 'code_interpreter_pool_misses_total{lang="all"}');
+    const pool = await pooledFirstExecs(pooled, 30_000);
     // The pool's sandboxes preload numpy, pandas and matplotlib: the figure the target is about.
     log("PSS of idle warm (preloaded) sandboxes");
-    await waitWarm(POOL_SIZE, 30_000);
+    await waitForWarmSandboxes(pooled, POOL_SIZE, 30_000);
     await new Promise((r) => setTimeout(r, 3_000));
     const pssPreloaded = await idleSandboxPss(pooled, PSS_SANDBOXES);
-    return { cold: coldFigures, pool: { ...figures, poolSize: POOL_SIZE, hits, misses }, pss, pssPreloaded };
+    return { cold: coldFigures, pool, pss, pssPreloaded };
   } finally {
     await pooled.stop();
   }
@@ -146,17 +151,11 @@ async function kubernetes() {
   log(`kubernetes: warm pod pool (POD_POOL_PY=${POOL_SIZE})`);
   const pooled = await startServer({ transport: "node", backend: "kubernetes", env: { ...SERVER_ENV, ...POOL_ON } });
   try {
-    const waitWarm = (atLeast: number, timeoutMs: number) => waitForWarmSandboxes(pooled, atLeast, timeoutMs);
-    await waitWarm(POOL_SIZE, 60_000);
-    const figures = await newSessionFirstExec(pooled, COLD_RUNS, async () => {
-      await waitWarm(1, 10_000);
-    });
-    const hits = await metric(pooled, 'code_interpreter_pool_hits_total{lang="all"}');
-    const misses = await metric(pooled, 'code_interpreter_pool_misses_total{lang="all"}');
+    const warmPod = await pooledFirstExecs(pooled, 60_000);
     return {
       provider: "kubernetes (API server stand-in on loopback; pods are local sandboxes on 127.x.y.z)",
       coldPod: coldFigures,
-      warmPod: { ...figures, poolSize: POOL_SIZE, hits, misses },
+      warmPod,
       reusedSession: { withCheckpoint: reused, withoutCheckpoint: reusedNoCheckpoint },
     };
   } finally {

@@ -115,10 +115,7 @@ async function handle(ctx: RouteContext, deps: ExecRouteDeps, store: Continuatio
       ]);
       return;
     }
-    const answered = new Set(results.map((result) => result.call_id));
-    for (const id of entry.callIds) {
-      if (!answered.has(id)) results.push({ call_id: id, result: null, is_error: true, error_message: "no result was given for this call" });
-    }
+    // Checked here, before the token is used up; calls left unanswered get an error result in Session.toolResults.
     if (!(await store.take(token))) {
       gone("This continuation token was used already (one follow-up per token)");
       return;
