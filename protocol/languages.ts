@@ -68,7 +68,16 @@ const table: readonly LanguageSpec[] = [
     feed: "file",
     env: { PYTHONUNBUFFERED: "1", PYTHONDONTWRITEBYTECODE: "1", MPLBACKEND: "Agg" },
     version: ["python3", "--version"],
-    debianPackages: ["python3", "python3-numpy", "python3-pandas", "python3-matplotlib", "python3-scipy", "python3-sklearn", "python3-cloudpickle"],
+    debianPackages: [
+      "python3",
+      "python3-numpy",
+      "python3-pandas",
+      "python3-matplotlib",
+      "python3-scipy",
+      "python3-sklearn",
+      "python3-cloudpickle",
+      "python3-pip",
+    ],
   },
   {
     code: "js",

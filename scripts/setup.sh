@@ -17,7 +17,7 @@ die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 # run must live under the host /usr, so toolchains come from Debian, never from
 # pyenv, rustup or the like. js needs nothing more than the Node.js checked below.
 LANGUAGE_PACKAGES=(
-  "py: python3 python3-numpy python3-pandas python3-matplotlib python3-scipy python3-sklearn python3-cloudpickle"
+  "py: python3 python3-numpy python3-pandas python3-matplotlib python3-scipy python3-sklearn python3-cloudpickle python3-pip"
   "js:"
   "ts: node-typescript"
   "go: golang-go"

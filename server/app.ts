@@ -22,6 +22,7 @@ import { addUploadRoutes } from "./http/routes/upload.ts";
 import { detectToolchains, imageToolchains, type ToolchainInfo } from "./languages/toolchains.ts";
 import { securityLog } from "./logging/logger.ts";
 import { ServiceMetrics } from "./metrics/registry.ts";
+import { createEgress } from "./sandbox/egress/index.ts";
 import { createKubernetesProvider } from "./sandbox/kubernetes/index.ts";
 import { LocalSandboxProvider } from "./sandbox/local/local-provider.ts";
 import { poolStats } from "./sandbox/pool.ts";
@@ -86,8 +87,8 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
   // Embedded stores and in-process events, or Redis (sessions, keys, limits, events, other replicas) and S3 (files).
   const backends = await openBackends(config, logger);
   const { events, store, files } = backends;
-  const logSecurity = (event: string, fields: Record<string, unknown>) => {
-    if (config.logging.securityLogs) securityLog(logger, event, fields);
+  const logSecurity = (event: string, fields: Record<string, unknown>, level?: "info" | "warn") => {
+    if (config.logging.securityLogs) securityLog(logger, event, fields, level);
   };
 
   // --- API keys, rate limits, auth-failure limiter (server/auth/): pass a Redis client to share them across replicas.
@@ -97,6 +98,11 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
   // Warm pool: with SANDBOX_POOL_PY > 0 agents start Python ahead of the first run.
   const agentEnv = config.pool.enabled && config.pool.pythonPreload ? { AGENT_PYTHON_PRELOAD: "1" } : undefined;
   const sandboxLogger = logger.child({ component: "sandbox" });
+  const egress = createEgress(config, logSecurity);
+  if (egress)
+    logger.info({ port: egress.port, allowlist: egress.proxy.allowlist.describe(), skillDeps: egress.skillDeps?.root ?? null }, "sandbox egress proxy on");
+  if (egress?.skillDeps && config.pool.enabled)
+    logger.warn("the warm pool is off: sandboxes are made for their tenant's package cache (SKILL_DEPS_PATH); set SKILL_DEPS_PATH=off to keep the pool");
   const provider =
     config.sandbox.backend === "kubernetes"
       ? createKubernetesProvider(config, { logger: sandboxLogger, ...(agentEnv ? { agentEnv } : {}) })
@@ -107,6 +113,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
           agentDir: agentDir(),
           logger: sandboxLogger,
           ...(agentEnv ? { agentEnv } : {}),
+          ...(egress ? { egress } : {}),
         });
   const removed = await provider.removeOrphans().catch((error: Error) => {
     // Kubernetes unreachable at start: serve anyway (/ready says why); the periodic sweep catches up.
@@ -127,7 +134,8 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
     provider,
     events,
     logger: logger.child({ component: "pool" }),
-    sizes: config.pool.enabled ? config.pool.sizes : {},
+    // A pooled sandbox is made before its tenant is known, so it cannot carry the tenant's package cache.
+    sizes: config.pool.enabled && !egress?.skillDeps ? config.pool.sizes : {},
     languages: LANGUAGES.keys(),
     parallelBatch: config.pool.parallelBatch,
     replenishIntervalMs: config.pool.replenishIntervalMs,
@@ -212,6 +220,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
           const stats = poolStats();
           return stats.enabled ? stats : undefined;
         },
+        ...(egress ? { egress: () => egress.proxy.counts } : {}),
       })
     : undefined;
   if (metrics) addMetricsRoute(router, { metrics, auth: config.server.metricsAuth, authenticated, master: requireMaster(authGuard) });

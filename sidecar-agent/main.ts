@@ -10,6 +10,8 @@
  *   AGENT_LAUNCHER     launcher binary (default: `launcher` next to this bundle)
  *   AGENT_CGROUP_DIR   memory cgroup folder, to detect OOM kills (optional)
  *   AGENT_PROGRAM_ENV  JSON object: the whole environment of programs
+ *   AGENT_EGRESS_PORT, AGENT_EGRESS_SOCKET  relay 127.0.0.1:PORT to the server's egress proxy on SOCKET
+ *                      (both or neither; egress-relay.ts)
  *   AGENT_PYTHON_PRELOAD  comma-separated Python modules (e.g. numpy,pandas,matplotlib.pyplot), or 1/true
  *                      for DEFAULT_PYTHON_PRELOAD (0/false/empty: none): start the persistent interpreter
  *                      now and import them (a `warm` frame says when done)
@@ -17,6 +19,7 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_PROGRAM_ENV, parseListen, startAgent } from "./agent-server.ts";
+import { type EgressRelay, startEgressRelay } from "./egress-relay.ts";
 
 function fail(message: string): never {
   process.stderr.write(`agent: ${message}\n`);
@@ -91,6 +94,19 @@ async function main(): Promise<void> {
     pythonPreload: pythonPreload(process.env.AGENT_PYTHON_PRELOAD),
   });
 
+  let relay: EgressRelay | undefined;
+  const egressPort = process.env.AGENT_EGRESS_PORT;
+  const egressSocket = process.env.AGENT_EGRESS_SOCKET;
+  if (egressPort || egressSocket) {
+    const port = Number(egressPort);
+    if (!egressSocket || !Number.isInteger(port) || port < 1 || port > 65535) fail("AGENT_EGRESS_PORT (1-65535) and AGENT_EGRESS_SOCKET go together");
+    try {
+      relay = await startEgressRelay(port, egressSocket);
+    } catch (error) {
+      fail(`cannot listen on 127.0.0.1:${port} for the egress relay: ${(error as Error).message}`);
+    }
+  }
+
   // Stay up on a stray bug: a dead agent takes the whole sandbox with it.
   process.on("uncaughtException", (error) => process.stderr.write(`agent: uncaught: ${error.stack ?? error.message}\n`));
   process.on("unhandledRejection", (error) => process.stderr.write(`agent: unhandled rejection: ${String(error)}\n`));
@@ -99,7 +115,7 @@ async function main(): Promise<void> {
   const stop = () => {
     if (stopping) return;
     stopping = true;
-    agent.close().finally(() => process.exit(0));
+    Promise.all([agent.close(), relay?.close()]).finally(() => process.exit(0));
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);

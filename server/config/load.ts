@@ -289,6 +289,14 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       idleTtlMs: num("SANDBOX_TTL_MINUTES") * 60_000,
       cleanupIntervalMs: num("SANDBOX_CLEANUP_INTERVAL_MINUTES") * 60_000,
     },
+    egress: {
+      enabled: bool("ENABLE_SANDBOX_NETWORK"),
+      port: num("SANDBOX_EGRESS_PORT"),
+      allowlist: splitList(raw.SANDBOX_EGRESS_ALLOWLIST),
+      resolve: splitList(raw.SANDBOX_EGRESS_RESOLVE),
+      // "off" (empty means the default, as for every variable): no caches, and the warm pool stays on.
+      ...(text("SKILL_DEPS_PATH") && text("SKILL_DEPS_PATH")!.toLowerCase() !== "off" ? { skillDepsPath: resolve(cwd, text("SKILL_DEPS_PATH")!) } : {}),
+    },
     kubernetes: {
       ...(text("K8S_NAMESPACE") ? { namespace: text("K8S_NAMESPACE") } : {}),
       image: `${text("K8S_IMAGE_REGISTRY")}/sandbox:${text("K8S_IMAGE_TAG")}`,
@@ -382,6 +390,9 @@ export function checkConfig(config: AppConfig): string[] {
   }
   if (!config.sandbox.filesystemIsolation) {
     warnings.push("ENABLE_FILESYSTEM_ISOLATION is false: noted, but local sandboxes still get a private, read-only filesystem view");
+  }
+  if (config.egress.enabled && config.sandbox.backend === "kubernetes") {
+    warnings.push("ENABLE_SANDBOX_NETWORK has no effect with EXECUTION_BACKEND=kubernetes yet: pods keep no egress (their NetworkPolicy)");
   }
   const perLanguage = Object.keys(config.kubernetes.languages);
   if (config.sandbox.backend === "local" && perLanguage.length > 0) {

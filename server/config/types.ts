@@ -118,6 +118,18 @@ export interface AppConfig {
     idleTtlMs: number;
     cleanupIntervalMs: number;
   };
+  /** ENABLE_SANDBOX_NETWORK and the rest of the egress section (server/sandbox/egress/). */
+  egress: {
+    enabled: boolean;
+    /** SANDBOX_EGRESS_PORT: the relay inside each sandbox. */
+    port: number;
+    /** SANDBOX_EGRESS_ALLOWLIST entries, beyond the package registries. */
+    allowlist: string[];
+    /** SANDBOX_EGRESS_RESOLVE entries, name=address. */
+    resolve: string[];
+    /** SKILL_DEPS_PATH; undefined when set to off (no caches). */
+    skillDepsPath?: string;
+  };
   /** EXECUTION_BACKEND=kubernetes: the pods (server/sandbox/kubernetes/). */
   kubernetes: {
     /** K8S_NAMESPACE; undefined: the server's own namespace. */

@@ -123,7 +123,8 @@ const PORT_EXPECTED = "an integer between 1 and 65535 (or 0 for a free port)";
 const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$/;
 const K8S_QUANTITY = /^\d+(\.\d+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/;
 const DNS_NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
-const HOSTNAME = /^(\*\.)?[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$/;
+const EGRESS_ENTRY = /^(\*\.)?[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:\d{1,5})?$/;
+const EGRESS_PIN = /^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?=[0-9A-Fa-f:.]+$/;
 const HEADER_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const ORIGIN = /^(\*|https?:\/\/[^\s/]+)$/;
 
@@ -636,18 +637,41 @@ export const VARIABLES: readonly VariableSpec[] = [
   def("STATE_ARCHIVE_CHECK_INTERVAL_SECONDS", "state", "active", int(1, 86400), "300", "Interval of archive checks", { unit: "s" }),
 
   // --- Egress -------------------------------------------------------------------
-  def("ENABLE_SANDBOX_NETWORK", "egress", "reserved", bool, "false", "Let sandboxes reach package registries through the allowlist proxy"),
-  def("SANDBOX_EGRESS_PORT", "egress", "reserved", int(1, 65535), "18443", "Port of the egress proxy on 127.0.0.1"),
+  def("ENABLE_SANDBOX_NETWORK", "egress", "active", bool, "false", "Let sandboxes reach package registries through the allowlist proxy", {
+    note: "Local sandboxes only: HTTPS through CONNECT to listed names, nothing else (docs/SECURITY.md). Turns the warm pool off while SKILL_DEPS_PATH caches are on (SKILL_DEPS_PATH=off keeps it).",
+  }),
+  def("SANDBOX_EGRESS_PORT", "egress", "active", int(1, 65535), "18443", "Port of the egress proxy on 127.0.0.1 inside each sandbox", {
+    note: "Programs get HTTPS_PROXY=http://127.0.0.1:<port>; the sandbox's agent relays it to the server's proxy.",
+  }),
   def(
     "SANDBOX_EGRESS_ALLOWLIST",
     "egress",
-    "reserved",
-    { type: "list", itemPattern: HOSTNAME, expected: "a comma-separated list of host names" },
+    "active",
+    { type: "list", itemPattern: EGRESS_ENTRY, expected: "a comma-separated list of host names, *.domain or name:port" },
     undefined,
     "Host names allowed beyond the package registries",
-    { defaultText: "(package registries)", example: "files.example.com" },
+    {
+      defaultText: "(package registries)",
+      example: "files.example.com,*.example.org,mirror.example.com:8443",
+      note: "Port 443 unless given; names only, never addresses.",
+    },
   ),
-  def("SKILL_DEPS_PATH", "egress", "reserved", path, "/opt/skill-deps", "Host folder mounted into sandboxes so install caches carry over"),
+  def(
+    "SANDBOX_EGRESS_RESOLVE",
+    "egress",
+    "active",
+    { type: "list", itemPattern: EGRESS_PIN, expected: "a comma-separated list of name=address" },
+    undefined,
+    "Fixed addresses for allowed names (an internal mirror)",
+    {
+      defaultText: "(DNS)",
+      example: "pypi.internal.example.com=10.0.0.5",
+      note: "Names resolved by DNS must give public addresses only; a pinned address is trusted as given.",
+    },
+  ),
+  def("SKILL_DEPS_PATH", "egress", "active", path, "/opt/skill-deps", "Host folder of per-tenant package caches, mounted at /opt/skill-deps in sandboxes", {
+    note: "With ENABLE_SANDBOX_NETWORK: one folder per API key and user_id (pip, npm, cargo, R, gem caches and user installs). off: no caches (and the warm pool stays on).",
+  }),
 
   // --- Kubernetes ---------------------------------------------------------------
   def("K8S_NAMESPACE", "kubernetes", "active", str, undefined, "Namespace of execution pods", { defaultText: "(the API's namespace)" }),

@@ -52,6 +52,8 @@ export interface MetricsSources {
   sandboxesLive: () => number;
   /** The pool's figures; undefined while there is no pool. */
   poolStats?: () => PoolStatsLike | undefined;
+  /** The egress proxy's counters (ENABLE_SANDBOX_NETWORK); undefined while it is off. */
+  egress?: () => { tunnels: number; open: number; refused: Record<string, number | undefined> };
   /** Prefix of every metric name. */
   prefix?: string;
 }
@@ -184,6 +186,37 @@ export class ServiceMetrics {
     perLanguage(`${p}pool_created_total`, "Sandboxes the pool created", (s) => num(s.created), "counter");
     perLanguage(`${p}pool_dropped_total`, "Pooled sandboxes dropped (died while waiting)", (s) => num(s.dropped), "counter");
     perLanguage(`${p}pool_failures_total`, "Pool sandbox creations that failed", (s) => num(s.failures), "counter");
+
+    const egress = sources.egress;
+    if (egress) {
+      new Counter({
+        name: `${p}egress_tunnels_total`,
+        help: "HTTPS tunnels the egress proxy opened for sandboxes",
+        registers,
+        collect() {
+          this.reset();
+          this.inc(egress().tunnels);
+        },
+      });
+      new Gauge({
+        name: `${p}egress_tunnels_open`,
+        help: "Egress tunnels open now",
+        registers,
+        collect() {
+          this.set(egress().open);
+        },
+      });
+      new Counter({
+        name: `${p}egress_refused_total`,
+        help: "Sandbox egress requests refused, by reason (not_allowed, ip_literal, private_address, not_connect...)",
+        labelNames: ["reason"],
+        registers,
+        collect() {
+          this.reset();
+          for (const [reason, count] of Object.entries(egress().refused)) if (count) this.inc({ reason }, count);
+        },
+      });
+    }
 
     this.#unsubscribe = sources.events.subscribe("executions", (event) => this.#onExecution(event));
   }

@@ -27,6 +27,8 @@ export interface SandboxSpec {
   limits: SandboxLimits;
   /** The language it is made for first: picks its class (image, resources) where classes differ. */
   lang?: string;
+  /** Whose package cache to mount (egress/skill-deps.ts tenantId), where caches are on; pooled sandboxes have none. */
+  tenant?: string;
 }
 
 /** Where the server reaches a sandbox's agent. */

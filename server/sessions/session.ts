@@ -13,6 +13,7 @@ import {
 import type { EventBus } from "../events/event-bus.ts";
 import type { FileStore, StoredFile } from "../files/file-store.ts";
 import { AgentClient } from "../sandbox/agent-client.ts";
+import { tenantId } from "../sandbox/egress/skill-deps.ts";
 import type { LeasedSandbox } from "../sandbox/pool.ts";
 import type { Sandbox, SandboxLimits, SandboxProvider } from "../sandbox/provider.ts";
 import { AdmissionError } from "./admission.ts";
@@ -763,7 +764,12 @@ export class Session implements SessionHandle {
 
   /** A new sandbox and its agent, made for this session (no pooled one was ready). */
   async #createSandbox(lang?: string): Promise<LeasedSandbox> {
-    const sandbox = await this.#options.provider.create({ sessionId: this.id, limits: this.#options.sandboxLimits, ...(lang ? { lang } : {}) });
+    const sandbox = await this.#options.provider.create({
+      sessionId: this.id,
+      limits: this.#options.sandboxLimits,
+      tenant: tenantId(this.ownerKeyHash, this.userId),
+      ...(lang ? { lang } : {}),
+    });
     if (this.#ended) {
       await sandbox.destroy();
       throw new Error("session ended while its sandbox was starting");

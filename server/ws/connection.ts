@@ -274,8 +274,10 @@ export class ClientConnection implements WsConnection, SessionClient {
     if (!(await this.#admit())) return;
     const { sessions, logger } = this.#deps;
     if (frame.sessionId) {
-      const session = await sessions.get(frame.sessionId, this.#principal!);
+      const found = await sessions.get(frame.sessionId, this.#principal!);
       if (this.#closed) return;
+      // A session of one end user is not another's, even under the same key (the HTTP rule); the master key sees all.
+      const session = found && (found.userId === undefined || found.userId === frame.userId || this.#principal!.isMaster) ? found : undefined;
       if (!session) {
         this.#fail(CloseCodes.sessionNotFound, "session_not_found", `session ${frame.sessionId} does not exist or has expired`);
         return;

@@ -6,12 +6,13 @@
  * BENCH_FIRST_OUTPUT_RUNS (20), BENCH_LOAD_SESSIONS (50), BENCH_LOAD_SECONDS (10),
  * BENCH_IDLE_CONNECTIONS (10000), BENCH_PSS_SANDBOXES (5), BENCH_POOL_SIZE (4),
  * BENCH_TRANSPORTS (node,uws), BENCH_KUBERNETES (1: also the Kubernetes provider against the API
- * server stand-in), MAX_CPU_QUOTA (100000 for the bench servers).
+ * server stand-in), BENCH_EGRESS (1: also the egress proxy), MAX_CPU_QUOTA (100000 for the bench servers).
  */
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import { startServer } from "../helpers/server-process.ts";
+import { egressFigures } from "./egress.ts";
 import { concurrentLoad, firstOutput, idleConnections, idleSandboxPss, metric, newSessionFirstExec, reusedSession, waitForWarmSandboxes } from "./scenarios.ts";
 import { summarize, timeRepeated } from "./stats.ts";
 
@@ -173,6 +174,8 @@ async function main() {
   }
   const sessions = await coldAndPool();
   const kube = env("BENCH_KUBERNETES", 1) ? await kubernetes() : null;
+  log("egress proxy (ENABLE_SANDBOX_NETWORK)");
+  const egress = env("BENCH_EGRESS", 1) ? await egressFigures({ runs: RUNS, coldRuns: COLD_RUNS, serverEnv: SERVER_ENV }) : null;
   const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
   const report = {
     machine: { ...machine(), python: await pythonVersion() },
@@ -197,6 +200,7 @@ async function main() {
     })),
     newSession: sessions,
     kubernetes: kube,
+    egress,
     totalSeconds: Math.round((performance.now() - started) / 100) / 10,
   };
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

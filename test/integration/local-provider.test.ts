@@ -540,6 +540,18 @@ describe("bwrap and launch arguments", () => {
     expect(args).not.toContain("--disable-userns");
   });
 
+  it("adds the egress socket (read-only), the relay's settings and a tenant's package cache only when asked", () => {
+    expect(buildBwrapArgs(input).join(" ")).not.toMatch(/egress|skill-deps|AGENT_EGRESS/);
+    const args = buildBwrapArgs({ ...input, egress: { socketDir: "/srv/sb/x/egress", port: 18443 }, skillDepsDir: "/srv/deps/t" });
+    const joined = args.join(" ");
+    expect(joined).toContain("--ro-bind /srv/sb/x/egress /run/egress");
+    expect(joined).toContain("--bind /srv/deps/t /opt/skill-deps");
+    expect(joined).toContain("--setenv AGENT_EGRESS_PORT 18443 --setenv AGENT_EGRESS_SOCKET /run/egress/proxy.sock");
+    expect(args.indexOf("--remount-ro")).toBeGreaterThan(args.indexOf("/opt/skill-deps"));
+    // The network namespace stays empty: egress is a socket, not a shared network.
+    expect(joined).not.toContain("--share-net");
+  });
+
   it("keeps the token off every command line and refuses NUL", () => {
     const argv = buildLaunchArgv({
       uid: 1001,

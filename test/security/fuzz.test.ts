@@ -138,12 +138,18 @@ const WS_FRAMES: Array<Record<string, unknown>> = [
   { type: "auth", apiKey: "k" },
 ];
 
-describe.each(["node", "uws"] as const)("bounded fuzz of bodies and frames (%s transport)", (transport) => {
+// Both transports with local sandboxes, and node with Kubernetes pods (the API server stand-in): the same server code, another sandbox provider.
+describe.each([
+  ["node", "local"],
+  ["uws", "local"],
+  ["node", "kubernetes"],
+] as const)("bounded fuzz of bodies and frames (%s transport, %s sandboxes)", (transport, backend) => {
   let server: ServerProcess;
 
   beforeAll(async () => {
     server = await startServer({
       transport,
+      backend,
       env: { SANDBOX_POOL_ENABLED: "false", MAX_EXECUTION_TIME: "5", RATE_LIMIT_ENABLED: "false", AUTH_FAILURE_LIMIT: "100000" },
     });
   });

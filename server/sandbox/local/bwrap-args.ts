@@ -2,6 +2,7 @@
  * The bubblewrap argv of one local sandbox: a pure function of its inputs, so
  * that the walls it builds can be read (and unit-tested) in one place.
  */
+import { SKILL_DEPS_MOUNT } from "../egress/skill-deps.ts";
 import { PROGRAM_PATH } from "../program-env.ts";
 
 /** Where the sandbox sees things; fixed paths the agent and programs rely on. */
@@ -12,6 +13,8 @@ export const SANDBOX_PATHS = {
   runDir: "/run/agent",
   socket: "/run/agent/agent.sock",
   cgroupDir: "/run/cgroup",
+  egressDir: "/run/egress",
+  egressSocket: "/run/egress/proxy.sock",
   dataDir: "/mnt/data",
   workDir: "/tmp/.agent",
   home: "/tmp",
@@ -85,6 +88,10 @@ export interface BwrapArgsInput {
    * "pod" on 127.0.0.N); production sandboxes have no network.
    */
   tcpListen?: { host: string; port: number };
+  /** ENABLE_SANDBOX_NETWORK: the host folder holding this sandbox's egress proxy socket, and the port the agent relays. */
+  egress?: { socketDir: string; port: number };
+  /** The tenant's package cache folder on the host, bound read-write at SKILL_DEPS_MOUNT. */
+  skillDepsDir?: string;
   /** Install the syscall filter (seccomp.ts) that the launch passes on SECCOMP_FD. */
   seccomp?: boolean;
 }
@@ -141,6 +148,9 @@ export function buildBwrapArgs(input: BwrapArgsInput): string[] {
   for (const path of input.etcBinds) args.push("--ro-bind-try", path, path);
   args.push("--ro-bind", input.agentDir, SANDBOX_PATHS.agentDir, "--bind", input.runDir, SANDBOX_PATHS.runDir);
   if (input.memoryCgroupDir) args.push("--ro-bind", input.memoryCgroupDir, SANDBOX_PATHS.cgroupDir);
+  // Read-only: the sandbox may connect to its proxy socket, not replace it.
+  if (input.egress) args.push("--ro-bind", input.egress.socketDir, SANDBOX_PATHS.egressDir);
+  if (input.skillDepsDir) args.push("--bind", input.skillDepsDir, SKILL_DEPS_MOUNT);
   if (input.seccomp) args.push("--seccomp", String(SECCOMP_FD));
   // The root bwrap builds (a tmpfs holding the mount points) and its /dev (an unbounded tmpfs) become read-only:
   // only /tmp, /mnt/data, /dev/shm and /run/agent take writes.
@@ -158,6 +168,7 @@ export function buildBwrapArgs(input: BwrapArgsInput): string[] {
   ];
   if (input.hasLauncher) env.push(["AGENT_LAUNCHER", SANDBOX_PATHS.launcher]);
   if (input.memoryCgroupDir) env.push(["AGENT_CGROUP_DIR", SANDBOX_PATHS.cgroupDir]);
+  if (input.egress) env.push(["AGENT_EGRESS_PORT", String(input.egress.port)], ["AGENT_EGRESS_SOCKET", SANDBOX_PATHS.egressSocket]);
   args.push("--clearenv");
   for (const [name, value] of env) args.push("--setenv", name, value);
   args.push("--chdir", SANDBOX_PATHS.dataDir);

@@ -10,13 +10,15 @@
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, realpathSync } from "node:fs";
-import { link, lstat, rm } from "node:fs/promises";
+import { link, lstat, mkdir, rm } from "node:fs/promises";
 import { basename, isAbsolute, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import type { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { memoryLimitEnv } from "../../languages/memory-env.ts";
-import { PROGRAM_ENV } from "../program-env.ts";
+import { type EgressListener, type EgressProxy, egressProxyEnv } from "../egress/egress-proxy.ts";
+import { type SkillDeps, skillDepsEnv, skillDepsPath } from "../egress/skill-deps.ts";
+import { PROGRAM_ENV, PROGRAM_PATH } from "../program-env.ts";
 import type { AgentEndpoint, ProviderHealth, Sandbox, SandboxExit, SandboxProvider, SandboxSpec } from "../provider.ts";
 import { buildBwrapArgs, ETC_TOOLCHAIN_FILES, encodeArgsFile, type RootEntry, SANDBOX_PATHS } from "./bwrap-args.ts";
 import { type CgroupLayout, CONTROLLERS, createSandboxCgroups, detectCgroups, killCgroups, removeCgroups, type SandboxCgroups } from "./cgroups.ts";
@@ -53,6 +55,11 @@ export interface LocalProviderOptions {
   agentProgramEnv?: Record<string, string>;
   /** How long create() waits for AGENT_READY. Default 15 s. */
   readyTimeoutMs?: number;
+  /**
+   * ENABLE_SANDBOX_NETWORK: each sandbox gets its own socket on this proxy, relayed by its agent
+   * to 127.0.0.1:port inside; with skillDeps, a tenant's sandboxes also get its package cache.
+   */
+  egress?: { proxy: EgressProxy; port: number; skillDeps?: SkillDeps };
   /** Extra environment of the agent process itself (AGENT_PYTHON_PRELOAD=1 for the warm pool), set after bwrap's --clearenv. */
   agentEnv?: Record<string, string>;
 }
@@ -60,6 +67,8 @@ export interface LocalProviderOptions {
 /** Longest path a unix socket address holds (sun_path is 108 bytes with its NUL). */
 const MAX_SOCKET_PATH = 107;
 const STDERR_TAIL_LINES = 30;
+/** The egress proxy's socket in a sandbox's host folder (the longest socket path there). */
+const EGRESS_SOCKET = "egress/proxy.sock";
 
 interface InitState {
   layout: CgroupLayout;
@@ -110,6 +119,7 @@ export class LocalSandbox implements Sandbox {
   #destroying: Promise<void> | undefined;
   #onGone: (sandbox: LocalSandbox) => void;
   #logger: ProviderLogger;
+  readonly #egressListener: EgressListener | undefined;
   readonly #stderrTail: string[] = [];
 
   constructor(init: {
@@ -120,8 +130,10 @@ export class LocalSandbox implements Sandbox {
     child: ChildProcess;
     cgroups: SandboxCgroups;
     logger: ProviderLogger;
+    egressListener?: EgressListener;
     onGone: (sandbox: LocalSandbox) => void;
   }) {
+    this.#egressListener = init.egressListener;
     this.id = init.id;
     this.token = init.token;
     this.dir = init.dir;
@@ -215,6 +227,7 @@ export class LocalSandbox implements Sandbox {
   async #teardown(): Promise<void> {
     try {
       if (!this.#hasExited) this.#child.kill("SIGKILL");
+      await this.#egressListener?.close();
       await killCgroups(this.cgroups.dirs, 5_000);
       await Promise.race([this.exited, sleep(5_000, undefined, { ref: false })]);
       const left = await removeCgroups(this.cgroups.dirs, 5_000);
@@ -240,7 +253,8 @@ function hostNodeBinary(): string {
 
 export class LocalSandboxProvider implements SandboxProvider {
   readonly kind = "local" as const;
-  readonly #options: Required<Omit<LocalProviderOptions, "agentProgramEnv" | "logger" | "agentEnv">>;
+  readonly #options: Required<Omit<LocalProviderOptions, "agentProgramEnv" | "logger" | "agentEnv" | "egress">>;
+  readonly #egress: LocalProviderOptions["egress"];
   readonly #agentEnv: Readonly<Record<string, string>>;
   readonly #programEnv: Readonly<Record<string, string>>;
   readonly #logger: ProviderLogger;
@@ -271,7 +285,7 @@ export class LocalSandboxProvider implements SandboxProvider {
       throw new Error(`the node binary for sandboxes must live under /usr (sandboxes see only /usr of the host); got ${nodePath} -> ${realNode}`);
     }
     const baseDir = resolve(options.baseDir);
-    const socketPath = join(baseDir, "x".repeat(SANDBOX_ID_LENGTH), "agent.sock");
+    const socketPath = join(baseDir, "x".repeat(SANDBOX_ID_LENGTH), EGRESS_SOCKET);
     if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) {
       throw new Error(`local sandbox baseDir is too long: agent socket paths (${Buffer.byteLength(socketPath)} bytes) must fit in ${MAX_SOCKET_PATH} bytes`);
     }
@@ -286,6 +300,7 @@ export class LocalSandboxProvider implements SandboxProvider {
     };
     this.#programEnv = options.agentProgramEnv ?? PROGRAM_ENV;
     this.#agentEnv = options.agentEnv ?? {};
+    this.#egress = options.egress;
     this.#logger = options.logger ?? silentLogger;
   }
 
@@ -355,6 +370,28 @@ export class LocalSandboxProvider implements SandboxProvider {
     }
     for (const warning of cgroups.warnings) this.#warnings.add(warning);
 
+    // The Kubernetes stand-in's "pods" share the host network: no relay port of their own, so no egress.
+    const egress = host ? undefined : this.#egress;
+    let egressListener: EgressListener | undefined;
+    let skillDepsDir: string | undefined;
+    const programEnv: Record<string, string> = { ...this.#programEnv, ...memoryLimitEnv(spec.limits.memoryBytes) };
+    if (egress) {
+      try {
+        const socketDir = join(hostDir.dir, "egress");
+        await mkdir(socketDir, { mode: 0o755 });
+        egressListener = await egress.proxy.listen(join(hostDir.dir, EGRESS_SOCKET), id);
+        if (egress.skillDeps && spec.tenant) skillDepsDir = await egress.skillDeps.tenantDir(spec.tenant);
+      } catch (error) {
+        await egressListener?.close();
+        await removeCgroups(cgroups.dirs, 5_000);
+        await rm(hostDir.dir, { recursive: true, force: true });
+        this.#pending.delete(id);
+        throw error;
+      }
+      Object.assign(programEnv, egressProxyEnv(egress.port));
+      if (skillDepsDir) Object.assign(programEnv, skillDepsEnv(), { PATH: skillDepsPath(programEnv.PATH ?? PROGRAM_PATH) });
+    }
+
     const bwrapArgs = buildBwrapArgs({
       uid,
       gid,
@@ -368,7 +405,9 @@ export class LocalSandboxProvider implements SandboxProvider {
       rootEntries: init.rootEntries,
       memoryCgroupDir: cgroups.memoryDir,
       token,
-      programEnv: JSON.stringify({ ...this.#programEnv, ...memoryLimitEnv(spec.limits.memoryBytes) }),
+      programEnv: JSON.stringify(programEnv),
+      ...(egress ? { egress: { socketDir: join(hostDir.dir, "egress"), port: egress.port } } : {}),
+      ...(skillDepsDir ? { skillDepsDir } : {}),
       disableUserns: init.disableUserns,
       ...(host ? { tcpListen: host.tcpListen } : {}),
       seccomp: init.seccomp.ok,
@@ -407,6 +446,7 @@ export class LocalSandboxProvider implements SandboxProvider {
       child,
       cgroups,
       logger: this.#logger,
+      ...(egressListener ? { egressListener } : {}),
       onGone: (gone) => {
         if (this.#sandboxes.get(gone.id) === gone) this.#sandboxes.delete(gone.id);
       },
@@ -501,6 +541,15 @@ export class LocalSandboxProvider implements SandboxProvider {
         cgroupControllers: enforced,
         agentOomScoreAdj: init.agentOomScoreLowered ? -500 : "unchanged (no CAP_SYS_RESOURCE)",
         seccomp: init.seccomp.ok ? `${init.seccomp.denied} syscalls denied` : "off",
+        egress: this.#egress
+          ? {
+              proxy: `127.0.0.1:${this.#egress.port} in each sandbox`,
+              allowlist: this.#egress.proxy.allowlist.describe(),
+              packageCaches: this.#egress.skillDeps?.root ?? "off",
+              tunnels: this.#egress.proxy.counts.tunnels,
+              refused: this.#egress.proxy.counts.refused,
+            }
+          : "off (no network)",
         uid: this.#options.uid,
         gid: this.#options.gid,
         sandboxes: this.#sandboxes.size,

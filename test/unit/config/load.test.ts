@@ -459,3 +459,35 @@ describe("HTTPS with a lone SSL_CERT_FILE", () => {
     expect(load({ SSL_KEY_FILE: "/x/key.pem" }).warnings).toContainEqual(expect.stringContaining("SSL_KEY_FILE is set without SSL_CERT_FILE: ignored"));
   });
 });
+
+describe("egress", () => {
+  it("is off by default, with the registries' port, no extra names and caches under /opt/skill-deps", () => {
+    expect(load().config.egress).toEqual({ enabled: false, port: 18443, allowlist: [], resolve: [], skillDepsPath: "/opt/skill-deps" });
+  });
+
+  it("reads the allowlist, pinned addresses and cache folder; SKILL_DEPS_PATH=off turns caches off", () => {
+    const { config, errors, warnings } = load({
+      ENABLE_SANDBOX_NETWORK: "true",
+      SANDBOX_EGRESS_PORT: "3128",
+      SANDBOX_EGRESS_ALLOWLIST: "files.example.com, *.example.org,mirror.example.net:8443",
+      SANDBOX_EGRESS_RESOLVE: "mirror.example.net=10.0.0.5",
+      SKILL_DEPS_PATH: "off",
+    });
+    expect(errors).toEqual([]);
+    expect(config.egress).toEqual({
+      enabled: true,
+      port: 3128,
+      allowlist: ["files.example.com", "*.example.org", "mirror.example.net:8443"],
+      resolve: ["mirror.example.net=10.0.0.5"],
+    });
+    expect(warnings.join("\n")).not.toMatch(/ENABLE_SANDBOX_NETWORK/);
+  });
+
+  it("refuses addresses and URLs in the allowlist, and says it does nothing for pods", () => {
+    expect(load({ SANDBOX_EGRESS_ALLOWLIST: "10.0.0.1:443x" }).errors.join("\n")).toMatch(/SANDBOX_EGRESS_ALLOWLIST/);
+    expect(load({ SANDBOX_EGRESS_ALLOWLIST: "https://pypi.org" }).errors.join("\n")).toMatch(/SANDBOX_EGRESS_ALLOWLIST/);
+    expect(load({ SANDBOX_EGRESS_RESOLVE: "mirror.example.net" }).errors.join("\n")).toMatch(/SANDBOX_EGRESS_RESOLVE/);
+    const pods = load({ ENABLE_SANDBOX_NETWORK: "true", EXECUTION_BACKEND: "kubernetes" });
+    expect(pods.warnings.join("\n")).toMatch(/ENABLE_SANDBOX_NETWORK has no effect with EXECUTION_BACKEND=kubernetes/);
+  });
+});

@@ -1,0 +1,200 @@
+import { execFileSync } from "node:child_process";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type HttpsStandIn, makeCertificate, startHttpsStandIn } from "../helpers/https-stand-in.ts";
+import { type ServerProcess, startServer, TEST_API_KEY } from "../helpers/server-process.ts";
+
+/**
+ * ENABLE_SANDBOX_NETWORK: a sandbox reaches the outside only through the
+ * server's allowlist proxy. Two loopback HTTPS servers stand in for the
+ * world: registry.test (allowed, serving a PEP 503 index with one wheel) and
+ * evil.test (pinned to an address like the registry, but not on the list).
+ */
+// biome-ignore lint/suspicious/noExplicitAny: response bodies are checked field by field
+type Json = any;
+
+const OTHER_KEY = "other-key-0123456789abcdef";
+const SANDBOX_UID = 1001;
+
+/** A pure-Python wheel `tinypkg` 1.0 (VALUE = 42), built by the host's Python. */
+function makeWheel(dir: string): { name: string; bytes: Buffer; sha256: string } {
+  const name = "tinypkg-1.0-py3-none-any.whl";
+  const script = `
+import base64, hashlib, sys, zipfile
+files = {
+  "tinypkg/__init__.py": b"VALUE = 42\\n",
+  "tinypkg-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\\nName: tinypkg\\nVersion: 1.0\\n",
+  "tinypkg-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\\nGenerator: egress-test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+}
+record = "".join(f"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()},{len(d)}\\n" for p, d in files.items())
+files["tinypkg-1.0.dist-info/RECORD"] = (record + "tinypkg-1.0.dist-info/RECORD,,\\n").encode()
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    for p, d in files.items(): z.writestr(p, d)
+`;
+  execFileSync("/usr/bin/python3", ["-c", script, join(dir, name)], { timeout: 30_000 });
+  const bytes = readFileSync(join(dir, name));
+  const sha256 = execFileSync("sha256sum", [join(dir, name)])
+    .toString()
+    .split(" ")[0]!;
+  return { name, bytes, sha256 };
+}
+
+describe.each(["node", "uws"] as const)("sandbox egress through the allowlist proxy (%s transport)", (transport) => {
+  let server: ServerProcess;
+  let registry: HttpsStandIn;
+  let evil: HttpsStandIn;
+  let work: string;
+  let depsRoot: string;
+  let cert: string;
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), "egress-test-"));
+    chmodSync(work, 0o711); // the sandbox uid walks through it to its cache folder
+    depsRoot = join(work, "skill-deps");
+    const tls = makeCertificate(work, ["registry.test", "evil.test"]);
+    cert = tls.cert;
+    const wheel = makeWheel(work);
+    registry = await startHttpsStandIn(tls, (path) => {
+      if (path === "/hello") return { status: 200, type: "text/plain", body: "hello from the registry" };
+      if (path === "/simple/tinypkg/") {
+        const html = `<!DOCTYPE html><html><body><a href="/packages/${wheel.name}#sha256=${wheel.sha256}">${wheel.name}</a></body></html>`;
+        return { status: 200, type: "text/html", body: html };
+      }
+      if (path === `/packages/${wheel.name}`) return { status: 200, type: "application/octet-stream", body: wheel.bytes };
+      return { status: 404, type: "text/plain", body: "not here" };
+    });
+    evil = await startHttpsStandIn(tls, () => ({ status: 200, type: "text/plain", body: "secrets" }));
+    server = await startServer({
+      transport,
+      env: {
+        API_KEYS: OTHER_KEY,
+        SANDBOX_UID: String(SANDBOX_UID),
+        SANDBOX_GID: String(SANDBOX_UID),
+        ENABLE_SANDBOX_NETWORK: "true",
+        SANDBOX_EGRESS_ALLOWLIST: `registry.test:${registry.port}`,
+        SANDBOX_EGRESS_RESOLVE: "registry.test=127.0.0.1,evil.test=127.0.0.1",
+        SKILL_DEPS_PATH: depsRoot,
+      },
+    });
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    await registry?.close();
+    await evil?.close();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  const exec = async (body: Record<string, unknown>, key = TEST_API_KEY): Promise<Json> => {
+    const res = await fetch(`${server.httpUrl}/exec`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-api-key": key },
+      body: JSON.stringify(body),
+    });
+    expect(res.status).toBe(200);
+    return res.json();
+  };
+
+  /** Python that fetches each URL through the environment's proxy, trusting the test certificate, and prints one line per URL. */
+  const fetchEach = (urls: string[]): string =>
+    [
+      "import ssl, urllib.request",
+      `open("/tmp/ca.pem", "w").write(${JSON.stringify(cert)})`,
+      'ctx = ssl.create_default_context(cafile="/tmp/ca.pem")',
+      `for url in ${JSON.stringify(urls)}:`,
+      "    try:",
+      '        print(url, "OK", urllib.request.urlopen(url, context=ctx, timeout=10).read().decode())',
+      "    except Exception as e:",
+      '        print(url, "FAIL", e)',
+    ].join("\n");
+
+  it("reaches an allowed name over HTTPS through the proxy, end to end encrypted", async () => {
+    const url = `https://registry.test:${registry.port}/hello`;
+    const result = await exec({ lang: "py", code: `import os\nprint(os.environ["HTTPS_PROXY"])\n${fetchEach([url])}` });
+    expect(result.stderr).toBe("");
+    expect(result.stdout).toBe(`http://127.0.0.1:18443\n${url} OK hello from the registry\n`);
+    // The registry saw TLS for its own name: the proxy only carried bytes.
+    expect(registry.requests).toContain(`registry.test registry.test:${registry.port} /hello`);
+  });
+
+  it("refuses other hosts, addresses, ports and plain HTTP, each logged as a security event", async () => {
+    const cases = {
+      [`https://evil.test:${evil.port}/`]: "403",
+      "https://203.0.113.5/hello": "403", // an address, not a name (loopback ones are NO_PROXY: they stay inside the sandbox)
+      "https://registry.test/hello": "403", // port 443 is not the listed port
+      [`http://registry.test:${registry.port}/hello`]: "405",
+    };
+    const result = await exec({ lang: "py", code: fetchEach(Object.keys(cases)) });
+    const lines = result.stdout.trim().split("\n");
+    expect(lines).toHaveLength(4);
+    for (const [index, [url, status]] of Object.entries(cases).entries()) {
+      expect(lines[index]).toMatch(new RegExp(`^${url.replace(/[.?]/g, "\\$&")} FAIL .*${status}`));
+    }
+    expect(evil.connections).toBe(0);
+    const refused = server.logs.filter((line) => line.includes('"event":"egress_refused"')).map((line) => JSON.parse(line.slice(line.indexOf("{"))) as Json);
+    const reasons = refused.map((event) => event.reason);
+    expect(reasons).toEqual(expect.arrayContaining(["not_allowed", "ip_literal", "not_connect"]));
+    expect(refused.find((event) => event.reason === "not_allowed" && event.target === `evil.test:${evil.port}`)).toMatchObject({
+      security: true,
+      sandboxId: expect.any(String),
+    });
+  });
+
+  it("has no other way out: direct connections fail, the relay is the only listener", async () => {
+    const code = [
+      "import socket",
+      `for host, port in [("127.0.0.1", ${registry.port}), ("127.0.0.1", ${evil.port}), ("203.0.113.9", 443), ("8.8.8.8", 53)]:`,
+      "    s = socket.socket(); s.settimeout(3)",
+      "    try:",
+      "        s.connect((host, port)); print(host, port, 'CONNECTED')",
+      "    except OSError as e:",
+      "        print(host, port, type(e).__name__)",
+      "print(open('/proc/net/tcp').read().count(' 0A '))",
+    ].join("\n");
+    const before = registry.connections + evil.connections;
+    const result = await exec({ lang: "py", code });
+    expect(result.stdout).toBe(
+      `127.0.0.1 ${registry.port} ConnectionRefusedError\n127.0.0.1 ${evil.port} ConnectionRefusedError\n203.0.113.9 443 OSError\n8.8.8.8 53 OSError\n1\n`,
+    );
+    expect(registry.connections + evil.connections).toBe(before);
+  });
+
+  it("pip installs from the allowed registry into the tenant's cache; only that tenant's later sessions see it", async () => {
+    const install = await exec({
+      lang: "bash",
+      user_id: "alice",
+      code: [
+        "cat > /tmp/ca.pem <<'EOF'",
+        cert.trim(),
+        "EOF",
+        `python3 -m pip install --disable-pip-version-check --no-input --progress-bar off --index-url https://registry.test:${registry.port}/simple --cert /tmp/ca.pem tinypkg 2>&1 | tail -1`,
+      ].join("\n"),
+    });
+    expect(install.stdout).toMatch(/Successfully installed tinypkg-1.0/);
+    expect(registry.requests.some((request) => request.endsWith("/simple/tinypkg/"))).toBe(true);
+
+    const probe = "import importlib.util, os\nprint(importlib.util.find_spec('tinypkg') is not None, sorted(os.listdir('/opt/skill-deps')))";
+    // Same key and user, a new session (a new sandbox): the package is there.
+    const again = await exec({ lang: "py", user_id: "alice", code: `${probe}\nimport tinypkg\nprint(tinypkg.VALUE)` });
+    expect(again.session_id).not.toBe(install.session_id);
+    expect(again.stdout).toMatch(/^True \[.*'python'.*\]\n42\n$/);
+    // Another user of the same key, and another key: an empty cache of their own.
+    const bob = await exec({ lang: "py", user_id: "bob", code: probe });
+    expect(bob.stdout).toBe("False []\n");
+    const other = await exec({ lang: "py", user_id: "alice", code: probe }, OTHER_KEY);
+    expect(other.stdout).toBe("False []\n");
+
+    // On the host: one 0700 folder per tenant, the sandbox uid's, under a root-owned 0711 root.
+    expect(statSync(depsRoot).mode & 0o777).toBe(0o711);
+    expect(statSync(depsRoot).uid).toBe(0);
+    const tenants = readdirSync(depsRoot);
+    expect(tenants.length).toBeGreaterThanOrEqual(3); // alice and bob of one key, alice of the other (and the user-less sessions above)
+    for (const tenant of tenants) {
+      const stat = statSync(join(depsRoot, tenant));
+      expect(stat.mode & 0o777).toBe(0o700);
+      expect(stat.uid).toBe(SANDBOX_UID);
+    }
+  });
+});
