@@ -4,7 +4,8 @@
  *
  *   AGENT_LISTEN       unix:/run/agent/agent.sock (default) or tcp:HOST:PORT
  *   AGENT_TOKEN        the shared secret (removed from the environment at once), or:
- *   AGENT_TOKEN_FILE   a file holding it (Kubernetes: the pod's own Secret, mounted read-only)
+ *   AGENT_TOKEN_FILE   a file holding it, deleted once read where it can be (a local sandbox's run folder;
+ *                      Kubernetes: the pod's own Secret, mounted read-only)
  *   AGENT_DATA_DIR     programs' working directory (default /mnt/data)
  *   AGENT_WORK_DIR     per-exec build folders (default /tmp/.agent)
  *   AGENT_LAUNCHER     launcher binary (default: `launcher` next to this bundle)
@@ -16,7 +17,7 @@
  *                      for DEFAULT_PYTHON_PRELOAD (0/false/empty: none): start the persistent interpreter
  *                      now and import them (a `warm` frame says when done)
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, unlinkSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_PROGRAM_ENV, parseListen, startAgent } from "./agent-server.ts";
 import { type EgressRelay, startEgressRelay } from "./egress-relay.ts";
@@ -70,6 +71,10 @@ function readToken(): string {
   } catch (error) {
     fail(`AGENT_TOKEN_FILE: cannot read ${file}: ${(error as Error).message}`);
   }
+  // Gone before any program runs (a local sandbox's run folder); a read-only Secret mount stays, which is fine.
+  try {
+    unlinkSync(file);
+  } catch {}
   if (!token) fail(`AGENT_TOKEN_FILE: ${file} is empty`);
   return token;
 }

@@ -34,6 +34,13 @@ export interface ExecListener {
 
 export class AgentRequestError extends Error {}
 
+/**
+ * An honest agent stops an exec's output at its cap exactly. The agent shares
+ * its uid with the programs it runs, so a program could take it over: past
+ * this margin the connection is dropped and the sandbox counts as lost.
+ */
+export const AGENT_OUTPUT_SLACK_BYTES = 64 * 1024;
+
 function endpointUrl(endpoint: AgentEndpoint): string {
   return endpoint.kind === "unix" ? `ws+unix://${endpoint.path}:/` : `ws://${endpoint.host}:${endpoint.port}/`;
 }
@@ -46,6 +53,9 @@ function endpointUrl(endpoint: AgentEndpoint): string {
 export class AgentClient {
   readonly #socket: WebSocket;
   readonly #execs = new Map<string, ExecListener>();
+  /** Output bytes each exec may still send (its cap plus the slack), counted here, not by the agent. */
+  readonly #outputLeft = new Map<string, number>();
+  #brokenRule: string | undefined;
   readonly #requests = new Map<string, { resolve: (r: AgentFileResult) => void; reject: (e: Error) => void }>();
   readonly #stateRequests = new Map<string, (result: AgentStateResult) => void>();
   readonly #warmListeners: Array<(warm: AgentWarm) => void> = [];
@@ -58,7 +68,7 @@ export class AgentClient {
     this.closed = new Promise((resolve) => {
       socket.on("close", (code, reason) => {
         this.#isClosed = true;
-        const why = `agent connection closed (${code}${reason.length ? ` ${reason.toString()}` : ""})`;
+        const why = this.#brokenRule ?? `agent connection closed (${code}${reason.length ? ` ${reason.toString()}` : ""})`;
         for (const request of this.#requests.values()) request.reject(new AgentRequestError(why));
         this.#requests.clear();
         for (const settle of this.#stateRequests.values()) settle({ type: "state.result", reqId: "", names: [], error: why });
@@ -112,12 +122,14 @@ export class AgentClient {
 
   startExec(request: Omit<AgentExec, "type">, listener: ExecListener): void {
     this.#execs.set(request.id, listener);
+    this.#outputLeft.set(request.id, request.maxOutputBytes + AGENT_OUTPUT_SLACK_BYTES);
     this.#send({ type: "exec", ...request });
   }
 
   /** Stop routing frames of an exec (after its exit, or when the session gives up on it). */
   forgetExec(id: string): void {
     this.#execs.delete(id);
+    this.#outputLeft.delete(id);
   }
 
   stdin(id: string, data: string | undefined, eof: boolean | undefined): void {
@@ -171,6 +183,13 @@ export class AgentClient {
     });
   }
 
+  /** The agent broke a rule an honest one keeps: drop it; `closed` reports why (the session then counts the sandbox as lost). */
+  #broken(rule: string): void {
+    if (this.#brokenRule) return;
+    this.#brokenRule = rule;
+    this.#socket.terminate();
+  }
+
   #send(frame: ServerToAgent): void {
     if (this.#socket.readyState === WebSocket.OPEN) this.#socket.send(JSON.stringify(frame));
   }
@@ -180,9 +199,15 @@ export class AgentClient {
       case "exec.stage":
         this.#execs.get(frame.id)?.stage(frame.stage);
         return;
-      case "out":
+      case "out": {
+        const allowed = this.#outputLeft.get(frame.id);
+        if (allowed === undefined) return; // an exec the session no longer follows
+        const left = allowed - (frame.encoding === "base64" ? Math.floor((frame.data.length * 3) / 4) : Buffer.byteLength(frame.data));
+        this.#outputLeft.set(frame.id, left);
+        if (left < 0) return this.#broken(`the agent sent more output than exec ${frame.id}'s cap`);
         this.#execs.get(frame.id)?.out(frame);
         return;
+      }
       case "display":
         this.#execs.get(frame.id)?.display(frame);
         return;
@@ -192,6 +217,7 @@ export class AgentClient {
       case "exit": {
         const listener = this.#execs.get(frame.id);
         this.#execs.delete(frame.id);
+        this.#outputLeft.delete(frame.id);
         listener?.exit(frame);
         return;
       }

@@ -216,8 +216,10 @@ describe.skipIf(!canRun)("local sandbox provider (bubblewrap)", () => {
       expect(result.stdout).not.toContain(marker);
       expect(result.stdout).not.toContain("HOME=/root");
       const pid1 = result.stdout.split("---")[0]!;
-      expect(pid1).not.toContain("AGENT_TOKEN");
-      expect(pid1).not.toContain(sandbox.token);
+      expect(pid1).not.toContain("AGENT_TOKEN=");
+      // Not in the agent's environment either: it read its token from a file it deleted.
+      expect(result.stdout).not.toContain(sandbox.token);
+      expect((await agent.run("ls -A /run/agent")).stdout).toBe("agent.sock\n");
     });
 
     it("hides the agent token from command lines", async () => {
@@ -476,7 +478,6 @@ describe("bwrap and launch arguments", () => {
     etcBinds: ["/etc/ssl"],
     rootEntries: [{ kind: "symlink" as const, path: "/bin", target: "usr/bin" }],
     memoryCgroupDir: "/sys/fs/cgroup/memory/code-interpreter/x",
-    token: "secret-token",
     programEnv: "{}",
     disableUserns: true,
     seccomp: true,
@@ -524,7 +525,7 @@ describe("bwrap and launch arguments", () => {
         "AGENT_LAUNCHER",
         "AGENT_LISTEN",
         "AGENT_PROGRAM_ENV",
-        "AGENT_TOKEN",
+        "AGENT_TOKEN_FILE",
         "AGENT_WORK_DIR",
         "HOME",
         "LANG",
@@ -552,7 +553,7 @@ describe("bwrap and launch arguments", () => {
     expect(joined).not.toContain("--share-net");
   });
 
-  it("keeps the token off every command line and refuses NUL", () => {
+  it("passes the limits to the launch shell and refuses NUL in bwrap options", () => {
     const argv = buildLaunchArgv({
       uid: 1001,
       gid: 1001,
@@ -562,7 +563,6 @@ describe("bwrap and launch arguments", () => {
       entry: "/opt/agent/agent.mjs",
       cgroupProcsFiles: ["/sys/fs/cgroup/memory/code-interpreter/x/cgroup.procs"],
     });
-    expect(argv.join(" ")).not.toContain("secret-token");
     expect(argv.slice(3, 8)).toEqual(["1001", "1001", "1024", "10", ""]);
     expect(encodeArgsFile(["a", "b"]).toString()).toBe("a\0b\0");
     expect(() => encodeArgsFile(["a\0b"])).toThrow();

@@ -164,61 +164,6 @@ describe.each([
     expect(stdout.length).toBe(200000);
   });
 
-  it("contains a fork bomb and a memory bomb, and other sessions stay healthy", async () => {
-    const { client } = await sessionClient();
-    const { client: other } = await sessionClient();
-    const bomb = await client.run("forkbomb", "bash", "bomb() { bomb | bomb & }; bomb; sleep 2; echo survived", { timeoutMs: 4000 }, 60_000);
-    expect(["timeout", "exited", "signaled"]).toContain(bomb.exit.reason);
-    const memory = await client.run("membomb", "py", "chunks = []\nwhile True:\n    chunks.append(bytearray(16 * 1024 * 1024))\n", {}, 60_000);
-    expect(memory.exit.reason).toBe("memory");
-    const healthy = await other.run("after", "py", "print(6 * 7)");
-    expect(healthy.stdout).toBe("42\n");
-    // And the session that ran the bombs still works too.
-    const again = await client.run("again", "bash", "echo still here");
-    expect(again.stdout).toBe("still here\n");
-  });
-
-  // Pods get no network from their NetworkPolicy (deploy/, checked in test/unit/deploy); the stand-in's agents share the host's.
-  const localOnly = backend === "local" ? it : () => {};
-  localOnly("has no network, not even to the server's own port", async () => {
-    const { client } = await sessionClient();
-    const code = [
-      "import socket",
-      `for host, port in [('127.0.0.1', ${server.port}), ('1.1.1.1', 53)]:`,
-      "    try:",
-      "        socket.create_connection((host, port), timeout=2)",
-      "        print('connected', host)",
-      "    except OSError as e:",
-      "        print('refused', host, type(e).__name__)",
-      "print(sorted(i[1] for i in socket.if_nameindex()))",
-    ].join("\n");
-    const { stdout } = await client.run("net", "py", code);
-    expect(stdout).not.toContain("connected");
-    expect(stdout).toContain("refused 127.0.0.1");
-    expect(stdout).toContain("['lo']");
-  });
-
-  it("cannot read host files, the checkout or the server's environment", async () => {
-    const { client } = await sessionClient();
-    const code = [
-      "import os",
-      `for path in ['/root', '/home', '${process.cwd()}', '/proc/${server.pid}/environ', '/etc/shadow', '/var/lib']:`,
-      "    try:",
-      "        if os.path.isdir(path):",
-      "            print('listed', path, os.listdir(path))",
-      "        else:",
-      "            print('read', path, open(path, 'rb').read(40))",
-      "    except OSError as e:",
-      "        print('blocked', path, type(e).__name__)",
-      "print('uid', os.getuid())",
-      "print('env', sorted(os.environ))",
-    ].join("\n");
-    const { stdout } = await client.run("walls", "py", code);
-    expect(stdout).not.toMatch(/^(listed|read) /m);
-    expect(stdout).toContain("uid 1001");
-    expect(stdout).not.toMatch(/API_KEY|MASTER|AGENT_TOKEN/);
-  });
-
   it("reports files written to /mnt/data in exit.files, nested ones with their path", async () => {
     const { client, ready } = await sessionClient();
     const { exit } = await client.run("files", "bash", "mkdir -p out && echo hi > out/result.txt && echo x > top.csv");

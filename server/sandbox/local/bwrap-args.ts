@@ -12,6 +12,8 @@ export const SANDBOX_PATHS = {
   launcher: "/opt/agent/launcher",
   runDir: "/run/agent",
   socket: "/run/agent/agent.sock",
+  /** Written by the server (host-files.ts writeTokenFile), deleted by the agent once read. */
+  tokenFile: "/run/agent/token",
   cgroupDir: "/run/cgroup",
   egressDir: "/run/egress",
   egressSocket: "/run/egress/proxy.sock",
@@ -77,7 +79,6 @@ export interface BwrapArgsInput {
   rootEntries: readonly RootEntry[];
   /** Host memory cgroup folder of this sandbox, bound read-only at /run/cgroup for OOM detection. */
   memoryCgroupDir?: string;
-  token: string;
   /** JSON object: the base environment of programs the agent runs. */
   programEnv: string;
   /** bwrap >= 0.8: forbid nested user namespaces. */
@@ -99,7 +100,7 @@ export interface BwrapArgsInput {
 /** The fd on which bwrap reads the compiled syscall filter (fd 3 carries its options). */
 export const SECCOMP_FD = 4;
 
-/** bwrap options (everything before `--` and the command). They carry the token: pass them with `--args FD`, never on a command line. */
+/** bwrap options (everything before `--` and the command), passed with `--args FD`: no command line shows them. */
 export function buildBwrapArgs(input: BwrapArgsInput): string[] {
   const args: string[] = [
     // New user, pid, net, ipc, uts and cgroup namespaces; the user namespace is required, not "try".
@@ -161,7 +162,7 @@ export function buildBwrapArgs(input: BwrapArgsInput): string[] {
     ["HOME", SANDBOX_PATHS.home],
     ["LANG", "C.UTF-8"],
     ["AGENT_LISTEN", input.tcpListen ? `tcp:${input.tcpListen.host}:${input.tcpListen.port}` : `unix:${SANDBOX_PATHS.socket}`],
-    ["AGENT_TOKEN", input.token],
+    ["AGENT_TOKEN_FILE", SANDBOX_PATHS.tokenFile],
     ["AGENT_DATA_DIR", SANDBOX_PATHS.dataDir],
     ["AGENT_WORK_DIR", SANDBOX_PATHS.workDir],
     ["AGENT_PROGRAM_ENV", input.programEnv],

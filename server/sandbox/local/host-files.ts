@@ -71,6 +71,17 @@ export async function makeSandboxDir(baseDir: string, id: string, uid: number, g
   return { dir, runDir, etcFiles };
 }
 
+/**
+ * The agent's token as a file in the run folder (0400, the sandbox uid's): the
+ * agent reads it and deletes it before any program runs, so it is in no
+ * process's environment (/proc/<pid>/environ keeps what a process started with).
+ */
+export async function writeTokenFile(runDir: string, token: string, uid: number, gid: number): Promise<void> {
+  const path = join(runDir, "token");
+  await writeFile(path, token, { mode: 0o400, flag: "wx" });
+  await chown(path, uid, gid);
+}
+
 /** /bin, /sbin, /lib* of the host: merged-usr symlinks are recreated, real folders (older layouts) bound read-only. */
 export function hostRootEntries(): RootEntry[] {
   const entries: RootEntry[] = [];

@@ -22,7 +22,7 @@ import { PROGRAM_ENV, PROGRAM_PATH } from "../program-env.ts";
 import type { AgentEndpoint, ProviderHealth, Sandbox, SandboxExit, SandboxProvider, SandboxSpec } from "../provider.ts";
 import { buildBwrapArgs, ETC_TOOLCHAIN_FILES, encodeArgsFile, type RootEntry, SANDBOX_PATHS } from "./bwrap-args.ts";
 import { type CgroupLayout, CONTROLLERS, createSandboxCgroups, detectCgroups, killCgroups, removeCgroups, type SandboxCgroups } from "./cgroups.ts";
-import { hostRootEntries, hostVersionedEtc, makeSandboxDir, newSandboxId, newToken, prepareBaseDir, SANDBOX_ID_LENGTH } from "./host-files.ts";
+import { hostRootEntries, hostVersionedEtc, makeSandboxDir, newSandboxId, newToken, prepareBaseDir, SANDBOX_ID_LENGTH, writeTokenFile } from "./host-files.ts";
 import { buildLaunchArgv, LAUNCH_ENV, OOM_PROBE_SCRIPT } from "./launch-script.ts";
 import { removeOrphanSandboxes } from "./orphans.ts";
 import { compileSeccompFilter, type SeccompCompile } from "./seccomp.ts";
@@ -362,6 +362,7 @@ export class LocalSandboxProvider implements SandboxProvider {
     let cgroups: SandboxCgroups;
     try {
       hostDir = await makeSandboxDir(baseDir, id, uid, gid);
+      await writeTokenFile(hostDir.runDir, token, uid, gid);
       cgroups = await createSandboxCgroups(init.layout, id, spec.limits);
     } catch (error) {
       await rm(join(baseDir, id), { recursive: true, force: true });
@@ -404,7 +405,6 @@ export class LocalSandboxProvider implements SandboxProvider {
       etcBinds: init.etcBinds,
       rootEntries: init.rootEntries,
       memoryCgroupDir: cgroups.memoryDir,
-      token,
       programEnv: JSON.stringify(programEnv),
       ...(egress ? { egress: { socketDir: join(hostDir.dir, "egress"), port: egress.port } } : {}),
       ...(skillDepsDir ? { skillDepsDir } : {}),
