@@ -149,6 +149,16 @@ export class SandboxFiles {
     return { refs, notes };
   }
 
+  /** The output file cap of one run. */
+  get outputFiles(): number {
+    return this.#limits.outputFiles;
+  }
+
+  /** Whether a run holding `kept` displays may keep one more (figures count against the output file cap). */
+  keepsAnotherDisplay(kept: number): boolean {
+    return kept < this.#limits.outputFiles;
+  }
+
   /**
    * A rich output of the run (a matplotlib figure shown) as a generated file
    * of the session, `<name>.png`; a newer figure of the same name supersedes

@@ -130,6 +130,8 @@ interface RunningExec {
   exiting: boolean;
   /** Rich outputs of an exec with an observer, stored as files at its end. */
   displays: { mime: string; data: string; name?: string }[];
+  /** Displays past the output file cap, not kept. */
+  displaysDropped: number;
   /** Programmatic tool calling: the exec waits for tool results; this fails its calls when they do not come. */
   pauseTimer?: NodeJS.Timeout;
   /** Set once a pause expired: the error every later tool call of this exec gets at once. */
@@ -351,6 +353,7 @@ export class Session implements SessionHandle {
       pendingFrames: 0,
       exiting: false,
       displays: [],
+      displaysDropped: 0,
       beforeStart: [],
     };
     this.#exec = exec;
@@ -614,7 +617,11 @@ export class Session implements SessionHandle {
         display: (display) => {
           this.#emit({ type: "display", id: exec.id, mime: display.mime, data: display.data, ...(display.name ? { name: display.name } : {}) });
           // HTTP callers have no display frames: they get each image as a generated file.
-          if (exec.observer) exec.displays.push(display);
+          // Kept for storing at the end: at most the output file cap of them (a figure flood must not pile up in memory).
+          if (exec.observer) {
+            if (this.#files.keepsAnotherDisplay(exec.displays.length)) exec.displays.push(display);
+            else exec.displaysDropped++;
+          }
         },
         toolCalls: (calls) => this.#toolCalls(exec, agent, calls),
         exit: (exit) => void this.#finishExec(exec, agent, exit),
@@ -655,6 +662,8 @@ export class Session implements SessionHandle {
       for (const [index, display] of exec.displays.entries()) {
         files.push(await this.#files.storeDisplay(display, index));
       }
+      if (exec.displaysDropped > 0)
+        collected.notes.push(`${exec.displaysDropped} more figure(s) were not kept: one run hands back at most ${this.#files.outputFiles}`);
       if (collected.notes.length > 0 && this.#exec === exec) {
         const text = collected.notes.map((note) => `[files] ${note}\n`).join("");
         this.#emit({ type: "out", id: exec.id, stream: "stderr", data: text });

@@ -25,7 +25,7 @@ describe.each([
   };
 
   beforeAll(async () => {
-    server = await startServer({ transport, backend, env: { SANDBOX_POOL_ENABLED: "false", MAX_MEMORY_MB: "256", MAX_PIDS: "128" } });
+    server = await startServer({ transport, backend, env: { SANDBOX_POOL_ENABLED: "false", MAX_MEMORY_MB: "256", MAX_PIDS: "128", MAX_OUTPUT_FILES: "5" } });
   });
   afterAll(async () => {
     for (const client of clients) client.terminate();
@@ -107,5 +107,19 @@ describe.each([
     expect(again.stdout).toMatch(/^still here\n\d+\n$/);
     // Nothing of the bomb is left: the agent, this shell and its ls and grep (and a persistent interpreter at most).
     expect(Number(again.stdout.split("\n")[1])).toBeLessThan(10);
+  });
+
+  it("keeps a figure flood to the output file cap, and says how many it dropped", async () => {
+    const code = ["import matplotlib.pyplot as plt", "for i in range(12):", "    plt.figure(); plt.plot([0, i]); plt.show()", "print('shown')"].join("\n");
+    const res = await fetch(`${server.httpUrl}/exec`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-api-key": TEST_API_KEY },
+      body: JSON.stringify({ lang: "py", code }),
+    });
+    const result = (await res.json()) as { stdout: string; stderr: string; files: { name: string }[] };
+    expect(result.stdout).toBe("shown\n");
+    expect(result.files).toHaveLength(5);
+    for (const file of result.files) expect(file.name).toMatch(/^figure-\d+\.png$/);
+    expect(result.stderr).toContain("7 more figure(s) were not kept: one run hands back at most 5");
   });
 });
