@@ -47,8 +47,9 @@ export class BenchClient {
       }
     });
     socket.on("error", () => {});
-    socket.on("close", () => {
-      for (const [id, waiter] of this.#waiters) waiter.resolve({ exitAt: performance.now(), code: null, reason: "closed", error: `closed during ${id}` });
+    socket.on("close", (code) => {
+      for (const [id, waiter] of this.#waiters)
+        waiter.resolve({ exitAt: performance.now(), code: null, reason: "closed", error: `closed (${code}) during ${id}` });
       this.#waiters.clear();
       this.#fail?.(new Error("socket closed"));
     });
@@ -93,6 +94,10 @@ export class BenchClient {
   /** Send an exec; resolves at its exit (or error) frame. `sentAt` is taken just before the send. */
   exec(lang: string, code: string, timeoutMs = 60_000): Promise<ExecOutcome & { sentAt: number }> {
     const id = `b${this.#n++}`;
+    if (this.socket.readyState !== WebSocket.OPEN) {
+      const now = performance.now();
+      return Promise.resolve({ sentAt: now, exitAt: now, code: null, reason: "closed", error: `socket already closed before ${id}` });
+    }
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.#waiters.delete(id);

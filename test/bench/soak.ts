@@ -78,6 +78,8 @@ async function client(server: ServerProcess, index: number, deadline: number) {
       const run = async (lang: string, code: string, ok: (o: { code: number | null; reason: string }) => boolean) => {
         const outcome = await ws!.exec(lang, code, 120_000);
         counts.execs += 1;
+        // A closed socket (admission refused a run after ADMISSION_QUEUE_TIMEOUT: close 4008) ends this round; the next opens a new session.
+        if (outcome.reason === "closed") throw new Error(`${lang} exec: socket ${outcome.error}`.replace(/ during b\d+$/, ""));
         if (!ok(outcome)) fail(`${lang} exec: ${JSON.stringify(outcome).slice(0, 200)}`, `${lang} exec ended ${outcome.reason}`);
       };
       await run("py", `x${index} = ${index}\nprint(x${index})`, (o) => o.code === 0);
