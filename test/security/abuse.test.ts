@@ -66,7 +66,7 @@ describe.each([
   });
 
   // Pods get no network from their NetworkPolicy (deploy/, checked in test/unit/deploy); the stand-in's agents share the host's.
-  const localOnly = backend === "local" ? it : it.skip;
+  const localOnly = backend === "local" ? it : () => {};
   localOnly("has no network, not even to the server's own port: only lo, connections refused or unreachable, no DNS", async () => {
     const client = await sessionClient();
     const code = [
