@@ -35,7 +35,7 @@ for _ in range(${runs}):
     tls.sendall(b"GET /hello HTTP/1.1\\r\\nHost: registry.test\\r\\nConnection: close\\r\\n\\r\\n")
     body = b""
     while chunk := tls.recv(65536): body += chunk
-    assert body.endswith(b"hello"), body
+    assert b"hello" in body, body
     tls.close()
     samples.append((time.perf_counter() - t) * 1000)
 print(json.dumps(samples))
