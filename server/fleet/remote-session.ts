@@ -24,6 +24,20 @@ interface ClientState {
   buffer: { seq: number; text: string }[] | undefined;
 }
 
+/**
+ * An HTTP observer of an exec the holder runs. Its output is collected by seq
+ * and handed over only when the exec pauses (tool_call) or ends (exit), after
+ * the frames are checked against the session's replay log in Redis: a frame
+ * published before this replica's subscription took effect (possible in a
+ * Redis Cluster) is then still delivered, in order.
+ */
+interface RemoteObserver {
+  observer: ExecObserver;
+  /** Frames of the exec up to this seq belong to rounds the caller already has. */
+  afterSeq: number;
+  outs: Map<number, { stream: "stdout" | "stderr"; data: string; encoding?: "base64" }>;
+}
+
 /** How often a proxy renews its lease on the holder, and checks that the holder is still there. */
 const LEASE_RENEW_MS = 5_000;
 
@@ -42,7 +56,7 @@ export class RemoteSession implements SessionHandle {
   readonly holder: string;
   readonly #deps: RemoteSessionDeps;
   readonly #clients = new Map<SessionClient, ClientState>();
-  readonly #observers = new Map<string, ExecObserver>();
+  readonly #observers = new Map<string, RemoteObserver>();
   #unsubscribe: Promise<() => Promise<void>> | undefined;
   #leaseTimer: NodeJS.Timeout | undefined;
   #ended = false;
@@ -131,7 +145,7 @@ export class RemoteSession implements SessionHandle {
   }
 
   async startExec(request: ExecRequest, observer?: ExecObserver): Promise<ExecRefusal | undefined> {
-    if (observer) this.#observers.set(request.id, observer);
+    if (observer) this.#observers.set(request.id, { observer, afterSeq: 0, outs: new Map() });
     await this.#listen();
     try {
       const refusal = (await this.#request({ kind: "startExec", request })) as ExecRefusal | null;
@@ -166,9 +180,13 @@ export class RemoteSession implements SessionHandle {
 
   /** Follow exec `id` from here: its frames reach `observer` through the shared stream; the holder keeps it observed. */
   async observe(id: string, observer: ExecObserver): Promise<boolean> {
-    this.#observers.set(id, observer);
+    const entry: RemoteObserver = { observer, afterSeq: Number.POSITIVE_INFINITY, outs: new Map() };
+    this.#observers.set(id, entry);
     await this.#listen();
-    const running = (await this.#request({ kind: "observe", id }).catch(() => false)) === true;
+    const reply = await this.#request({ kind: "observe", id }).catch(() => false);
+    // A holder of an older version answers `true` without a seq: then only live frames count.
+    const running = reply === true || (typeof reply === "object" && reply !== null);
+    entry.afterSeq = typeof reply === "object" && reply !== null ? Number((reply as { seq: number }).seq) : -1;
     if (!running) {
       this.#observers.delete(id);
       this.#quietIfUnused();
@@ -225,15 +243,49 @@ export class RemoteSession implements SessionHandle {
     const id = frame.id as string | undefined;
     if (frame.type === "exec.start") this.#runningExec = id;
     if (frame.type === "exit" && this.#runningExec === id) this.#runningExec = undefined;
-    const observer = id !== undefined ? this.#observers.get(id) : undefined;
-    if (!observer) return;
-    if (frame.type === "out") observer.out(frame.stream as "stdout" | "stderr", frame.data as string, frame.encoding as "base64" | undefined);
-    if (frame.type === "tool_call") observer.toolCalls?.(frame.calls as ToolCall[]);
-    if (frame.type === "exit") {
-      this.#observers.delete(id!);
-      observer.exit(frame as unknown as ExitFrameBody);
+    const entry = id !== undefined ? this.#observers.get(id) : undefined;
+    if (!entry) return;
+    if (frame.type === "out" && seq > entry.afterSeq) {
+      entry.outs.set(seq, {
+        stream: frame.stream as "stdout" | "stderr",
+        data: frame.data as string,
+        ...(frame.encoding ? { encoding: "base64" as const } : {}),
+      });
+    }
+    if (frame.type === "tool_call" || frame.type === "exit") void this.#settle(id!, entry, frame, seq);
+  }
+
+  /** The exec paused or ended: complete its output from the replay log, hand it over in seq order, then the pause or the exit. */
+  async #settle(id: string, entry: RemoteObserver, frame: Record<string, unknown>, endSeq: number): Promise<void> {
+    if (frame.type === "exit") this.#observers.delete(id);
+    if (Number.isFinite(entry.afterSeq) && entry.afterSeq >= 0) {
+      const logged = await this.#deps.stream.read(this.id).catch(() => undefined);
+      for (const { seq, text } of logged?.frames ?? []) {
+        if (seq <= entry.afterSeq || seq >= endSeq || entry.outs.has(seq)) continue;
+        const parsed = JSON.parse(text) as Record<string, unknown>;
+        if (parsed.type !== "out" || parsed.id !== id) continue;
+        entry.outs.set(seq, {
+          stream: parsed.stream as "stdout" | "stderr",
+          data: parsed.data as string,
+          ...(parsed.encoding ? { encoding: "base64" as const } : {}),
+        });
+      }
+    }
+    this.#flush(entry);
+    entry.afterSeq = endSeq;
+    if (frame.type === "tool_call") entry.observer.toolCalls?.(frame.calls as ToolCall[]);
+    else {
+      entry.observer.exit(frame as unknown as ExitFrameBody);
       this.#quietIfUnused();
     }
+  }
+
+  #flush(entry: RemoteObserver): void {
+    for (const seq of [...entry.outs.keys()].sort((a, b) => a - b)) {
+      const out = entry.outs.get(seq)!;
+      entry.observer.out(out.stream, out.data, out.encoding);
+    }
+    entry.outs.clear();
   }
 
   #sendTo(client: SessionClient, state: ClientState, frame: { seq: number; text: string }): void {
@@ -250,8 +302,9 @@ export class RemoteSession implements SessionHandle {
   #holderLost(): void {
     if (this.#ended) return;
     this.#deps.logger.warn({ sessionId: this.id, holder: this.holder }, "the replica holding the session is gone");
-    for (const [id, observer] of this.#observers) {
-      observer.exit({ type: "exit", id, code: null, signal: null, reason: "sandbox_lost", wallMs: 0, truncated: false, files: [] });
+    for (const [id, entry] of this.#observers) {
+      this.#flush(entry);
+      entry.observer.exit({ type: "exit", id, code: null, signal: null, reason: "sandbox_lost", wallMs: 0, truncated: false, files: [] });
     }
     this.#observers.clear();
     this.#tellClients("sandbox_unavailable", "the replica holding this session went away: reconnect with session.open {sessionId, lastSeq} to continue");

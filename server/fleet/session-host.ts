@@ -78,8 +78,9 @@ export class SessionHost {
       case "toolResults":
         return session.toolResults(body.id as string, body.results as ToolResult[]);
       case "observe":
-        // The asking replica reads the frames; a silent observer here keeps output credit flowing.
-        return session.observe(body.id as string, { out() {}, exit() {} });
+        // The asking replica reads the frames; a silent observer here keeps output credit flowing. The seq tells
+        // it where the paused run resumes: every frame of the exec after it belongs to the coming round.
+        return session.observe(body.id as string, { out() {}, exit() {} }) ? { seq: session.seq } : false;
       case "stdin":
         session.stdin(body.id as string, body.data as string | undefined, body.eof as boolean | undefined);
         return null;
