@@ -287,7 +287,7 @@ export class LocalSandboxProvider implements SandboxProvider {
     const baseDir = resolve(options.baseDir);
     const socketPath = join(baseDir, "x".repeat(SANDBOX_ID_LENGTH), EGRESS_SOCKET);
     if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) {
-      throw new Error(`local sandbox baseDir is too long: agent socket paths (${Buffer.byteLength(socketPath)} bytes) must fit in ${MAX_SOCKET_PATH} bytes`);
+      throw new Error(`local sandbox baseDir is too long: the agent and egress socket paths (${Buffer.byteLength(socketPath)} bytes) must fit in ${MAX_SOCKET_PATH} bytes`);
     }
     this.#options = {
       baseDir,
