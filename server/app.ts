@@ -22,7 +22,7 @@ import { addUploadRoutes } from "./http/routes/upload.ts";
 import { detectToolchains, imageToolchains, type ToolchainInfo } from "./languages/toolchains.ts";
 import { securityLog } from "./logging/logger.ts";
 import { ServiceMetrics } from "./metrics/registry.ts";
-import { createEgress } from "./sandbox/egress/index.ts";
+import { createEgress, listenForPods } from "./sandbox/egress/index.ts";
 import { createKubernetesProvider } from "./sandbox/kubernetes/index.ts";
 import { LocalSandboxProvider } from "./sandbox/local/local-provider.ts";
 import { poolStats } from "./sandbox/pool.ts";
@@ -81,6 +81,13 @@ function consoleDir(): string {
   return here.endsWith("dist") ? join(here, "web-console") : join(here, "..", "dist", "web-console");
 }
 
+/** This replica's pod address (POD_IP, from the downward API), where its pods reach the egress proxy. */
+function podAddress(logger: Logger): string {
+  if (process.env.POD_IP) return process.env.POD_IP;
+  logger.warn("POD_IP is not set (downward API): the egress proxy listens on 127.0.0.1, which pods cannot reach");
+  return "127.0.0.1";
+}
+
 /** Wire every part together and start listening. */
 export async function startApp(config: AppConfig, logger: Logger): Promise<RunningApp> {
   const version = readVersion();
@@ -103,9 +110,15 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
     logger.info({ port: egress.port, allowlist: egress.proxy.allowlist.describe(), skillDeps: egress.skillDeps?.root ?? null }, "sandbox egress proxy on");
   if (egress?.skillDeps && config.pool.enabled)
     logger.warn("the warm pool is off: sandboxes are made for their tenant's package cache (SKILL_DEPS_PATH); set SKILL_DEPS_PATH=off to keep the pool");
+  // Pods reach the proxy on this replica's pod address; a local sandbox has a socket of its own (the provider makes it).
+  const podEgress = egress && config.sandbox.backend === "kubernetes" ? await listenForPods(egress, podAddress(logger)) : undefined;
   const provider =
     config.sandbox.backend === "kubernetes"
-      ? createKubernetesProvider(config, { logger: sandboxLogger, ...(agentEnv ? { agentEnv } : {}) })
+      ? createKubernetesProvider(config, {
+          logger: sandboxLogger,
+          ...(agentEnv ? { agentEnv } : {}),
+          ...(egress && podEgress ? { egress: { proxy: egress.proxy, url: podEgress.url } } : {}),
+        })
       : new LocalSandboxProvider({
           baseDir: config.sandbox.baseDir,
           uid: config.sandbox.uid,
@@ -282,6 +295,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
       await pool.shutdown();
       await admission.shutdown();
       await provider.shutdown();
+      await podEgress?.close();
       await auth.close();
       await backends.close();
     },

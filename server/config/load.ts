@@ -391,8 +391,8 @@ export function checkConfig(config: AppConfig): string[] {
   if (!config.sandbox.filesystemIsolation) {
     warnings.push("ENABLE_FILESYSTEM_ISOLATION is false: noted, but local sandboxes still get a private, read-only filesystem view");
   }
-  if (config.egress.enabled && config.sandbox.backend === "kubernetes") {
-    warnings.push("ENABLE_SANDBOX_NETWORK has no effect with EXECUTION_BACKEND=kubernetes yet: pods keep no egress (their NetworkPolicy)");
+  if (config.egress.enabled && config.sandbox.backend === "kubernetes" && config.egress.skillDepsPath) {
+    warnings.push("SKILL_DEPS_PATH package caches are for local sandboxes: pods get the egress proxy without them");
   }
   const perLanguage = Object.keys(config.kubernetes.languages);
   if (config.sandbox.backend === "local" && perLanguage.length > 0) {

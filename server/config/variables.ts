@@ -638,11 +638,19 @@ export const VARIABLES: readonly VariableSpec[] = [
 
   // --- Egress -------------------------------------------------------------------
   def("ENABLE_SANDBOX_NETWORK", "egress", "active", bool, "false", "Let sandboxes reach package registries through the allowlist proxy", {
-    note: "Local sandboxes only: HTTPS through CONNECT to listed names, nothing else (docs/SECURITY.md). Turns the warm pool off while SKILL_DEPS_PATH caches are on (SKILL_DEPS_PATH=off keeps it).",
+    note: "HTTPS through CONNECT to listed names, nothing else (docs/SECURITY.md). Pods reach their replica's proxy at POD_IP:SANDBOX_EGRESS_PORT with a credential each. Locally, turns the warm pool off while SKILL_DEPS_PATH caches are on (SKILL_DEPS_PATH=off keeps it).",
   }),
-  def("SANDBOX_EGRESS_PORT", "egress", "active", int(1, 65535), "18443", "Port of the egress proxy on 127.0.0.1 inside each sandbox", {
-    note: "Programs get HTTPS_PROXY=http://127.0.0.1:<port>; the sandbox's agent relays it to the server's proxy.",
-  }),
+  def(
+    "SANDBOX_EGRESS_PORT",
+    "egress",
+    "active",
+    int(1, 65535),
+    "18443",
+    "Port of the egress proxy (127.0.0.1 in a local sandbox; the API pod's address for pods)",
+    {
+      note: "Local: programs get HTTPS_PROXY=http://127.0.0.1:<port>, which the sandbox's agent relays to the server's proxy. Kubernetes: the replica listens on POD_IP:<port>, the port the NetworkPolicies open.",
+    },
+  ),
   def(
     "SANDBOX_EGRESS_ALLOWLIST",
     "egress",
@@ -670,7 +678,7 @@ export const VARIABLES: readonly VariableSpec[] = [
     },
   ),
   def("SKILL_DEPS_PATH", "egress", "active", path, "/opt/skill-deps", "Host folder of per-tenant package caches, mounted at /opt/skill-deps in sandboxes", {
-    note: "With ENABLE_SANDBOX_NETWORK: one folder per API key and user_id (pip, npm, cargo, R, gem caches and user installs). off: no caches (and the warm pool stays on).",
+    note: "Local sandboxes, with ENABLE_SANDBOX_NETWORK: one folder per API key and user_id (pip, npm, cargo, R, gem caches and user installs). off: no caches (and the warm pool stays on).",
   }),
 
   // --- Kubernetes ---------------------------------------------------------------

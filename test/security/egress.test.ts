@@ -1,10 +1,12 @@
 import { execFileSync } from "node:child_process";
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type HttpsStandIn, makeCertificate, startHttpsStandIn } from "../helpers/https-stand-in.ts";
 import { type ServerProcess, startServer, TEST_API_KEY } from "../helpers/server-process.ts";
+import { TestClient } from "../helpers/ws-client.ts";
 
 /**
  * ENABLE_SANDBOX_NETWORK: a sandbox reaches the outside only through the
@@ -41,78 +43,113 @@ with zipfile.ZipFile(sys.argv[1], "w") as z:
   return { name, bytes, sha256 };
 }
 
+/** A TCP port free on 127.0.0.1 right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** The stand-in internet: a registry (hello, a PEP 503 index with the wheel) and a host that is not listed. */
+interface World {
+  work: string;
+  cert: string;
+  registry: HttpsStandIn;
+  evil: HttpsStandIn;
+}
+
+async function startWorld(): Promise<World> {
+  const work = mkdtempSync(join(tmpdir(), "egress-test-"));
+  chmodSync(work, 0o711); // the sandbox uid walks through it to its cache folder
+  const tls = makeCertificate(work, ["registry.test", "evil.test"]);
+  const wheel = makeWheel(work);
+  const registry = await startHttpsStandIn(tls, (path) => {
+    if (path === "/hello") return { status: 200, type: "text/plain", body: "hello from the registry" };
+    if (path === "/simple/tinypkg/") {
+      const html = `<!DOCTYPE html><html><body><a href="/packages/${wheel.name}#sha256=${wheel.sha256}">${wheel.name}</a></body></html>`;
+      return { status: 200, type: "text/html", body: html };
+    }
+    if (path === `/packages/${wheel.name}`) return { status: 200, type: "application/octet-stream", body: wheel.bytes };
+    return { status: 404, type: "text/plain", body: "not here" };
+  });
+  const evil = await startHttpsStandIn(tls, () => ({ status: 200, type: "text/plain", body: "secrets" }));
+  return { work, cert: tls.cert, registry, evil };
+}
+
+async function stopWorld(world: World | undefined): Promise<void> {
+  await world?.registry.close();
+  await world?.evil.close();
+  if (world) rmSync(world.work, { recursive: true, force: true });
+}
+
+function egressEnv(world: World): Record<string, string> {
+  return {
+    ENABLE_SANDBOX_NETWORK: "true",
+    SANDBOX_EGRESS_ALLOWLIST: `registry.test:${world.registry.port}`,
+    SANDBOX_EGRESS_RESOLVE: "registry.test=127.0.0.1,evil.test=127.0.0.1",
+  };
+}
+
+async function execOn(server: ServerProcess, body: Record<string, unknown>, key = TEST_API_KEY): Promise<Json> {
+  const res = await fetch(`${server.httpUrl}/exec`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-api-key": key },
+    body: JSON.stringify(body),
+  });
+  expect(res.status).toBe(200);
+  return res.json();
+}
+
+/** Python that fetches each URL through the environment's proxy, trusting the test certificate, and prints one line per URL. */
+function fetchEach(cert: string, urls: string[]): string {
+  return [
+    "import ssl, urllib.request",
+    `open("/tmp/ca.pem", "w").write(${JSON.stringify(cert)})`,
+    'ctx = ssl.create_default_context(cafile="/tmp/ca.pem")',
+    `for url in ${JSON.stringify(urls)}:`,
+    "    try:",
+    '        print(url, "OK", urllib.request.urlopen(url, context=ctx, timeout=10).read().decode())',
+    "    except Exception as e:",
+    '        print(url, "FAIL", e)',
+  ].join("\n");
+}
+
+/** The security events of one kind in the server's log. */
+function securityEvents(server: ServerProcess, event: string): Json[] {
+  return server.logs.filter((line) => line.includes(`"event":"${event}"`)).map((line) => JSON.parse(line.slice(line.indexOf("{"))) as Json);
+}
+
 describe.each(["node", "uws"] as const)("sandbox egress through the allowlist proxy (%s transport)", (transport) => {
   let server: ServerProcess;
+  let world: World;
   let registry: HttpsStandIn;
   let evil: HttpsStandIn;
-  let work: string;
   let depsRoot: string;
   let cert: string;
 
   beforeAll(async () => {
-    work = mkdtempSync(join(tmpdir(), "egress-test-"));
-    chmodSync(work, 0o711); // the sandbox uid walks through it to its cache folder
-    depsRoot = join(work, "skill-deps");
-    const tls = makeCertificate(work, ["registry.test", "evil.test"]);
-    cert = tls.cert;
-    const wheel = makeWheel(work);
-    registry = await startHttpsStandIn(tls, (path) => {
-      if (path === "/hello") return { status: 200, type: "text/plain", body: "hello from the registry" };
-      if (path === "/simple/tinypkg/") {
-        const html = `<!DOCTYPE html><html><body><a href="/packages/${wheel.name}#sha256=${wheel.sha256}">${wheel.name}</a></body></html>`;
-        return { status: 200, type: "text/html", body: html };
-      }
-      if (path === `/packages/${wheel.name}`) return { status: 200, type: "application/octet-stream", body: wheel.bytes };
-      return { status: 404, type: "text/plain", body: "not here" };
-    });
-    evil = await startHttpsStandIn(tls, () => ({ status: 200, type: "text/plain", body: "secrets" }));
+    world = await startWorld();
+    ({ registry, evil, cert } = world);
+    depsRoot = join(world.work, "skill-deps");
     server = await startServer({
       transport,
-      env: {
-        API_KEYS: OTHER_KEY,
-        SANDBOX_UID: String(SANDBOX_UID),
-        SANDBOX_GID: String(SANDBOX_UID),
-        ENABLE_SANDBOX_NETWORK: "true",
-        SANDBOX_EGRESS_ALLOWLIST: `registry.test:${registry.port}`,
-        SANDBOX_EGRESS_RESOLVE: "registry.test=127.0.0.1,evil.test=127.0.0.1",
-        SKILL_DEPS_PATH: depsRoot,
-      },
+      env: { API_KEYS: OTHER_KEY, SANDBOX_UID: String(SANDBOX_UID), SANDBOX_GID: String(SANDBOX_UID), SKILL_DEPS_PATH: depsRoot, ...egressEnv(world) },
     });
   });
 
   afterAll(async () => {
     await server?.stop();
-    await registry?.close();
-    await evil?.close();
-    if (work) rmSync(work, { recursive: true, force: true });
+    await stopWorld(world);
   });
 
-  const exec = async (body: Record<string, unknown>, key = TEST_API_KEY): Promise<Json> => {
-    const res = await fetch(`${server.httpUrl}/exec`, {
-      method: "POST",
-      headers: { "content-type": "application/json", "x-api-key": key },
-      body: JSON.stringify(body),
-    });
-    expect(res.status).toBe(200);
-    return res.json();
-  };
-
-  /** Python that fetches each URL through the environment's proxy, trusting the test certificate, and prints one line per URL. */
-  const fetchEach = (urls: string[]): string =>
-    [
-      "import ssl, urllib.request",
-      `open("/tmp/ca.pem", "w").write(${JSON.stringify(cert)})`,
-      'ctx = ssl.create_default_context(cafile="/tmp/ca.pem")',
-      `for url in ${JSON.stringify(urls)}:`,
-      "    try:",
-      '        print(url, "OK", urllib.request.urlopen(url, context=ctx, timeout=10).read().decode())',
-      "    except Exception as e:",
-      '        print(url, "FAIL", e)',
-    ].join("\n");
+  const exec = (body: Record<string, unknown>, key = TEST_API_KEY) => execOn(server, body, key);
 
   it("reaches an allowed name over HTTPS through the proxy, end to end encrypted", async () => {
     const url = `https://registry.test:${registry.port}/hello`;
-    const result = await exec({ lang: "py", code: `import os\nprint(os.environ["HTTPS_PROXY"])\n${fetchEach([url])}` });
+    const result = await exec({ lang: "py", code: `import os\nprint(os.environ["HTTPS_PROXY"])\n${fetchEach(cert, [url])}` });
     expect(result.stderr).toBe("");
     expect(result.stdout).toBe(`http://127.0.0.1:18443\n${url} OK hello from the registry\n`);
     // The registry saw TLS for its own name: the proxy only carried bytes.
@@ -126,14 +163,14 @@ describe.each(["node", "uws"] as const)("sandbox egress through the allowlist pr
       "https://registry.test/hello": "403", // port 443 is not the listed port
       [`http://registry.test:${registry.port}/hello`]: "405",
     };
-    const result = await exec({ lang: "py", code: fetchEach(Object.keys(cases)) });
+    const result = await exec({ lang: "py", code: fetchEach(cert, Object.keys(cases)) });
     const lines = result.stdout.trim().split("\n");
     expect(lines).toHaveLength(4);
     for (const [index, [url, status]] of Object.entries(cases).entries()) {
       expect(lines[index]).toMatch(new RegExp(`^${url.replace(/[.?]/g, "\\$&")} FAIL .*${status}`));
     }
     expect(evil.connections).toBe(0);
-    const refused = server.logs.filter((line) => line.includes('"event":"egress_refused"')).map((line) => JSON.parse(line.slice(line.indexOf("{"))) as Json);
+    const refused = securityEvents(server, "egress_refused");
     const reasons = refused.map((event) => event.reason);
     expect(reasons).toEqual(expect.arrayContaining(["not_allowed", "ip_literal", "not_connect"]));
     expect(refused.find((event) => event.reason === "not_allowed" && event.target === `evil.test:${evil.port}`)).toMatchObject({
@@ -196,5 +233,69 @@ describe.each(["node", "uws"] as const)("sandbox egress through the allowlist pr
       expect(stat.mode & 0o777).toBe(0o700);
       expect(stat.uid).toBe(SANDBOX_UID);
     }
+  });
+});
+
+// Pods reach their replica's proxy over the cluster network with a credential of their own. The stand-in's
+// pods share the host's network (so nothing here shows that a pod has no other way out: that wall is the
+// NetworkPolicy, checked in test/unit/deploy); what is shown is the proxy's side.
+describe("sandbox egress for pods (node transport, Kubernetes stand-in)", () => {
+  let server: ServerProcess;
+  let world: World;
+  let proxyPort: number;
+
+  beforeAll(async () => {
+    world = await startWorld();
+    proxyPort = await freePort();
+    server = await startServer({
+      transport: "node",
+      backend: "kubernetes",
+      env: { ...egressEnv(world), SANDBOX_EGRESS_PORT: String(proxyPort), POD_IP: "127.0.0.1" },
+    });
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await stopWorld(world);
+  });
+
+  /** Python sending a bare CONNECT to the pods' proxy with `auth` (user:password or none); prints the status line. */
+  const bareConnect = (auth: string | undefined) =>
+    [
+      "import base64, socket",
+      `s = socket.create_connection(("127.0.0.1", ${proxyPort}), timeout=5)`,
+      `auth = ${JSON.stringify(auth ?? "")}`,
+      'header = f"Proxy-Authorization: Basic {base64.b64encode(auth.encode()).decode()}\\r\\n" if auth else ""',
+      `s.sendall(f"CONNECT registry.test:${world.registry.port} HTTP/1.1\\r\\n{header}\\r\\n".encode())`,
+      "print(s.recv(200).decode().split('\\r\\n')[0])",
+    ].join("\n");
+
+  it("gives each pod a proxy URL with its own credential; HTTPS to an allowed name works, another host is refused", async () => {
+    const url = `https://registry.test:${world.registry.port}/hello`;
+    const code = `import os\nprint(os.environ["HTTPS_PROXY"])\n${fetchEach(world.cert, [url, `https://evil.test:${world.evil.port}/`])}`;
+    const result = await execOn(server, { lang: "py", code });
+    const [proxyUrl, allowed, refused] = result.stdout.trim().split("\n");
+    expect(proxyUrl).toMatch(new RegExp(`^http://sandbox:[A-Za-z0-9_-]{32}@127\\.0\\.0\\.1:${proxyPort}$`));
+    expect(allowed).toBe(`${url} OK hello from the registry`);
+    expect(refused).toMatch(/FAIL .*403/);
+    expect(world.evil.connections).toBe(0);
+    expect(securityEvents(server, "egress_refused").some((event) => event.reason === "not_allowed")).toBe(true);
+  });
+
+  it("refuses a request without a pod's credential, with a made-up one, and with one of a pod that is gone (407)", async () => {
+    const client = await TestClient.connect(server.wsUrl, { apiKey: TEST_API_KEY });
+    expect((await client.openSession()).type).toBe("session.ready");
+    const { stdout } = await client.run("env", "py", 'import os\nprint(os.environ["HTTPS_PROXY"])');
+    const credential = /^http:\/\/(sandbox:[^@]+)@/.exec(stdout)![1]!;
+    // Ending the session deletes its pod, and its credential with it.
+    client.send({ type: "session.close" });
+    await client.closed;
+    let probes: Json;
+    for (let attempt = 0; attempt < 20; attempt++) {
+      probes = await execOn(server, { lang: "py", code: [bareConnect(undefined), bareConnect("sandbox:made-up"), bareConnect(credential)].join("\n") });
+      if (!probes.stdout.endsWith("200 Connection Established\n")) break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    expect(probes.stdout).toBe("HTTP/1.1 407 Proxy Authentication Required\n".repeat(3));
+    expect(securityEvents(server, "egress_refused").filter((event) => event.reason === "unauthenticated").length).toBeGreaterThanOrEqual(3);
   });
 });

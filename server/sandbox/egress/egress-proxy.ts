@@ -1,13 +1,17 @@
 /**
  * The egress proxy (ENABLE_SANDBOX_NETWORK): the one way out of a sandbox.
- * Each sandbox gets a unix socket of its own (the agent relays its
+ * A local sandbox gets a unix socket of its own (the agent relays its
  * 127.0.0.1:SANDBOX_EGRESS_PORT to it, sidecar-agent/egress-relay.ts), so
- * which sandbox asks is known by where the request arrives, never by what it
- * says. Only `CONNECT name:port` is served, for a name and port on the
+ * which sandbox asks is known by where the request arrives. Pods reach one
+ * TCP listener of their replica instead, each with a credential of its own
+ * in its proxy URL (`Proxy-Authorization`), granted for the pod's life.
+ * Only `CONNECT name:port` is served, for a name and port on the
  * allowlist, to a public address (or the one the operator pinned); TLS runs
  * end to end through the tunnel. Everything else gets an HTTP error and a
  * security event in the log.
  */
+
+import { randomBytes } from "node:crypto";
 import { lookup } from "node:dns/promises";
 import { chmod } from "node:fs/promises";
 import { createConnection, createServer, isIP, type Server, type Socket } from "node:net";
@@ -23,7 +27,8 @@ export type RefusalReason =
   | "private_address"
   | "unresolvable"
   | "unreachable"
-  | "too_many_tunnels";
+  | "too_many_tunnels"
+  | "unauthenticated";
 
 export interface EgressEvent {
   sandboxId: string;
@@ -62,6 +67,7 @@ const STATUS: Record<RefusalReason, string> = {
   unresolvable: "502 Bad Gateway",
   unreachable: "502 Bad Gateway",
   too_many_tunnels: "429 Too Many Requests",
+  unauthenticated: '407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="sandbox egress"',
 };
 
 const MESSAGES: Record<RefusalReason, string> = {
@@ -74,6 +80,7 @@ const MESSAGES: Record<RefusalReason, string> = {
   unresolvable: "the host name does not resolve",
   unreachable: "the host cannot be reached",
   too_many_tunnels: "too many open connections from this sandbox",
+  unauthenticated: "no valid sandbox credential in Proxy-Authorization",
 };
 
 async function resolveAll(name: string): Promise<string[]> {
@@ -94,10 +101,27 @@ export interface EgressListener {
   close(): Promise<void>;
 }
 
+/** Who is asking: a sandbox id, from the socket it came through or the credential its request carries. */
+type Identify = (head: string) => string | undefined;
+
+/** The password of a `Proxy-Authorization: Basic` header. */
+function proxyPassword(head: string): string | undefined {
+  const match = /^proxy-authorization:\s*basic\s+([A-Za-z0-9+/=]+)\s*$/im.exec(head);
+  if (!match) return undefined;
+  const decoded = Buffer.from(match[1]!, "base64").toString("utf8");
+  const colon = decoded.indexOf(":");
+  return colon === -1 ? undefined : decoded.slice(colon + 1);
+}
+
 export class EgressProxy {
   readonly #options: EgressProxyOptions;
   readonly allowlist: EgressAllowlist;
   readonly #resolve: (name: string) => Promise<string[]>;
+  /** Pod credentials (TCP listener) and the sandbox each one stands for. */
+  readonly #grants = new Map<string, string>();
+  readonly #granted = new Map<string, string>();
+  /** Open client connections per sandbox (the tunnel limit). */
+  readonly #connections = new Map<string, number>();
   /** Tunnels opened so far and open now, and refusals by reason (metrics, health). */
   readonly counts = { tunnels: 0, open: 0, refused: {} as Partial<Record<RefusalReason, number>> };
 
@@ -109,17 +133,55 @@ export class EgressProxy {
 
   /** Serve one sandbox on a unix socket at `path` (made 0666: the sandbox uid connects to it). */
   async listen(path: string, sandboxId: string): Promise<EgressListener> {
+    return this.#listen(
+      (server) => server.listen(path),
+      () => sandboxId,
+      () => chmod(path, 0o666),
+    );
+  }
+
+  /** Serve pods on one TCP address; each request must carry a credential from `grant`. */
+  listenTcp(host: string, port: number): Promise<EgressListener & { port: number }> {
+    let bound = port;
+    return this.#listen(
+      (server) => server.listen(port, host),
+      (head) => {
+        const password = proxyPassword(head);
+        return password === undefined ? undefined : this.#grants.get(password);
+      },
+      async (server) => {
+        bound = (server.address() as { port: number }).port;
+      },
+    ).then((listener) => ({ ...listener, port: bound }));
+  }
+
+  /** A new credential for sandbox `sandboxId` on the TCP listener, valid until `revoke`. */
+  grant(sandboxId: string): string {
+    const credential = randomBytes(24).toString("base64url");
+    this.#grants.set(credential, sandboxId);
+    this.#granted.set(sandboxId, credential);
+    return credential;
+  }
+
+  revoke(sandboxId: string): void {
+    const credential = this.#granted.get(sandboxId);
+    if (credential !== undefined) this.#grants.delete(credential);
+    this.#granted.delete(sandboxId);
+  }
+
+  async #listen(start: (server: Server) => void, identify: Identify, ready: (server: Server) => Promise<void>): Promise<EgressListener> {
     const sockets = new Set<Socket>();
     const server: Server = createServer((client) => {
       sockets.add(client);
       client.once("close", () => sockets.delete(client));
-      this.#serve(client, sandboxId, sockets);
+      this.#serve(client, identify);
     });
     await new Promise<void>((resolveListen, reject) => {
       server.once("error", reject);
-      server.listen(path, () => resolveListen());
+      server.once("listening", () => resolveListen());
+      start(server);
     });
-    await chmod(path, 0o666);
+    await ready(server);
     return {
       close: () =>
         new Promise<void>((done) => {
@@ -129,7 +191,7 @@ export class EgressProxy {
     };
   }
 
-  #serve(client: Socket, sandboxId: string, sockets: Set<Socket>): void {
+  #serve(client: Socket, identify: Identify): void {
     let head = Buffer.alloc(0);
     client.setTimeout(HEAD_TIMEOUT_MS, () => client.destroy());
     client.on("error", () => {});
@@ -137,19 +199,28 @@ export class EgressProxy {
       head = Buffer.concat([head, chunk]);
       const end = head.indexOf("\r\n\r\n");
       if (end === -1) {
-        if (head.length > MAX_HEAD_BYTES) this.#refuse(client, sandboxId, "bad_request", "(head too long)");
+        if (head.length > MAX_HEAD_BYTES) this.#refuse(client, identify(head.toString("latin1")) ?? "(unknown)", "bad_request", "(head too long)");
         return;
       }
       client.off("data", onData);
       client.pause();
       client.setTimeout(0);
-      const line = head.subarray(0, head.indexOf("\r\n")).toString("latin1");
-      void this.#connect(client, sandboxId, line, head.subarray(end + 4), sockets);
+      const text = head.subarray(0, end).toString("latin1");
+      const line = text.slice(0, text.indexOf("\r\n") === -1 ? undefined : text.indexOf("\r\n"));
+      const sandboxId = identify(text);
+      if (sandboxId === undefined) return this.#refuse(client, "(unknown)", "unauthenticated", line.split(" ")[1]?.slice(0, 300) ?? "");
+      this.#connections.set(sandboxId, (this.#connections.get(sandboxId) ?? 0) + 1);
+      client.once("close", () => {
+        const left = (this.#connections.get(sandboxId) ?? 1) - 1;
+        if (left > 0) this.#connections.set(sandboxId, left);
+        else this.#connections.delete(sandboxId);
+      });
+      void this.#connect(client, sandboxId, line, head.subarray(end + 4));
     };
     client.on("data", onData);
   }
 
-  async #connect(client: Socket, sandboxId: string, line: string, early: Buffer, sockets: Set<Socket>): Promise<void> {
+  async #connect(client: Socket, sandboxId: string, line: string, early: Buffer): Promise<void> {
     const [method = "", target = "", version = ""] = line.split(" ");
     const shown = target.slice(0, 300);
     if (method !== "CONNECT")
@@ -161,7 +232,7 @@ export class EgressProxy {
     if (!name) return this.#refuse(client, sandboxId, "bad_name", shown);
     if (!this.allowlist.allows(name, parsed.port)) return this.#refuse(client, sandboxId, "not_allowed", shown);
     const limit = this.#options.maxTunnelsPerSandbox ?? 32;
-    if (sockets.size > limit) return this.#refuse(client, sandboxId, "too_many_tunnels", shown);
+    if ((this.#connections.get(sandboxId) ?? 0) > limit) return this.#refuse(client, sandboxId, "too_many_tunnels", shown);
 
     let address = this.#options.pinned?.get(name);
     if (address === undefined) {
@@ -232,9 +303,8 @@ export class EgressProxy {
   }
 }
 
-/** Programs' environment that sends HTTP clients (pip, npm, curl, cargo, R...) through the sandbox's relay. */
-export function egressProxyEnv(port: number): Record<string, string> {
-  const url = `http://127.0.0.1:${port}`;
+/** Programs' environment that sends HTTP clients (pip, npm, curl, cargo, R...) through `url` (the sandbox's relay, or a pod's proxy URL). */
+export function egressProxyEnv(url: string): Record<string, string> {
   const local = "localhost,127.0.0.1,::1";
   return {
     HTTPS_PROXY: url,

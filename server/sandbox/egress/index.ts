@@ -13,10 +13,10 @@ export interface Egress {
 
 type SecurityLog = (event: string, fields: Record<string, unknown>, level?: "info" | "warn") => void;
 
-/** Undefined when sandboxes get no egress: ENABLE_SANDBOX_NETWORK off, or pods (not built for them yet). */
+/** Undefined when sandboxes get no egress (ENABLE_SANDBOX_NETWORK off). Package caches are for local sandboxes only. */
 export function createEgress(config: AppConfig, securityLog: SecurityLog): Egress | undefined {
   const { egress, sandbox } = config;
-  if (!egress.enabled || sandbox.backend !== "local") return undefined;
+  if (!egress.enabled) return undefined;
   const proxy = new EgressProxy({
     allowlist: new EgressAllowlist(egress.allowlist),
     pinned: parsePinnedAddresses(egress.resolve, normalizeHostName),
@@ -25,6 +25,17 @@ export function createEgress(config: AppConfig, securityLog: SecurityLog): Egres
   return {
     proxy,
     port: egress.port,
-    ...(egress.skillDepsPath ? { skillDeps: new SkillDeps(egress.skillDepsPath, sandbox.uid, sandbox.gid) } : {}),
+    ...(egress.skillDepsPath && sandbox.backend === "local" ? { skillDeps: new SkillDeps(egress.skillDepsPath, sandbox.uid, sandbox.gid) } : {}),
   };
+}
+
+/**
+ * Pods reach their replica's proxy over the cluster network: one TCP listener on
+ * the replica's pod address (POD_IP, from the downward API) and SANDBOX_EGRESS_PORT,
+ * each pod with its own credential in its proxy URL.
+ */
+export async function listenForPods(egress: Egress, podIp: string): Promise<{ url: (credential: string) => string; close: () => Promise<void> }> {
+  const listener = await egress.proxy.listenTcp(podIp, egress.port);
+  const host = podIp.includes(":") ? `[${podIp}]` : podIp;
+  return { url: (credential) => `http://sandbox:${credential}@${host}:${listener.port}`, close: listener.close };
 }

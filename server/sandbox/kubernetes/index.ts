@@ -8,14 +8,14 @@ import type { V1Toleration } from "@kubernetes/client-node";
 import type { AppConfig } from "../../config/types.ts";
 import { PROGRAM_ENV } from "../program-env.ts";
 import { ClientNodeKubeApi, defaultNamespace, loadKubeConfig } from "./kube-api.ts";
-import { type KubernetesLogger, KubernetesSandboxProvider } from "./kubernetes-provider.ts";
+import { type KubernetesLogger, type KubernetesProviderOptions, KubernetesSandboxProvider } from "./kubernetes-provider.ts";
 import { labelValue } from "./pod-manifest.ts";
 
 export { KubernetesSandboxProvider } from "./kubernetes-provider.ts";
 
 export function createKubernetesProvider(
   config: AppConfig,
-  options: { logger: KubernetesLogger; agentEnv?: Record<string, string>; env?: NodeJS.ProcessEnv },
+  options: { logger: KubernetesLogger; agentEnv?: Record<string, string>; env?: NodeJS.ProcessEnv; egress?: KubernetesProviderOptions["egress"] },
 ): KubernetesSandboxProvider {
   const env = options.env ?? process.env;
   const k8s = config.kubernetes;
@@ -54,6 +54,7 @@ export function createKubernetesProvider(
     languages: k8s.languages,
     programEnv: PROGRAM_ENV,
     ...(options.agentEnv ? { agentEnv: options.agentEnv } : {}),
+    ...(options.egress ? { egress: options.egress } : {}),
     startTimeoutMs: k8s.podStartTimeoutMs,
     sweepIntervalMs: k8s.orphanSweepMs,
     logger: options.logger,

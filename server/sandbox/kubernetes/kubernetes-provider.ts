@@ -16,11 +16,13 @@
  * pods whose deletion failed earlier. Pools are per replica (pool.ts over
  * this provider): no replica leases another's pods.
  */
+
 import { randomBytes } from "node:crypto";
 import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { V1Pod } from "@kubernetes/client-node";
 import { memoryLimitEnv } from "../../languages/memory-env.ts";
+import { type EgressProxy, egressProxyEnv } from "../egress/egress-proxy.ts";
 import type { AgentEndpoint, ProviderHealth, Sandbox, SandboxExit, SandboxProvider, SandboxSpec } from "../provider.ts";
 import type { KubeApi } from "./kube-api.ts";
 import {
@@ -76,6 +78,11 @@ export interface KubernetesProviderOptions {
   programEnv: Record<string, string>;
   /** More environment of the agent (AGENT_PYTHON_PRELOAD=1 for the warm pool): given to the pods of Python's class only. */
   agentEnv?: Record<string, string>;
+  /**
+   * ENABLE_SANDBOX_NETWORK: each pod gets a credential of its own on the replica's egress proxy, in the
+   * programs' proxy URL (`url`), revoked when the pod goes.
+   */
+  egress?: { proxy: EgressProxy; url: (credential: string) => string };
   /** How long a pod may take to run and answer (pull, schedule, start). */
   startTimeoutMs: number;
   /** Period of the orphan sweep; 0 disables the periodic one (start-up still sweeps). */
@@ -255,10 +262,12 @@ export class KubernetesSandboxProvider implements SandboxProvider {
     const name = newName();
     const token = randomBytes(32).toString("base64url");
     const pod = new PodSandbox(name, token, () => this.#delete(name));
+    const egress = this.#options.egress;
+    const proxyEnv = egress ? egressProxyEnv(egress.url(egress.proxy.grant(name))) : {};
     const manifest = sandboxPodManifest(template, {
       name,
       pool,
-      programEnv: JSON.stringify({ ...this.#options.programEnv, ...memoryLimitEnv(parseQuantity(template.resources.memoryLimit)) }),
+      programEnv: JSON.stringify({ ...this.#options.programEnv, ...memoryLimitEnv(parseQuantity(template.resources.memoryLimit)), ...proxyEnv }),
       agentEnv: pool === this.sandboxClass("py") ? (this.#options.agentEnv ?? {}) : {},
     });
     const replicaPod = this.#options.replicaPod;
@@ -270,12 +279,16 @@ export class KubernetesSandboxProvider implements SandboxProvider {
       };
     }
     const started = Date.now();
-    await this.#api.createSecret(tokenSecretManifest(template, { name, pool, token }));
+    await this.#api.createSecret(tokenSecretManifest(template, { name, pool, token })).catch((error: Error) => {
+      egress?.proxy.revoke(name);
+      throw error;
+    });
     this.#pods.set(name, pod);
     try {
       await this.#api.createPod(manifest);
     } catch (error) {
       this.#pods.delete(name);
+      egress?.proxy.revoke(name);
       await this.#api.deleteSecret(name).catch(() => this.#undeleted.add(name));
       throw error;
     }
@@ -328,6 +341,7 @@ export class KubernetesSandboxProvider implements SandboxProvider {
 
   async #delete(name: string): Promise<void> {
     this.#pods.delete(name);
+    this.#options.egress?.proxy.revoke(name);
     try {
       await this.#api.deletePod(name);
       await this.#api.deleteSecret(name);

@@ -287,7 +287,9 @@ export class LocalSandboxProvider implements SandboxProvider {
     const baseDir = resolve(options.baseDir);
     const socketPath = join(baseDir, "x".repeat(SANDBOX_ID_LENGTH), EGRESS_SOCKET);
     if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) {
-      throw new Error(`local sandbox baseDir is too long: the agent and egress socket paths (${Buffer.byteLength(socketPath)} bytes) must fit in ${MAX_SOCKET_PATH} bytes`);
+      throw new Error(
+        `local sandbox baseDir is too long: the agent and egress socket paths (${Buffer.byteLength(socketPath)} bytes) must fit in ${MAX_SOCKET_PATH} bytes`,
+      );
     }
     this.#options = {
       baseDir,
@@ -389,7 +391,7 @@ export class LocalSandboxProvider implements SandboxProvider {
         this.#pending.delete(id);
         throw error;
       }
-      Object.assign(programEnv, egressProxyEnv(egress.port));
+      Object.assign(programEnv, egressProxyEnv(`http://127.0.0.1:${egress.port}`));
       if (skillDepsDir) Object.assign(programEnv, skillDepsEnv(), { PATH: skillDepsPath(programEnv.PATH ?? PROGRAM_PATH) });
     }
 

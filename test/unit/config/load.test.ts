@@ -483,11 +483,11 @@ describe("egress", () => {
     expect(warnings.join("\n")).not.toMatch(/ENABLE_SANDBOX_NETWORK/);
   });
 
-  it("refuses addresses and URLs in the allowlist, and says it does nothing for pods", () => {
+  it("refuses addresses and URLs in the allowlist, and says pods get no package caches", () => {
     expect(load({ SANDBOX_EGRESS_ALLOWLIST: "10.0.0.1:443x" }).errors.join("\n")).toMatch(/SANDBOX_EGRESS_ALLOWLIST/);
     expect(load({ SANDBOX_EGRESS_ALLOWLIST: "https://pypi.org" }).errors.join("\n")).toMatch(/SANDBOX_EGRESS_ALLOWLIST/);
     expect(load({ SANDBOX_EGRESS_RESOLVE: "mirror.example.net" }).errors.join("\n")).toMatch(/SANDBOX_EGRESS_RESOLVE/);
     const pods = load({ ENABLE_SANDBOX_NETWORK: "true", EXECUTION_BACKEND: "kubernetes" });
-    expect(pods.warnings.join("\n")).toMatch(/ENABLE_SANDBOX_NETWORK has no effect with EXECUTION_BACKEND=kubernetes/);
+    expect(pods.warnings.join("\n")).toMatch(/SKILL_DEPS_PATH package caches are for local sandboxes/);
   });
 });

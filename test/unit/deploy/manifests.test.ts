@@ -44,7 +44,14 @@ const API_LABELS = { "app.kubernetes.io/name": "code-interpreter", "app.kubernet
 /** Keys of the Secret the API reads (secretKeyRef in the Deployment). */
 const SECRET_KEYS = ["API_KEY", "MASTER_API_KEY", "REDIS_URL", "S3_ACCESS_KEY", "S3_BUCKET", "S3_ENDPOINT", "S3_SECRET_KEY"];
 /** Downward-API variables the Kubernetes provider reads itself (not configuration variables). */
-const DOWNWARD_API: Record<string, string> = { POD_NAME: "metadata.name", POD_UID: "metadata.uid", POD_NAMESPACE: "metadata.namespace" };
+const DOWNWARD_API: Record<string, string> = {
+  POD_NAME: "metadata.name",
+  POD_UID: "metadata.uid",
+  POD_NAMESPACE: "metadata.namespace",
+  POD_IP: "status.podIP",
+};
+/** SANDBOX_EGRESS_PORT's default: the API pods' egress proxy, the one place sandbox pods may connect to. */
+const EGRESS_PORT = 18443;
 
 // ---- rendering and schema validation ----
 
@@ -351,7 +358,7 @@ describe.each(["base", ...OVERLAYS])("deploy/kubernetes %s", (dir) => {
     ]);
   });
 
-  it("the sandbox NetworkPolicy: no egress at all, ingress only from the API pods on TCP 9090", () => {
+  it("the sandbox NetworkPolicy: egress only to the API pods' proxy port, ingress only from the API pods on TCP 9090", () => {
     const objects = render(dir);
     const policy = all<INetworkPolicy>(objects, "NetworkPolicy").find((p) => selects(p.spec?.podSelector, SANDBOX_LABELS));
     expect(policy, "a NetworkPolicy selecting the sandbox pods").toBeDefined();
@@ -359,7 +366,7 @@ describe.each(["base", ...OVERLAYS])("deploy/kubernetes %s", (dir) => {
     // Exactly the two labels the provider sets on every sandbox pod: more would let some sandbox pods escape it.
     expect(spec.podSelector.matchLabels).toEqual(SANDBOX_LABELS);
     expect([...(spec.policyTypes ?? [])].sort()).toEqual(["Egress", "Ingress"]);
-    expect(spec.egress ?? []).toEqual([]);
+    expect(spec.egress).toEqual([{ to: [{ podSelector: { matchLabels: API_LABELS } }], ports: [{ protocol: "TCP", port: EGRESS_PORT }] }]);
     expect(spec.ingress).toHaveLength(1);
     const rule = spec.ingress![0]!;
     expect(rule.ports).toEqual([{ protocol: "TCP", port: AGENT_PORT }]);
@@ -381,6 +388,9 @@ describe.each(["base", ...OVERLAYS])("deploy/kubernetes %s", (dir) => {
     expect(policy, "a NetworkPolicy selecting the API pods").toBeDefined();
     const spec = policy!.spec!;
     expect(spec.ingress?.some((rule) => rule.ports?.some((p) => p.port === API_PORT && (p.protocol ?? "TCP") === "TCP"))).toBe(true);
+    // The egress proxy port admits the sandbox pods only.
+    const proxyRules = spec.ingress?.filter((rule) => rule.ports?.some((p) => p.port === EGRESS_PORT)) ?? [];
+    expect(proxyRules).toEqual([{ from: [{ podSelector: { matchLabels: SANDBOX_LABELS } }], ports: [{ protocol: "TCP", port: EGRESS_PORT }] }]);
     if (spec.policyTypes?.includes("Egress")) expect(spec.egress?.length ?? 0).toBeGreaterThan(0);
   });
 

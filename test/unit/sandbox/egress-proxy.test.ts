@@ -102,4 +102,28 @@ describe("egress proxy", () => {
     expect(head).toMatch(/^HTTP\/1.1 400 /);
     socket.destroy();
   });
+
+  it("serves pods on TCP only with a granted credential, until it is revoked", async () => {
+    const tcp = await proxy.listenTcp("127.0.0.1", 0);
+    const connect = (auth?: string) =>
+      new Promise<string>((resolve) => {
+        const socket = createConnection({ host: "127.0.0.1", port: tcp.port }, () => {
+          const header = auth ? `Proxy-Authorization: Basic ${Buffer.from(auth).toString("base64")}\r\n` : "";
+          socket.write(`CONNECT echo.test:${echoPort} HTTP/1.1\r\n${header}\r\n`);
+        });
+        socket.once("data", (chunk) => {
+          resolve(chunk.toString().split("\r\n")[0]!);
+          socket.destroy();
+        });
+      });
+    const credential = proxy.grant("pod-1");
+    expect(await connect()).toBe("HTTP/1.1 407 Proxy Authentication Required");
+    expect(await connect("sandbox:wrong")).toBe("HTTP/1.1 407 Proxy Authentication Required");
+    expect(events.at(-1)).toMatchObject({ event: "egress_refused", fields: { reason: "unauthenticated" } });
+    expect(await connect(`sandbox:${credential}`)).toBe("HTTP/1.1 200 Connection Established");
+    expect(events.filter((e) => e.event === "egress_refused").at(-1)?.fields.sandboxId).not.toBe("pod-1");
+    proxy.revoke("pod-1");
+    expect(await connect(`sandbox:${credential}`)).toBe("HTTP/1.1 407 Proxy Authentication Required");
+    await tcp.close();
+  });
 });
