@@ -36,6 +36,8 @@ interface RemoteObserver {
   /** Frames of the exec up to this seq belong to rounds the caller already has. */
   afterSeq: number;
   outs: Map<number, { stream: "stdout" | "stderr"; data: string; encoding?: "base64" }>;
+  /** Its `exec.start` came live: every later frame did too (one channel, in order), so the log need not be read. */
+  sawStart: boolean;
 }
 
 /** How often a proxy renews its lease on the holder, and checks that the holder is still there. */
@@ -145,7 +147,7 @@ export class RemoteSession implements SessionHandle {
   }
 
   async startExec(request: ExecRequest, observer?: ExecObserver): Promise<ExecRefusal | undefined> {
-    if (observer) this.#observers.set(request.id, { observer, afterSeq: 0, outs: new Map() });
+    if (observer) this.#observers.set(request.id, { observer, afterSeq: 0, outs: new Map(), sawStart: false });
     await this.#listen();
     try {
       const refusal = (await this.#request({ kind: "startExec", request })) as ExecRefusal | null;
@@ -180,7 +182,7 @@ export class RemoteSession implements SessionHandle {
 
   /** Follow exec `id` from here: its frames reach `observer` through the shared stream; the holder keeps it observed. */
   async observe(id: string, observer: ExecObserver): Promise<boolean> {
-    const entry: RemoteObserver = { observer, afterSeq: Number.POSITIVE_INFINITY, outs: new Map() };
+    const entry: RemoteObserver = { observer, afterSeq: Number.POSITIVE_INFINITY, outs: new Map(), sawStart: false };
     this.#observers.set(id, entry);
     await this.#listen();
     const reply = await this.#request({ kind: "observe", id }).catch(() => false);
@@ -245,6 +247,7 @@ export class RemoteSession implements SessionHandle {
     if (frame.type === "exit" && this.#runningExec === id) this.#runningExec = undefined;
     const entry = id !== undefined ? this.#observers.get(id) : undefined;
     if (!entry) return;
+    if (frame.type === "exec.start") entry.sawStart = true;
     if (frame.type === "out" && seq > entry.afterSeq) {
       entry.outs.set(seq, {
         stream: frame.stream as "stdout" | "stderr",
@@ -258,7 +261,7 @@ export class RemoteSession implements SessionHandle {
   /** The exec paused or ended: complete its output from the replay log, hand it over in seq order, then the pause or the exit. */
   async #settle(id: string, entry: RemoteObserver, frame: Record<string, unknown>, endSeq: number): Promise<void> {
     if (frame.type === "exit") this.#observers.delete(id);
-    if (Number.isFinite(entry.afterSeq) && entry.afterSeq >= 0) {
+    if (!entry.sawStart && Number.isFinite(entry.afterSeq) && entry.afterSeq >= 0) {
       const logged = await this.#deps.stream.read(this.id).catch(() => undefined);
       for (const { seq, text } of logged?.frames ?? []) {
         if (seq <= entry.afterSeq || seq >= endSeq || entry.outs.has(seq)) continue;

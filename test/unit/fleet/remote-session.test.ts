@@ -20,8 +20,12 @@ describe("RemoteSession observers", () => {
       },
       request: async (_to: string, body: Record<string, unknown>) => (body.kind === "observe" ? observeReply : null),
     } as unknown as FleetBus;
+    const reads = { count: 0 };
     const stream = {
-      read: async () => ({ frames: logged.map(({ seq, frame }) => ({ seq, text: JSON.stringify({ ...frame, seq }) })), droppedUpTo: 0 }),
+      read: async () => {
+        reads.count++;
+        return { frames: logged.map(({ seq, frame }) => ({ seq, text: JSON.stringify({ ...frame, seq }) })), droppedUpTo: 0 };
+      },
     } as unknown as SharedStream;
     const session = new RemoteSession({ id: "s1", ownerKeyHash: "k", createdAt: 0, lastActiveAt: 0 }, "holder", {
       bus,
@@ -37,7 +41,7 @@ describe("RemoteSession observers", () => {
       toolCalls: (calls: { id: string }[]) => events.push(`calls:${calls.map((c) => c.id).join(",")}`),
     };
     const live = (seq: number, frame: Record<string, unknown>) => deliver!({ ...frame, seq });
-    return { session, observer, events, live };
+    return { session, observer, events, live, reads };
   }
 
   const out = (data: string) => ({ type: "out", id: "e1", stream: "stdout", data });
@@ -75,5 +79,27 @@ describe("RemoteSession observers", () => {
     live(6, { type: "exit", id: "e1", reason: "exited", code: 0 });
     await new Promise((resolve) => setTimeout(resolve, 10));
     expect(events).toEqual(["stdout:new", "exit:exited"]);
+  });
+
+  it("reads the log for an exec started from here only when its exec.start did not come live", async () => {
+    const logged = [
+      { seq: 4, frame: { type: "exec.start", id: "e1" } },
+      { seq: 5, frame: out("early") },
+    ];
+    const seen = setup(logged, null);
+    await seen.session.startExec({ id: "e1", lang: "py", code: "" } as never, seen.observer as never);
+    seen.live(4, { type: "exec.start", id: "e1" });
+    seen.live(5, out("early"));
+    seen.live(6, { type: "exit", id: "e1", reason: "exited", code: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(seen.events).toEqual(["stdout:early", "exit:exited"]);
+    expect(seen.reads.count).toBe(0);
+
+    const missed = setup(logged, null);
+    await missed.session.startExec({ id: "e1", lang: "py", code: "" } as never, missed.observer as never);
+    missed.live(6, { type: "exit", id: "e1", reason: "exited", code: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(missed.events).toEqual(["stdout:early", "exit:exited"]);
+    expect(missed.reads.count).toBe(1);
   });
 });
