@@ -38,6 +38,8 @@ interface RemoteObserver {
   outs: Map<number, { stream: "stdout" | "stderr"; data: string; encoding?: "base64" }>;
   /** Its `exec.start` came live: every later frame did too (one channel, in order), so the log need not be read. */
   sawStart: boolean;
+  /** Frames that came while the holder had not yet said where the round starts (observe): sorted out once it has. */
+  early?: Record<string, unknown>[];
 }
 
 /** How often a proxy renews its lease on the holder, and checks that the holder is still there. */
@@ -168,8 +170,11 @@ export class RemoteSession implements SessionHandle {
     void this.#request({ kind: "stdin", id, ...(data !== undefined ? { data } : {}), ...(eof !== undefined ? { eof } : {}) }).catch(() => {});
   }
 
-  signal(id: string, signal: SignalName): void {
-    void this.#request({ kind: "signal", id, signal }).catch(() => {});
+  signal(id: string, signal: SignalName): Promise<void> {
+    return this.#request({ kind: "signal", id, signal }).then(
+      () => {},
+      () => {},
+    );
   }
 
   async fileDeleted(file: StoredFile): Promise<void> {
@@ -182,7 +187,7 @@ export class RemoteSession implements SessionHandle {
 
   /** Follow exec `id` from here: its frames reach `observer` through the shared stream; the holder keeps it observed. */
   async observe(id: string, observer: ExecObserver): Promise<boolean> {
-    const entry: RemoteObserver = { observer, afterSeq: Number.POSITIVE_INFINITY, outs: new Map(), sawStart: false };
+    const entry: RemoteObserver = { observer, afterSeq: Number.POSITIVE_INFINITY, outs: new Map(), sawStart: false, early: [] };
     this.#observers.set(id, entry);
     await this.#listen();
     const reply = await this.#request({ kind: "observe", id }).catch(() => false);
@@ -192,8 +197,13 @@ export class RemoteSession implements SessionHandle {
     if (!running) {
       this.#observers.delete(id);
       this.#quietIfUnused();
+      return false;
     }
-    return running;
+    // A Redis Cluster may deliver frames of earlier rounds after the subscription: those before the seq are not this round's.
+    const early = entry.early ?? [];
+    entry.early = undefined;
+    for (const frame of early) this.#route(entry, frame);
+    return true;
   }
 
   /** Ask the holder to end the session (session.close). */
@@ -247,15 +257,23 @@ export class RemoteSession implements SessionHandle {
     if (frame.type === "exit" && this.#runningExec === id) this.#runningExec = undefined;
     const entry = id !== undefined ? this.#observers.get(id) : undefined;
     if (!entry) return;
+    if (entry.early) entry.early.push(frame);
+    else this.#route(entry, frame);
+  }
+
+  /** One frame of an observed exec: output is kept by seq; a pause or the exit of this round settles it. Older frames are not this round's. */
+  #route(entry: RemoteObserver, frame: Record<string, unknown>): void {
+    const seq = frame.seq as number;
     if (frame.type === "exec.start") entry.sawStart = true;
-    if (frame.type === "out" && seq > entry.afterSeq) {
+    if (seq <= entry.afterSeq) return;
+    if (frame.type === "out") {
       entry.outs.set(seq, {
         stream: frame.stream as "stdout" | "stderr",
         data: frame.data as string,
         ...(frame.encoding ? { encoding: "base64" as const } : {}),
       });
     }
-    if (frame.type === "tool_call" || frame.type === "exit") void this.#settle(id!, entry, frame, seq);
+    if (frame.type === "tool_call" || frame.type === "exit") void this.#settle(frame.id as string, entry, frame, seq);
   }
 
   /** The exec paused or ended: complete its output from the replay log, hand it over in seq order, then the pause or the exit. */

@@ -26,7 +26,8 @@ export interface SessionHandle {
   startExec(request: ExecRequest, observer?: ExecObserver): ExecRefusal | undefined | Promise<ExecRefusal | undefined>;
   whenIdle(): Promise<void>;
   stdin(id: string, data: string | undefined, eof: boolean | undefined): void;
-  signal(id: string, signal: SignalName): void;
+  /** Settles once the session holding the exec has taken the signal (at once locally; after the holder's answer from another replica). */
+  signal(id: string, signal: SignalName): void | Promise<void>;
   fileDeleted(file: StoredFile): Promise<void>;
   /** Programmatic tool calling: resume exec `id`, paused on a round of tool calls, with their results. */
   toolResults(id: string, results: ToolResult[]): ToolResultsOutcome | Promise<ToolResultsOutcome>;

@@ -73,7 +73,8 @@ export function addProgrammaticRoute(router: Router, deps: ExecRouteDeps, store:
       const named = await store.findRun(parsed.value.request_id);
       const session = named ? await deps.sessions.get(named.sessionId, ctx.principal!) : undefined;
       // SIGINT, not SIGKILL: the program stops (a paused one after its calls fail), the interpreter and its variables stay.
-      if (session && named) session.signal(named.execId, "SIGINT");
+      // Answered once the holder has taken it: a follow-up sent after this answer finds the run no longer paused.
+      if (session && named) await session.signal(named.execId, "SIGINT");
       sendJson(ctx.res, 200, { cancelled: session !== undefined });
     }),
   );

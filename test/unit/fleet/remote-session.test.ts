@@ -11,14 +11,18 @@ import type { SharedStream } from "../../../server/fleet/shared-stream.ts";
  * read back from the session's replay log).
  */
 describe("RemoteSession observers", () => {
-  function setup(logged: { seq: number; frame: Record<string, unknown> }[], observeReply: unknown) {
+  function setup(logged: { seq: number; frame: Record<string, unknown> }[], observeReply: unknown, duringObserve: () => void = () => {}) {
     let deliver: ((frame: unknown) => void) | undefined;
     const bus = {
       subscribe: async (_channel: string, listener: (frame: unknown) => void) => {
         deliver = listener;
         return async () => {};
       },
-      request: async (_to: string, body: Record<string, unknown>) => (body.kind === "observe" ? observeReply : null),
+      request: async (_to: string, body: Record<string, unknown>) => {
+        if (body.kind !== "observe") return null;
+        duringObserve();
+        return observeReply;
+      },
     } as unknown as FleetBus;
     const reads = { count: 0 };
     const stream = {
@@ -101,5 +105,26 @@ describe("RemoteSession observers", () => {
     await new Promise((resolve) => setTimeout(resolve, 10));
     expect(missed.events).toEqual(["stdout:early", "exit:exited"]);
     expect(missed.reads.count).toBe(1);
+  });
+
+  it("ignores frames of earlier rounds that a Redis Cluster delivers late, before or after the holder's answer", async () => {
+    const logged = [
+      { seq: 9, frame: out("start\n") },
+      { seq: 10, frame: { type: "tool_call", id: "e1", calls: [{ id: "c1" }] } },
+      { seq: 11, frame: out("got 21\n") },
+      { seq: 12, frame: { type: "tool_call", id: "e1", calls: [{ id: "c2" }] } },
+    ];
+    const late = { type: "tool_call", id: "e1", calls: [{ id: "c1" }], seq: 10 };
+    let deliverLate = () => {};
+    const { session, observer, events, live } = setup(logged, { seq: 10 }, () => deliverLate());
+    deliverLate = () => live(10, late);
+    expect(await session.observe("e1", observer)).toBe(true);
+    live(9, out("start\n"));
+    live(10, late);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(events).toEqual([]);
+    live(12, { type: "tool_call", id: "e1", calls: [{ id: "c2" }] });
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(events).toEqual(["stdout:got 21\n", "calls:c2"]);
   });
 });
