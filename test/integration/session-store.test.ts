@@ -484,7 +484,11 @@ for (const mode of MODES) {
         await servers.failover();
         // The old master may take writes for a moment until the sentinels demote it: wait for the switch.
         await eventually("the client is on the new master", async () => (await port()) === String(servers.ports[1]));
-        await store.touch(record.id, now + 1);
+        // The client may still be re-establishing its connection (commands fail fast, no offline queue): a write goes through once it has.
+        await eventually("a write reaches the new master", async () => {
+          await store.touch(record.id, now + 1);
+          return (await store.get(record.id))?.lastActiveAt === now + 1;
+        });
         expect((await store.get(record.id))?.lastActiveAt).toBe(now + 1);
       });
     }
