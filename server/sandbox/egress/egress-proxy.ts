@@ -199,7 +199,11 @@ export class EgressProxy {
       head = Buffer.concat([head, chunk]);
       const end = head.indexOf("\r\n\r\n");
       if (end === -1) {
-        if (head.length > MAX_HEAD_BYTES) this.#refuse(client, identify(head.toString("latin1")) ?? "(unknown)", "bad_request", "(head too long)");
+        if (head.length > MAX_HEAD_BYTES) {
+          // Stop reading: a client that keeps sending after the refusal must not grow `head` further.
+          client.off("data", onData);
+          this.#refuse(client, identify(head.toString("latin1")) ?? "(unknown)", "bad_request", "(head too long)");
+        }
         return;
       }
       client.off("data", onData);
