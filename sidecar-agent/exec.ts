@@ -112,11 +112,14 @@ export class ExecRun {
     let oomBefore: number | null = null;
     try {
       const env = { ...this.#ctx.programEnv, ...this.#spec.env };
+      // Asked for now, so that a new interpreter boots while the snapshot is taken.
       const interpreter = this.#frame.repl ? this.#ctx.persistentInterpreter(this.#spec) : null;
       if (interpreter) {
         before = await snapshot(this.#ctx.dataDir);
         oomBefore = await readOomKills(this.#ctx.cgroupDir);
-        outcome = await this.#replStage(interpreter);
+        // Asked again after the awaits and handed the exec at once: one that died meanwhile (an interpreter
+        // that cannot start dies within milliseconds) is replaced, and the replacement's end is this exec's.
+        outcome = await this.#replStage(this.#ctx.persistentInterpreter(this.#spec) ?? interpreter);
       } else {
         buildDir = await mkdtemp(join(this.#ctx.workDir, "exec-"));
         const main = this.#spec.code === "java" ? javaMainClass(this.#frame.code) : "Code";

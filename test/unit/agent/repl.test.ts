@@ -277,4 +277,13 @@ describe("persistent python interpreter", () => {
     expect(exit.exit).toMatchObject({ code: 127, reason: "exited" });
     expect(exit.err).toMatch(/launcher: cannot run python3/);
   });
+
+  it("an interpreter that dies while the exec takes its snapshot: that death is the exec's outcome", async () => {
+    await setup({ programEnv: { PATH: "/nonexistent" } });
+    // Enough files that the snapshot outlasts the launcher's failure (a few milliseconds).
+    for (let i = 0; i < 3000; i++) writeFileSync(join(agent.agent.dataDir, `f${i}`), "");
+    const exit = await repl("print(1)");
+    expect(exit.exit).toMatchObject({ code: 127, reason: "exited" });
+    expect(exit.err).toMatch(/launcher: cannot run python3/);
+  });
 });
