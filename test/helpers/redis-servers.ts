@@ -296,7 +296,12 @@ export async function startRedis(mode: RedisTestMode, options: StartRedisOptions
         const replicaInfo = redisCli(["-p", String(replica.port), "info", "replication"], options.password);
         return replicaInfo.includes("master_link_status:up") && offset(replica.port) === offset(master.port);
       });
-      redisCli(["-p", String(sentinel.port), "sentinel", "failover", SENTINEL_MASTER]);
+      // Refused with NOGOODSLAVE until the sentinel has seen the replica in the master's INFO (polled every 10 s): asked again until taken.
+      await waitFor(
+        "the sentinel starts the failover",
+        () => /^(OK|INPROG)/.test(redisCli(["-p", String(sentinel.port), "sentinel", "failover", SENTINEL_MASTER])),
+        30_000,
+      );
       await waitFor(
         "the replica becomes master",
         () =>
