@@ -105,9 +105,17 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
   // Warm pool: with SANDBOX_POOL_PY > 0 agents start Python ahead of the first run.
   const agentEnv = config.pool.enabled && config.pool.pythonPreload ? { AGENT_PYTHON_PRELOAD: "1" } : undefined;
   const sandboxLogger = logger.child({ component: "sandbox" });
-  const egress = createEgress(config, logSecurity);
+  const egress = createEgress(config, logSecurity, (message, fields) => sandboxLogger.warn(fields, message));
   if (egress)
-    logger.info({ port: egress.port, allowlist: egress.proxy.allowlist.describe(), skillDeps: egress.skillDeps?.root ?? null }, "sandbox egress proxy on");
+    logger.info(
+      {
+        port: egress.port,
+        allowlist: egress.proxy.allowlist.describe(),
+        skillDeps: egress.skillDeps?.root ?? null,
+        skillDepsMaxBytes: egress.skillDeps?.maxBytes ?? null,
+      },
+      "sandbox egress proxy on",
+    );
   if (egress?.skillDeps && config.pool.enabled)
     logger.warn("the warm pool is off: sandboxes are made for their tenant's package cache (SKILL_DEPS_PATH); set SKILL_DEPS_PATH=off to keep the pool");
   // Pods reach the proxy on this replica's pod address; a local sandbox has a socket of its own (the provider makes it).

@@ -296,6 +296,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       resolve: splitList(raw.SANDBOX_EGRESS_RESOLVE),
       // "off" (empty means the default, as for every variable): no caches, and the warm pool stays on.
       ...(text("SKILL_DEPS_PATH") && text("SKILL_DEPS_PATH")!.toLowerCase() !== "off" ? { skillDepsPath: resolve(cwd, text("SKILL_DEPS_PATH")!) } : {}),
+      skillDepsMaxBytes: num("SKILL_DEPS_MAX_MB") * MIB,
     },
     kubernetes: {
       ...(text("K8S_NAMESPACE") ? { namespace: text("K8S_NAMESPACE") } : {}),

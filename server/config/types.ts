@@ -129,6 +129,8 @@ export interface AppConfig {
     resolve: string[];
     /** SKILL_DEPS_PATH; undefined when set to off (no caches). */
     skillDepsPath?: string;
+    /** SKILL_DEPS_MAX_MB in bytes: each tenant's cache is a volume of that size; 0: plain folders, no limit. */
+    skillDepsMaxBytes: number;
   };
   /** EXECUTION_BACKEND=kubernetes: the pods (server/sandbox/kubernetes/). */
   kubernetes: {

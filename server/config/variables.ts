@@ -680,6 +680,10 @@ export const VARIABLES: readonly VariableSpec[] = [
   def("SKILL_DEPS_PATH", "egress", "active", path, "/opt/skill-deps", "Host folder of per-tenant package caches, mounted at /opt/skill-deps in sandboxes", {
     note: "Local sandboxes, with ENABLE_SANDBOX_NETWORK: one folder per API key and user_id (pip, npm, cargo, R, gem caches and user installs). off: no caches (and the warm pool stays on).",
   }),
+  def("SKILL_DEPS_MAX_MB", "egress", "active", int(0, 1048576), "2048", "Size limit of each tenant's package cache", {
+    unit: "MB",
+    note: "Each cache is an ext4 volume of this size (a sparse image under SKILL_DEPS_PATH/.images, loop-mounted while the tenant's sandboxes run): writes past it fail with 'No space left on device'. Needs root, loop devices and mkfs.ext4. 0: plain folders without a limit. A changed size applies to caches made afterwards.",
+  }),
 
   // --- Kubernetes ---------------------------------------------------------------
   def("K8S_NAMESPACE", "kubernetes", "active", str, undefined, "Namespace of execution pods", { defaultText: "(the API's namespace)" }),

@@ -103,6 +103,26 @@ async function execOn(server: ServerProcess, body: Record<string, unknown>, key 
   return res.json();
 }
 
+/** The mount points under `root` in this host's mount table. */
+function mountsUnder(root: string): string[] {
+  return readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((line) => line.split(" ")[4] ?? "")
+    .filter((point) => point.startsWith(`${root}/`));
+}
+
+/** Python that writes 1 MiB files into the cache until it fails; prints the error and how many fit. */
+const FILL_CACHE = [
+  "import errno",
+  "n = 0",
+  "try:",
+  "    while n < 200:",
+  "        open(f'/opt/skill-deps/f{n}', 'wb').write(b'x' * 1048576)",
+  "        n += 1",
+  "except OSError as e:",
+  "    print(errno.errorcode[e.errno], n)",
+].join("\n");
+
 /** Python that fetches each URL through the environment's proxy, trusting the test certificate, and prints one line per URL. */
 function fetchEach(cert: string, urls: string[]): string {
   return [
@@ -136,7 +156,14 @@ describe.each(["node", "uws"] as const)("sandbox egress through the allowlist pr
     depsRoot = join(world.work, "skill-deps");
     server = await startServer({
       transport,
-      env: { API_KEYS: OTHER_KEY, SANDBOX_UID: String(SANDBOX_UID), SANDBOX_GID: String(SANDBOX_UID), SKILL_DEPS_PATH: depsRoot, ...egressEnv(world) },
+      env: {
+        API_KEYS: OTHER_KEY,
+        SANDBOX_UID: String(SANDBOX_UID),
+        SANDBOX_GID: String(SANDBOX_UID),
+        SKILL_DEPS_PATH: depsRoot,
+        SKILL_DEPS_MAX_MB: "32",
+        ...egressEnv(world),
+      },
     });
   });
 
@@ -223,16 +250,84 @@ describe.each(["node", "uws"] as const)("sandbox egress through the allowlist pr
     const other = await exec({ lang: "py", user_id: "alice", code: probe }, OTHER_KEY);
     expect(other.stdout).toBe("False []\n");
 
-    // On the host: one 0700 folder per tenant, the sandbox uid's, under a root-owned 0711 root.
+    // On the host: one 0700 folder per tenant, the sandbox uid's, under a root-owned 0711 root; their images root's alone.
     expect(statSync(depsRoot).mode & 0o777).toBe(0o711);
     expect(statSync(depsRoot).uid).toBe(0);
-    const tenants = readdirSync(depsRoot);
+    const images = statSync(join(depsRoot, ".images"));
+    expect([images.mode & 0o777, images.uid]).toEqual([0o700, 0]);
+    const tenants = readdirSync(depsRoot).filter((name) => name !== ".images");
     expect(tenants.length).toBeGreaterThanOrEqual(3); // alice and bob of one key, alice of the other (and the user-less sessions above)
     for (const tenant of tenants) {
       const stat = statSync(join(depsRoot, tenant));
       expect(stat.mode & 0o777).toBe(0o700);
       expect(stat.uid).toBe(SANDBOX_UID);
+      // each one is its own volume while its sandboxes run (these sessions are still open)
+      expect(mountsUnder(depsRoot)).toContain(join(depsRoot, tenant));
     }
+  });
+
+  it("a tenant's cache is a volume of SKILL_DEPS_MAX_MB: past it, 'No space left on device' inside, and no more host disk", async () => {
+    const imagesBefore = readdirSync(join(depsRoot, ".images"));
+    const fill = await exec({ lang: "py", user_id: "carol", code: FILL_CACHE });
+    const [error, count] = fill.stdout.trim().split(" ");
+    expect(error).toBe("ENOSPC");
+    // 32 MiB less the file system's own blocks (journal, inode tables)
+    expect(Number(count)).toBeGreaterThan(20);
+    expect(Number(count)).toBeLessThan(32);
+    const [image] = readdirSync(join(depsRoot, ".images")).filter((name) => !imagesBefore.includes(name));
+    expect(image).toMatch(/^[0-9a-f]{32}\.ext4$/);
+    const onDisk = statSync(join(depsRoot, ".images", image!)).blocks * 512;
+    expect(onDisk).toBeLessThanOrEqual(32 * 1024 * 1024);
+    const health = await fetch(`${server.httpUrl}/health/detailed`, { headers: { "x-api-key": TEST_API_KEY } }).then((res) => res.json() as Promise<Json>);
+    expect(health.checks.sandbox.egress.packageCaches).toMatchObject({ root: depsRoot, maxBytes: 32 * 1024 * 1024 });
+    expect(health.checks.sandbox.egress.packageCaches.mounted).toBeGreaterThanOrEqual(4); // alice (2 keys), bob, carol
+
+    // The limit is per tenant: another user of the same key writes on.
+    const dave = await exec({ lang: "py", user_id: "dave", code: "open('/opt/skill-deps/x', 'wb').write(b'x' * 4194304)\nprint('ok')" });
+    expect(dave.stdout).toBe("ok\n");
+    // And carol, once she deleted files, writes again: the space came back.
+    const freed = await exec({
+      lang: "py",
+      user_id: "carol",
+      session_id: fill.session_id,
+      code: "import glob, os\nfor f in glob.glob('/opt/skill-deps/f*'): os.remove(f)\nopen('/opt/skill-deps/y', 'wb').write(b'x' * 8388608)\nprint('ok')",
+    });
+    expect(freed.stdout).toBe("ok\n");
+  });
+});
+
+describe("package cache volumes across a crash and a stop (node transport)", () => {
+  let world: World;
+  const servers: ServerProcess[] = [];
+  beforeAll(async () => {
+    world = await startWorld();
+  });
+  afterAll(async () => {
+    for (const server of servers) await server.stop();
+    await stopWorld(world);
+  });
+
+  it("a killed server's mounts are taken down by the next one, which keeps the cache; a stopped server leaves none", async () => {
+    const root = join(world.work, "skill-deps");
+    const env = { ...egressEnv(world), SKILL_DEPS_PATH: root, SKILL_DEPS_MAX_MB: "16" };
+    const first = await startServer({ transport: "node", env });
+    servers.push(first);
+    const wrote = await execOn(first, { lang: "py", user_id: "erin", code: "open('/opt/skill-deps/kept', 'w').write('kept')\nprint('ok')" });
+    expect(wrote.stdout).toBe("ok\n");
+    expect(mountsUnder(root)).toHaveLength(1);
+    const exited = new Promise((resolve) => first.child.once("exit", resolve));
+    first.child.kill("SIGKILL");
+    await exited;
+    expect(mountsUnder(root)).toHaveLength(1); // nothing took it down
+
+    const second = await startServer({ transport: "node", env });
+    servers.push(second);
+    expect(mountsUnder(root)).toEqual([]);
+    const again = await execOn(second, { lang: "py", user_id: "erin", code: "print(open('/opt/skill-deps/kept').read())" });
+    expect(again.stdout).toBe("kept\n");
+    expect(mountsUnder(root)).toHaveLength(1);
+    await second.stop();
+    expect(mountsUnder(root)).toEqual([]);
   });
 });
 

@@ -4,6 +4,7 @@ import { parsePinnedAddresses } from "./address-policy.ts";
 import { EgressAllowlist, normalizeHostName } from "./allowlist.ts";
 import { EgressProxy } from "./egress-proxy.ts";
 import { SkillDeps } from "./skill-deps.ts";
+import { volumeSupportMissing } from "./tenant-volumes.ts";
 
 export interface Egress {
   proxy: EgressProxy;
@@ -12,11 +13,21 @@ export interface Egress {
 }
 
 type SecurityLog = (event: string, fields: Record<string, unknown>, level?: "info" | "warn") => void;
+type Warn = (message: string, fields: Record<string, unknown>) => void;
 
-/** Undefined when sandboxes get no egress (ENABLE_SANDBOX_NETWORK off). Package caches are for local sandboxes only. */
-export function createEgress(config: AppConfig, securityLog: SecurityLog): Egress | undefined {
+/**
+ * Undefined when sandboxes get no egress (ENABLE_SANDBOX_NETWORK off). Package caches are for local sandboxes only;
+ * with a size limit they need what volumeSupportMissing checks, and the server does not start without it.
+ */
+export function createEgress(config: AppConfig, securityLog: SecurityLog, warn: Warn): Egress | undefined {
   const { egress, sandbox } = config;
   if (!egress.enabled) return undefined;
+  const caches = egress.skillDepsPath && sandbox.backend === "local";
+  const missing = caches && egress.skillDepsMaxBytes > 0 ? volumeSupportMissing() : null;
+  if (missing)
+    throw new Error(
+      `SKILL_DEPS_MAX_MB (size-limited package caches) needs ${missing}; set SKILL_DEPS_MAX_MB=0 for caches without a size limit, or SKILL_DEPS_PATH=off`,
+    );
   const proxy = new EgressProxy({
     allowlist: new EgressAllowlist(egress.allowlist),
     pinned: parsePinnedAddresses(egress.resolve, normalizeHostName),
@@ -25,7 +36,17 @@ export function createEgress(config: AppConfig, securityLog: SecurityLog): Egres
   return {
     proxy,
     port: egress.port,
-    ...(egress.skillDepsPath && sandbox.backend === "local" ? { skillDeps: new SkillDeps(egress.skillDepsPath, sandbox.uid, sandbox.gid) } : {}),
+    ...(caches
+      ? {
+          skillDeps: new SkillDeps({
+            root: egress.skillDepsPath!,
+            uid: sandbox.uid,
+            gid: sandbox.gid,
+            maxBytes: egress.skillDepsMaxBytes,
+            log: warn,
+          }),
+        }
+      : {}),
   };
 }
 

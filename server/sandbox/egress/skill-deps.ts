@@ -3,11 +3,13 @@
  * with ENABLE_SANDBOX_NETWORK): one folder per tenant, that is per API key and
  * end user (`user_id`), bound read-write at /opt/skill-deps into that tenant's
  * sandboxes only. No sandbox of another tenant has it in its mount namespace,
- * so one tenant can neither read nor poison another's packages.
+ * so one tenant can neither read nor poison another's packages. With
+ * SKILL_DEPS_MAX_MB, each cache is a volume of that size (tenant-volumes.ts).
  */
 import { createHash } from "node:crypto";
 import { chmod, chown, lstat, mkdir } from "node:fs/promises";
 import { join } from "node:path";
+import { TenantVolumes, type TenantVolumesOptions } from "./tenant-volumes.ts";
 
 /** Where the tenant's folder appears inside a sandbox. */
 export const SKILL_DEPS_MOUNT = "/opt/skill-deps";
@@ -44,19 +46,62 @@ export function skillDepsPath(basePath: string): string {
   return [`${SKILL_DEPS_MOUNT}/python/bin`, `${SKILL_DEPS_MOUNT}/node/bin`, `${SKILL_DEPS_MOUNT}/cargo/bin`, basePath].join(":");
 }
 
+/** A tenant's cache for one sandbox: the host folder to bind, and its release when the sandbox is gone. */
+export interface TenantCache {
+  dir: string;
+  release(): Promise<void>;
+}
+
 export class SkillDeps {
   readonly root: string;
+  /** SKILL_DEPS_MAX_MB in bytes; 0: plain folders, no size limit. */
+  readonly maxBytes: number;
   readonly #uid: number;
   readonly #gid: number;
+  readonly #volumes: TenantVolumes | undefined;
 
-  constructor(root: string, uid: number, gid: number) {
-    this.root = root;
-    this.#uid = uid;
-    this.#gid = gid;
+  constructor(options: { root: string; uid: number; gid: number; maxBytes: number; log: TenantVolumesOptions["log"] }) {
+    this.root = options.root;
+    this.maxBytes = options.maxBytes;
+    this.#uid = options.uid;
+    this.#gid = options.gid;
+    if (options.maxBytes > 0) this.#volumes = new TenantVolumes(options);
   }
 
-  /** The host folder of `tenant`, made on first use: 0700 and the sandbox uid's, under a root-owned 0711 root. */
-  async tenantDir(tenant: string): Promise<string> {
+  /** Volumes mounted now (one per tenant with a running sandbox); 0 without a size limit. */
+  get mounted(): number {
+    return this.#volumes?.mounted ?? 0;
+  }
+
+  /** Unmount what a killed server left mounted (call once, before the first sandbox). */
+  async removeStale(): Promise<number> {
+    return (await this.#volumes?.removeStale()) ?? 0;
+  }
+
+  /** The cache of `tenant` for one sandbox: its folder made on first use, its volume mounted while sandboxes use it. */
+  async acquire(tenant: string): Promise<TenantCache> {
+    const dir = await this.#tenantDir(tenant);
+    const volumes = this.#volumes;
+    if (!volumes) return { dir, release: async () => {} };
+    await volumes.acquire(tenant, dir);
+    let released = false;
+    return {
+      dir,
+      release: async () => {
+        if (released) return;
+        released = true;
+        await volumes.release(tenant, dir);
+      },
+    };
+  }
+
+  /** Unmount every volume (the server stops, its sandboxes are gone). */
+  async close(): Promise<void> {
+    await this.#volumes?.close();
+  }
+
+  /** The host folder of `tenant` (a volume's mount point with a size limit): 0700 and the sandbox uid's, under a root-owned 0711 root. */
+  async #tenantDir(tenant: string): Promise<string> {
     if (!/^[0-9a-f]{32}$/.test(tenant)) throw new Error("bad tenant id");
     await mkdir(this.root, { recursive: true, mode: 0o711 });
     await chown(this.root, 0, 0);

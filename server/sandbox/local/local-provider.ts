@@ -17,7 +17,7 @@ import type { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { memoryLimitEnv } from "../../languages/memory-env.ts";
 import { type EgressListener, type EgressProxy, egressProxyEnv } from "../egress/egress-proxy.ts";
-import { type SkillDeps, skillDepsEnv, skillDepsPath } from "../egress/skill-deps.ts";
+import { type SkillDeps, skillDepsEnv, skillDepsPath, type TenantCache } from "../egress/skill-deps.ts";
 import { PROGRAM_ENV, PROGRAM_PATH } from "../program-env.ts";
 import type { AgentEndpoint, ProviderHealth, Sandbox, SandboxExit, SandboxProvider, SandboxSpec } from "../provider.ts";
 import { buildBwrapArgs, ETC_TOOLCHAIN_FILES, encodeArgsFile, type RootEntry, SANDBOX_PATHS } from "./bwrap-args.ts";
@@ -120,6 +120,7 @@ export class LocalSandbox implements Sandbox {
   #onGone: (sandbox: LocalSandbox) => void;
   #logger: ProviderLogger;
   readonly #egressListener: EgressListener | undefined;
+  readonly #tenantCache: TenantCache | undefined;
   readonly #stderrTail: string[] = [];
 
   constructor(init: {
@@ -131,9 +132,12 @@ export class LocalSandbox implements Sandbox {
     cgroups: SandboxCgroups;
     logger: ProviderLogger;
     egressListener?: EgressListener;
+    /** The tenant's package cache, released once the sandbox is gone (its volume is unmounted with the last one). */
+    tenantCache?: TenantCache;
     onGone: (sandbox: LocalSandbox) => void;
   }) {
     this.#egressListener = init.egressListener;
+    this.#tenantCache = init.tenantCache;
     this.id = init.id;
     this.token = init.token;
     this.dir = init.dir;
@@ -236,6 +240,7 @@ export class LocalSandbox implements Sandbox {
     } catch (error) {
       this.#logger.warn({ sandbox: this.id, err: error }, "sandbox cleanup failed");
     } finally {
+      await this.#tenantCache?.release().catch(() => {}); // logs its own failure
       this.#onGone(this);
     }
   }
@@ -329,6 +334,8 @@ export class LocalSandboxProvider implements SandboxProvider {
       const oom = await run("/bin/bash", ["-c", OOM_PROBE_SCRIPT], 5_000);
       const seccomp = await compileSeccompFilter();
       if (!seccomp.ok) this.#warnings.add(`${seccomp.error}: sandboxes run without a syscall filter`);
+      const staleCaches = (await this.#egress?.skillDeps?.removeStale()) ?? 0;
+      if (staleCaches > 0) this.#logger.info({ count: staleCaches }, "unmounted package caches left by an earlier run");
       return {
         layout,
         rootEntries: hostRootEntries(),
@@ -376,14 +383,14 @@ export class LocalSandboxProvider implements SandboxProvider {
     // The Kubernetes stand-in's "pods" share the host network: no relay port of their own, so no egress.
     const egress = host ? undefined : this.#egress;
     let egressListener: EgressListener | undefined;
-    let skillDepsDir: string | undefined;
+    let tenantCache: TenantCache | undefined;
     const programEnv: Record<string, string> = { ...this.#programEnv, ...memoryLimitEnv(spec.limits.memoryBytes) };
     if (egress) {
       try {
         const socketDir = join(hostDir.dir, "egress");
         await mkdir(socketDir, { mode: 0o755 });
         egressListener = await egress.proxy.listen(join(hostDir.dir, EGRESS_SOCKET), id);
-        if (egress.skillDeps && spec.tenant) skillDepsDir = await egress.skillDeps.tenantDir(spec.tenant);
+        if (egress.skillDeps && spec.tenant) tenantCache = await egress.skillDeps.acquire(spec.tenant);
       } catch (error) {
         await egressListener?.close();
         await removeCgroups(cgroups.dirs, 5_000);
@@ -392,7 +399,7 @@ export class LocalSandboxProvider implements SandboxProvider {
         throw error;
       }
       Object.assign(programEnv, egressProxyEnv(`http://127.0.0.1:${egress.port}`));
-      if (skillDepsDir) Object.assign(programEnv, skillDepsEnv(), { PATH: skillDepsPath(programEnv.PATH ?? PROGRAM_PATH) });
+      if (tenantCache) Object.assign(programEnv, skillDepsEnv(), { PATH: skillDepsPath(programEnv.PATH ?? PROGRAM_PATH) });
     }
 
     const bwrapArgs = buildBwrapArgs({
@@ -409,7 +416,7 @@ export class LocalSandboxProvider implements SandboxProvider {
       memoryCgroupDir: cgroups.memoryDir,
       programEnv: JSON.stringify(programEnv),
       ...(egress ? { egress: { socketDir: join(hostDir.dir, "egress"), port: egress.port } } : {}),
-      ...(skillDepsDir ? { skillDepsDir } : {}),
+      ...(tenantCache ? { skillDepsDir: tenantCache.dir } : {}),
       disableUserns: init.disableUserns,
       ...(host ? { tcpListen: host.tcpListen } : {}),
       seccomp: init.seccomp.ok,
@@ -449,6 +456,7 @@ export class LocalSandboxProvider implements SandboxProvider {
       cgroups,
       logger: this.#logger,
       ...(egressListener ? { egressListener } : {}),
+      ...(tenantCache ? { tenantCache } : {}),
       onGone: (gone) => {
         if (this.#sandboxes.get(gone.id) === gone) this.#sandboxes.delete(gone.id);
       },
@@ -547,7 +555,9 @@ export class LocalSandboxProvider implements SandboxProvider {
           ? {
               proxy: `127.0.0.1:${this.#egress.port} in each sandbox`,
               allowlist: this.#egress.proxy.allowlist.describe(),
-              packageCaches: this.#egress.skillDeps?.root ?? "off",
+              packageCaches: this.#egress.skillDeps
+                ? { root: this.#egress.skillDeps.root, maxBytes: this.#egress.skillDeps.maxBytes, mounted: this.#egress.skillDeps.mounted }
+                : "off",
               tunnels: this.#egress.proxy.counts.tunnels,
               refused: this.#egress.proxy.counts.refused,
             }
@@ -566,5 +576,6 @@ export class LocalSandboxProvider implements SandboxProvider {
 
   async shutdown(): Promise<void> {
     await Promise.all([...this.#sandboxes.values()].map((sandbox) => sandbox.destroy()));
+    await this.#egress?.skillDeps?.close();
   }
 }

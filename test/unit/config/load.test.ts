@@ -461,8 +461,15 @@ describe("HTTPS with a lone SSL_CERT_FILE", () => {
 });
 
 describe("egress", () => {
-  it("is off by default, with the registries' port, no extra names and caches under /opt/skill-deps", () => {
-    expect(load().config.egress).toEqual({ enabled: false, port: 18443, allowlist: [], resolve: [], skillDepsPath: "/opt/skill-deps" });
+  it("is off by default, with the registries' port, no extra names and 2 GiB caches under /opt/skill-deps", () => {
+    expect(load().config.egress).toEqual({
+      enabled: false,
+      port: 18443,
+      allowlist: [],
+      resolve: [],
+      skillDepsPath: "/opt/skill-deps",
+      skillDepsMaxBytes: 2048 * 1024 * 1024,
+    });
   });
 
   it("reads the allowlist, pinned addresses and cache folder; SKILL_DEPS_PATH=off turns caches off", () => {
@@ -472,6 +479,7 @@ describe("egress", () => {
       SANDBOX_EGRESS_ALLOWLIST: "files.example.com, *.example.org,mirror.example.net:8443",
       SANDBOX_EGRESS_RESOLVE: "mirror.example.net=10.0.0.5",
       SKILL_DEPS_PATH: "off",
+      SKILL_DEPS_MAX_MB: "0",
     });
     expect(errors).toEqual([]);
     expect(config.egress).toEqual({
@@ -479,6 +487,7 @@ describe("egress", () => {
       port: 3128,
       allowlist: ["files.example.com", "*.example.org", "mirror.example.net:8443"],
       resolve: ["mirror.example.net=10.0.0.5"],
+      skillDepsMaxBytes: 0,
     });
     expect(warnings.join("\n")).not.toMatch(/ENABLE_SANDBOX_NETWORK/);
   });
@@ -487,6 +496,7 @@ describe("egress", () => {
     expect(load({ SANDBOX_EGRESS_ALLOWLIST: "10.0.0.1:443x" }).errors.join("\n")).toMatch(/SANDBOX_EGRESS_ALLOWLIST/);
     expect(load({ SANDBOX_EGRESS_ALLOWLIST: "https://pypi.org" }).errors.join("\n")).toMatch(/SANDBOX_EGRESS_ALLOWLIST/);
     expect(load({ SANDBOX_EGRESS_RESOLVE: "mirror.example.net" }).errors.join("\n")).toMatch(/SANDBOX_EGRESS_RESOLVE/);
+    expect(load({ SKILL_DEPS_MAX_MB: "-1" }).errors.join("\n")).toMatch(/SKILL_DEPS_MAX_MB/);
     const pods = load({ ENABLE_SANDBOX_NETWORK: "true", EXECUTION_BACKEND: "kubernetes" });
     expect(pods.warnings.join("\n")).toMatch(/SKILL_DEPS_PATH package caches are for local sandboxes/);
   });

@@ -1,0 +1,97 @@
+import { execFileSync } from "node:child_process";
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { SkillDeps } from "../../server/sandbox/egress/skill-deps.ts";
+
+/** Size-limited package caches (SKILL_DEPS_MAX_MB): real ext4 images, real loop mounts. */
+
+const UID = 1001;
+const TENANT = "0123456789abcdef0123456789abcdef";
+const OTHER = "fedcba9876543210fedcba9876543210";
+
+function mountsUnder(root: string): string[] {
+  return readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((line) => line.split(" ")[4] ?? "")
+    .filter((point) => point.startsWith(`${root}/`));
+}
+
+let work: string;
+let root: string;
+let logged: string[];
+let deps: SkillDeps;
+
+beforeEach(() => {
+  work = mkdtempSync(join(tmpdir(), "tenant-volumes-"));
+  chmodSync(work, 0o711);
+  root = join(work, "skill-deps");
+  logged = [];
+  deps = new SkillDeps({ root, uid: UID, gid: UID, maxBytes: 16 * 1024 * 1024, log: (message) => logged.push(message) });
+});
+
+afterEach(async () => {
+  await deps.close();
+  expect(mountsUnder(root)).toEqual([]);
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe("tenant cache volumes", () => {
+  it("mounts one volume per tenant, counted by sandbox, unmounted with the last", async () => {
+    const [a, b, other] = await Promise.all([deps.acquire(TENANT), deps.acquire(TENANT), deps.acquire(OTHER)]);
+    expect(a.dir).toBe(join(root, TENANT));
+    expect(mountsUnder(root).sort()).toEqual([join(root, TENANT), join(root, OTHER)].sort());
+    expect(deps.mounted).toBe(2);
+    // The volume's root: the sandbox uid's, 0700, nothing of the file system's own in it.
+    const stat = statSync(a.dir);
+    expect([stat.uid, stat.mode & 0o777]).toEqual([UID, 0o700]);
+    expect(readdirSync(a.dir)).toEqual([]);
+    const df = execFileSync("df", ["--output=size", "-B1M", a.dir], { encoding: "utf8" });
+    expect(Number(df.trim().split("\n")[1])).toBeLessThanOrEqual(16);
+
+    await a.release();
+    await a.release(); // a second release of the same one counts once
+    expect(mountsUnder(root)).toContain(join(root, TENANT));
+    await b.release();
+    expect(mountsUnder(root)).toEqual([join(root, OTHER)]);
+    await other.release();
+    expect(mountsUnder(root)).toEqual([]);
+    expect(deps.mounted).toBe(0);
+  });
+
+  it("keeps what was written across mounts; an image that no longer mounts is made anew", async () => {
+    const first = await deps.acquire(TENANT);
+    execFileSync("sh", ["-c", `echo kept > ${first.dir}/file`]);
+    await first.release();
+    const again = await deps.acquire(TENANT);
+    expect(readFileSync(join(again.dir, "file"), "utf8")).toBe("kept\n");
+    await again.release();
+
+    // Zero the superblock (1 KiB in): mount refuses the image.
+    const image = join(root, ".images", `${TENANT}.ext4`);
+    const fd = openSync(image, "r+");
+    writeSync(fd, Buffer.alloc(4096), 0, 4096, 0);
+    closeSync(fd);
+    const fresh = await deps.acquire(TENANT);
+    expect(logged).toEqual(["package cache image did not mount: made anew"]);
+    expect(existsSync(join(fresh.dir, "file"))).toBe(false);
+    await fresh.release();
+  });
+
+  it("unmounts what an earlier server left mounted under the root", async () => {
+    await deps.acquire(TENANT); // never released: as if the server was killed
+    const next = new SkillDeps({ root, uid: UID, gid: UID, maxBytes: 16 * 1024 * 1024, log: () => {} });
+    expect(await next.removeStale()).toBe(1);
+    expect(mountsUnder(root)).toEqual([]);
+  });
+
+  it("without a size limit: plain folders, nothing mounted", async () => {
+    const plain = new SkillDeps({ root, uid: UID, gid: UID, maxBytes: 0, log: () => {} });
+    const cache = await plain.acquire(TENANT);
+    expect(mountsUnder(root)).toEqual([]);
+    expect(existsSync(join(root, ".images"))).toBe(false);
+    expect(statSync(cache.dir).uid).toBe(UID);
+    await cache.release();
+  });
+});
