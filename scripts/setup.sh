@@ -74,8 +74,9 @@ command -v npm >/dev/null || die "npm is required (not found). On Debian: apt-ge
 # ---- Debian packages ----
 # bubblewrap: the sandbox; util-linux: setpriv (drop to SANDBOX_UID), prlimit;
 # coreutils: stdbuf (live output of C-family programs); gcc: the agent's launcher;
-# openssl: test certificates; python3-seccomp: compiles the sandboxes' syscall filter (libseccomp).
-PACKAGES=(bubblewrap util-linux coreutils gcc libc6-dev openssl ca-certificates python3-seccomp)
+# openssl: test certificates; python3-seccomp: compiles the sandboxes' syscall filter (libseccomp);
+# e2fsprogs, mount: the size-limited package caches (SKILL_DEPS_MAX_MB: mkfs.ext4, mount -o loop).
+PACKAGES=(bubblewrap util-linux coreutils gcc libc6-dev openssl ca-certificates python3-seccomp e2fsprogs mount)
 read -r -a EXTRA <<<"${SETUP_EXTRA_PACKAGES:-}"
 missing=()
 # One dpkg-query for all: the quick path when everything is there.
