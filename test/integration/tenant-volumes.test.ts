@@ -4,19 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { SkillDeps } from "../../server/sandbox/egress/skill-deps.ts";
+import { mountsUnder } from "../helpers/mounts.ts";
 
 /** Size-limited package caches (SKILL_DEPS_MAX_MB): real ext4 images, real loop mounts. */
 
 const UID = 1001;
 const TENANT = "0123456789abcdef0123456789abcdef";
 const OTHER = "fedcba9876543210fedcba9876543210";
-
-function mountsUnder(root: string): string[] {
-  return readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .map((line) => line.split(" ")[4] ?? "")
-    .filter((point) => point.startsWith(`${root}/`));
-}
 
 let work: string;
 let root: string;

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type HttpsStandIn, makeCertificate, startHttpsStandIn } from "../helpers/https-stand-in.ts";
+import { mountsUnder } from "../helpers/mounts.ts";
 import { type ServerProcess, startServer, TEST_API_KEY } from "../helpers/server-process.ts";
 import { TestClient } from "../helpers/ws-client.ts";
 
@@ -101,14 +102,6 @@ async function execOn(server: ServerProcess, body: Record<string, unknown>, key 
   });
   expect(res.status).toBe(200);
   return res.json();
-}
-
-/** The mount points under `root` in this host's mount table. */
-function mountsUnder(root: string): string[] {
-  return readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .map((line) => line.split(" ")[4] ?? "")
-    .filter((point) => point.startsWith(`${root}/`));
 }
 
 /** Python that writes 1 MiB files into the cache until it fails; prints the error and how many fit. */
