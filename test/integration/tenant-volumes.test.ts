@@ -52,6 +52,9 @@ describe("tenant cache volumes", () => {
     await other.release();
     expect(mountsUnder(root)).toEqual([]);
     expect(deps.mounted).toBe(0);
+    // Under the volume, the mount point is root's: no sandbox could write to the host disk there.
+    const under = statSync(join(root, TENANT));
+    expect([under.uid, under.mode & 0o777]).toEqual([0, 0o700]);
   });
 
   it("keeps what was written across mounts; an image that no longer mounts is made anew", async () => {

@@ -82,7 +82,11 @@ export class SkillDeps {
   async acquire(tenant: string): Promise<TenantCache> {
     const dir = await this.#tenantDir(tenant);
     const volumes = this.#volumes;
-    if (!volumes) return { dir, release: async () => {} };
+    if (!volumes) {
+      await chown(dir, this.#uid, this.#gid);
+      await chmod(dir, 0o700);
+      return { dir, release: async () => {} };
+    }
     await volumes.acquire(tenant, dir);
     let released = false;
     return {
@@ -100,7 +104,7 @@ export class SkillDeps {
     await this.#volumes?.close();
   }
 
-  /** The host folder of `tenant` (a volume's mount point with a size limit): 0700 and the sandbox uid's, under a root-owned 0711 root. */
+  /** The host folder of `tenant` (a volume's mount point with a size limit), under a root-owned 0711 root. */
   async #tenantDir(tenant: string): Promise<string> {
     if (!/^[0-9a-f]{32}$/.test(tenant)) throw new Error("bad tenant id");
     await mkdir(this.root, { recursive: true, mode: 0o711 });
@@ -113,8 +117,6 @@ export class SkillDeps {
     // A sandbox owns its folder's contents, never what the folder is: a symlink here would be bound wherever it points.
     const stat = await lstat(dir);
     if (!stat.isDirectory()) throw new Error(`${dir} is not a folder`);
-    await chown(dir, this.#uid, this.#gid);
-    await chmod(dir, 0o700);
     return dir;
   }
 }

@@ -97,6 +97,9 @@ export class TenantVolumes {
     await chmod(images, 0o700);
     const image = join(images, `${tenant}.ext4`);
     if (!existsSync(image)) await this.#makeImage(image);
+    // The mount point itself is root's: should the volume ever be gone under a sandbox, it cannot write to the host disk.
+    await chown(folder, 0, 0);
+    await chmod(folder, 0o700);
     try {
       await run("mount", ["-o", MOUNT_OPTIONS, image, folder]);
     } catch (error) {
@@ -104,7 +107,7 @@ export class TenantVolumes {
       await this.#makeImage(image);
       await run("mount", ["-o", MOUNT_OPTIONS, image, folder]);
     }
-    // Only the sandbox uid; lost+found (root's) would only be noise in the sandbox.
+    // The volume's root: the sandbox uid's alone; lost+found (root's) would only be noise in the sandbox.
     await chown(folder, this.#options.uid, this.#options.gid);
     await chmod(folder, 0o700);
     await rmdir(join(folder, "lost+found")).catch(() => {});
