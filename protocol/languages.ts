@@ -138,7 +138,8 @@ const table: readonly LanguageSpec[] = [
     // Through sh for JVM_FLAGS' memory limit; "$@" is the rest of the command (and, for java, the caller's args).
     compile: ["sh", "-c", `exec javac ${JAVAC_FLAGS} "$@"`, "javac", "-d", "{dir}", "{main}.java"],
     // -Xss8m: deep recursion, as in other languages' 8 MiB main stack.
-    run: ["sh", "-c", `exec java ${JVM_FLAGS} -Xss8m -cp "$0" "$@"`, "{dir}", "{main}"],
+    // SANDBOX_JAVA_PROXY_FLAGS (egress on): unquoted on purpose, one word per system property.
+    run: ["sh", "-c", `exec java ${JVM_FLAGS} $SANDBOX_JAVA_PROXY_FLAGS -Xss8m -cp "$0" "$@"`, "{dir}", "{main}"],
     feed: "file",
     version: ["javac", "-version"],
     debianPackages: ["default-jdk-headless"],

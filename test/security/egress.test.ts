@@ -176,6 +176,35 @@ describe.each(["node", "uws"] as const)("sandbox egress through the allowlist pr
     expect(registry.requests).toContain(`registry.test registry.test:${registry.port} /hello`);
   });
 
+  it("sends Java's HTTPS through the proxy too (Java reads no proxy variables: the java command sets its properties)", async () => {
+    const url = `https://registry.test:${registry.port}/hello`;
+    const code = [
+      "import java.io.ByteArrayInputStream;",
+      "import java.net.URL;",
+      "import java.security.KeyStore;",
+      "import java.security.cert.CertificateFactory;",
+      "import javax.net.ssl.*;",
+      "public class Fetch {",
+      "  public static void main(String[] args) throws Exception {",
+      `    String pem = ${JSON.stringify(cert)};`,
+      "    KeyStore trusted = KeyStore.getInstance(KeyStore.getDefaultType());",
+      "    trusted.load(null, null);",
+      '    trusted.setCertificateEntry("test", CertificateFactory.getInstance("X.509").generateCertificate(new ByteArrayInputStream(pem.getBytes())));',
+      "    TrustManagerFactory factory = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());",
+      "    factory.init(trusted);",
+      '    SSLContext tls = SSLContext.getInstance("TLS");',
+      "    tls.init(null, factory.getTrustManagers(), null);",
+      `    HttpsURLConnection connection = (HttpsURLConnection) new URL("${url}").openConnection();`,
+      "    connection.setSSLSocketFactory(tls.getSocketFactory());",
+      "    System.out.println(new String(connection.getInputStream().readAllBytes()));",
+      "  }",
+      "}",
+    ].join("\n");
+    const result = await exec({ lang: "java", code });
+    expect(result.stderr).toBe("");
+    expect(result.stdout).toBe("hello from the registry\n");
+  });
+
   it("refuses other hosts, addresses, ports and plain HTTP, each logged as a security event", async () => {
     const cases = {
       [`https://evil.test:${evil.port}/`]: "403",

@@ -310,7 +310,19 @@ export class EgressProxy {
 /** Programs' environment that sends HTTP clients (pip, npm, curl, cargo, R...) through `url` (the sandbox's relay, or a pod's proxy URL). */
 export function egressProxyEnv(url: string): Record<string, string> {
   const local = "localhost,127.0.0.1,::1";
+  const { hostname, port, username } = new URL(url);
+  // Java reads no proxy variables: the java command adds these system properties (protocol/languages.ts). Not with
+  // a pod's credential: the JDK sends none for CONNECT unless the program installs an Authenticator.
+  const java: Record<string, string> = username
+    ? {}
+    : {
+        SANDBOX_JAVA_PROXY_FLAGS: ["https", "http"]
+          .flatMap((scheme) => [`-D${scheme}.proxyHost=${hostname}`, `-D${scheme}.proxyPort=${port}`])
+          .concat("-Dhttp.nonProxyHosts=localhost|127.0.0.1")
+          .join(" "),
+      };
   return {
+    ...java,
     HTTPS_PROXY: url,
     https_proxy: url,
     HTTP_PROXY: url,
