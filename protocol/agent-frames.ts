@@ -28,6 +28,10 @@ export const AgentExecSchema = v.object({
   timeoutMs: v.pipe(v.number(), v.integer(), v.minValue(1)),
   compileTimeoutMs: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
   maxOutputBytes: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  /** Figures (`display` frames) the exec may send; the agent drops the rest and counts them in the exit's `displaysDropped`. */
+  maxDisplays: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
+  /** The largest figure, in decoded bytes; a larger one is dropped and counted the same way. */
+  maxDisplayBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
   /** Bytes the agent may send before it must wait for an `ack`. */
   windowBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024))),
   /** `out` frames the agent may send before it must wait for an `ack` (bounds the replay log while no client reads). */
@@ -191,6 +195,11 @@ export const AgentOutSchema = v.object({
   /** Raw byte count of this chunk, for the credit window. */
   bytes: v.number(),
 });
+/** The decoded size of a frame's base64 `data` (a figure's bytes, against `maxDisplayBytes`). */
+export function base64Bytes(data: string): number {
+  const padding = data.endsWith("==") ? 2 : data.endsWith("=") ? 1 : 0;
+  return Math.floor((data.length * 3) / 4) - padding;
+}
 export const AgentDisplaySchema = v.object({ type: v.literal("display"), id: v.string(), mime: v.string(), data: v.string(), name: v.optional(v.string()) });
 export const AgentExitSchema = v.object({
   type: v.literal("exit"),
@@ -205,6 +214,8 @@ export const AgentExitSchema = v.object({
   files: v.array(AgentFileChangeSchema),
   /** Paths of regular files under /mnt/data that were there when the exec started and are gone at its end. */
   deleted: v.optional(v.array(v.string())),
+  /** Figures the exec showed but the agent did not send (past `maxDisplays`, or larger than `maxDisplayBytes`). */
+  displaysDropped: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
 });
 export const AgentErrorSchema = v.object({
   type: v.literal("error"),

@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { AgentExec, AgentToServer, ExitReason, LanguageSpec, SignalName, StreamName } from "../protocol/index.ts";
-import { javaMainClass } from "../protocol/index.ts";
+import { base64Bytes, javaMainClass } from "../protocol/index.ts";
 import { BashToolBridge } from "./bash-tools.ts";
 import { deletedFiles, diffSnapshots, type Snapshot, snapshot } from "./files.ts";
 import { type ProcessOutcome, ProgramProcess, type RunningProgram } from "./process.ts";
@@ -72,6 +72,8 @@ export class ExecRun {
   #truncated = false;
   /** Past the output cap: pipes are read and dropped until they end. */
   #discarding = false;
+  #displaysSent = 0;
+  #displaysDropped = 0;
   /** Why we SIGKILLed the group ourselves. */
   #agentKill: "timeout" | "output_limit" | null = null;
   #clientSignaled = false;
@@ -172,6 +174,7 @@ export class ExecRun {
         truncated: this.#truncated,
         files,
         deleted,
+        ...(this.#displaysDropped > 0 ? { displaysDropped: this.#displaysDropped } : {}),
       });
     } catch (error) {
       this.#ctx.log(`exec ${this.id}: ${(error as Error).message}`);
@@ -239,9 +242,7 @@ export class ExecRun {
       },
       data: (stream, chunk) => this.#onData(stream, chunk),
       end: (stream) => this.#onEnd(stream),
-      display: (item) => {
-        if (!this.#discarding) this.#ctx.send({ type: "display", id: this.id, ...item });
-      },
+      display: (item) => this.#onDisplay(item),
     });
     this.#toolSink = run;
     return this.#supervise(run, this.#spec.run[0]!, this.#frame.timeoutMs);
@@ -318,6 +319,18 @@ export class ExecRun {
       return { code: null, signal: null, wallMs, internal: true };
     }
     return { ...result, wallMs };
+  }
+
+  /** A figure the program showed: sent within the exec's figure cap and size limit, else counted as dropped. */
+  #onDisplay(item: { mime: string; data: string; name?: string }): void {
+    if (this.#discarding) return;
+    const { maxDisplays = Number.POSITIVE_INFINITY, maxDisplayBytes = Number.POSITIVE_INFINITY } = this.#frame;
+    if (this.#displaysSent >= maxDisplays || base64Bytes(item.data) > maxDisplayBytes) {
+      this.#displaysDropped++;
+      return;
+    }
+    this.#displaysSent++;
+    this.#ctx.send({ type: "display", id: this.id, ...item });
   }
 
   #onEnd(stream: StreamName): void {

@@ -11,6 +11,7 @@ import {
   type AgentToServer,
   AgentToServerSchema,
   type AgentWarm,
+  base64Bytes,
   parseJsonFrame,
   type ServerToAgent,
   type SignalName,
@@ -55,6 +56,8 @@ export class AgentClient {
   readonly #execs = new Map<string, ExecListener>();
   /** Output bytes each exec may still send (its cap plus the slack), counted here, not by the agent. */
   readonly #outputLeft = new Map<string, number>();
+  /** Figures each exec may still send, and their largest size (an honest agent keeps both exactly). */
+  readonly #displayRules = new Map<string, { left: number; maxBytes: number }>();
   #brokenRule: string | undefined;
   readonly #requests = new Map<string, { resolve: (r: AgentFileResult) => void; reject: (e: Error) => void }>();
   readonly #stateRequests = new Map<string, (result: AgentStateResult) => void>();
@@ -123,6 +126,10 @@ export class AgentClient {
   startExec(request: Omit<AgentExec, "type">, listener: ExecListener): void {
     this.#execs.set(request.id, listener);
     this.#outputLeft.set(request.id, request.maxOutputBytes + AGENT_OUTPUT_SLACK_BYTES);
+    this.#displayRules.set(request.id, {
+      left: request.maxDisplays ?? Number.POSITIVE_INFINITY,
+      maxBytes: request.maxDisplayBytes ?? Number.POSITIVE_INFINITY,
+    });
     this.#send({ type: "exec", ...request });
   }
 
@@ -130,6 +137,7 @@ export class AgentClient {
   forgetExec(id: string): void {
     this.#execs.delete(id);
     this.#outputLeft.delete(id);
+    this.#displayRules.delete(id);
   }
 
   stdin(id: string, data: string | undefined, eof: boolean | undefined): void {
@@ -202,15 +210,21 @@ export class AgentClient {
       case "out": {
         const allowed = this.#outputLeft.get(frame.id);
         if (allowed === undefined) return; // an exec the session no longer follows
-        const left = allowed - (frame.encoding === "base64" ? Math.floor((frame.data.length * 3) / 4) : Buffer.byteLength(frame.data));
+        const left = allowed - (frame.encoding === "base64" ? base64Bytes(frame.data) : Buffer.byteLength(frame.data));
         this.#outputLeft.set(frame.id, left);
         if (left < 0) return this.#broken(`the agent sent more output than exec ${frame.id}'s cap`);
         this.#execs.get(frame.id)?.out(frame);
         return;
       }
-      case "display":
+      case "display": {
+        const rule = this.#displayRules.get(frame.id);
+        if (!rule) return; // an exec the session no longer follows
+        rule.left--;
+        if (rule.left < 0) return this.#broken(`the agent sent more figures than exec ${frame.id}'s cap`);
+        if (base64Bytes(frame.data) > rule.maxBytes) return this.#broken(`the agent sent a figure larger than exec ${frame.id}'s limit`);
         this.#execs.get(frame.id)?.display(frame);
         return;
+      }
       case "tool.calls":
         this.#execs.get(frame.id)?.toolCalls?.(frame.calls);
         return;

@@ -599,6 +599,7 @@ export class Session implements SessionHandle {
         timeoutMs,
         compileTimeoutMs,
         maxOutputBytes: this.#options.limits.outputBytes,
+        ...this.#files.figureLimits,
         windowBytes: OUTPUT_WINDOW_BYTES,
         // While no client reads, at most this many frames pile up: well inside the replay log.
         windowFrames: Math.max(1, Math.min(OUTPUT_WINDOW_FRAMES, Math.floor(this.#options.replayFrames / 4))),
@@ -662,8 +663,8 @@ export class Session implements SessionHandle {
       for (const [index, display] of exec.displays.entries()) {
         files.push(await this.#files.storeDisplay(display, index));
       }
-      if (exec.displaysDropped > 0)
-        collected.notes.push(`${exec.displaysDropped} more figure(s) were not kept: one run hands back at most ${this.#files.outputFiles}`);
+      const dropped = exec.displaysDropped + (exit.displaysDropped ?? 0);
+      if (dropped > 0) collected.notes.push(this.#files.figuresDroppedNote(dropped));
       if (collected.notes.length > 0 && this.#exec === exec) {
         const text = collected.notes.map((note) => `[files] ${note}\n`).join("");
         this.#emit({ type: "out", id: exec.id, stream: "stderr", data: text });

@@ -109,8 +109,15 @@ describe.each([
     expect(Number(again.stdout.split("\n")[1])).toBeLessThan(10);
   });
 
-  it("keeps a figure flood to the output file cap, and says how many it dropped", async () => {
+  it("keeps a figure flood to the output file cap, over HTTP and WebSocket, and says how many it dropped", async () => {
     const code = ["import matplotlib.pyplot as plt", "for i in range(12):", "    plt.figure(); plt.plot([0, i]); plt.show()", "print('shown')"].join("\n");
+    const client = await sessionClient();
+    const streamed = await client.run("flood", "py", code);
+    expect(streamed.stdout).toBe("shown\n");
+    expect(streamed.frames.filter((frame) => frame.type === "display")).toHaveLength(5);
+    expect(streamed.stderr).toContain("7 more figure(s) were not sent: one run shows at most 5 (MAX_OUTPUT_FILES), each up to ");
+    client.close();
+
     const res = await fetch(`${server.httpUrl}/exec`, {
       method: "POST",
       headers: { "content-type": "application/json", "x-api-key": TEST_API_KEY },
@@ -120,6 +127,6 @@ describe.each([
     expect(result.stdout).toBe("shown\n");
     expect(result.files).toHaveLength(5);
     for (const file of result.files) expect(file.name).toMatch(/^figure-\d+\.png$/);
-    expect(result.stderr).toContain("7 more figure(s) were not kept: one run hands back at most 5");
+    expect(result.stderr).toContain("7 more figure(s) were not sent: one run shows at most 5 (MAX_OUTPUT_FILES), each up to ");
   });
 });

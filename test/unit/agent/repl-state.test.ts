@@ -106,6 +106,23 @@ describe("rich output", () => {
     expect(conn.invalid).toEqual([]);
   });
 
+  it("sends at most maxDisplays figures, none larger than maxDisplayBytes, and counts the rest in the exit", async () => {
+    const { conn } = await setup();
+    const flood = "import matplotlib.pyplot as plt\nfor i in range(6):\n    plt.figure(); plt.plot([0, i]); plt.show()\nprint('shown')";
+    const capped = await repl(conn, flood, { maxDisplays: 2 });
+    expect(capped.out).toBe("shown\n");
+    expect(conn.frames.filter((f) => f.type === "display" && f.id === capped.id)).toHaveLength(2);
+    expect(capped.exit).toMatchObject({ code: 0, reason: "exited", displaysDropped: 4 });
+    // A small plot is a few KiB of PNG; a 100-byte limit lets none through.
+    const small = await repl(conn, "plt.plot([1, 2]); plt.show()", { maxDisplays: 5, maxDisplayBytes: 100 });
+    expect(conn.frames.filter((f) => f.type === "display" && f.id === small.id)).toHaveLength(0);
+    expect(small.exit.displaysDropped).toBe(1);
+    // Within both: every figure, and no count.
+    const fine = await repl(conn, "plt.plot([1, 2]); plt.show()", { maxDisplays: 1, maxDisplayBytes: 1024 * 1024 });
+    expect(conn.frames.filter((f) => f.type === "display" && f.id === fine.id)).toHaveLength(1);
+    expect(fine.exit.displaysDropped).toBeUndefined();
+  });
+
   it("works when pyplot was imported through matplotlib first, and a syntax error still has no driver frames", async () => {
     const { conn } = await setup();
     await repl(conn, "import matplotlib\nmatplotlib.use('Agg')\nfrom matplotlib import pyplot");

@@ -12,8 +12,8 @@ describe("AgentClient against a rogue agent", () => {
   let server: WebSocketServer | undefined;
   afterEach(() => server?.close());
 
-  /** A fake agent: `ready`, then for each exec `chunks` out frames of `chunkBytes` bytes (and an exit if it gets there). */
-  async function fakeAgent(chunks: number, chunkBytes: number, encoding?: "base64"): Promise<AgentClient> {
+  /** A fake agent: `ready`, then for each exec `chunks` out frames of `chunkBytes` bytes (or display frames of a figure that size), and an exit if it gets there. */
+  async function fakeAgent(chunks: number, chunkBytes: number, encoding?: "base64" | "display"): Promise<AgentClient> {
     server = new WebSocketServer({ host: "127.0.0.1", port: 0 });
     await new Promise((resolve) => server!.once("listening", resolve));
     server.on("connection", (socket) => {
@@ -24,7 +24,8 @@ describe("AgentClient against a rogue agent", () => {
         const raw = Buffer.alloc(chunkBytes, "x");
         const data = encoding ? raw.toString("base64") : raw.toString();
         for (let i = 0; i < chunks && socket.readyState === socket.OPEN; i++) {
-          socket.send(JSON.stringify({ type: "out", id: frame.id, stream: "stdout", data, bytes: 1, ...(encoding ? { encoding } : {}) }));
+          if (encoding === "display") socket.send(JSON.stringify({ type: "display", id: frame.id, mime: "image/png", data }));
+          else socket.send(JSON.stringify({ type: "out", id: frame.id, stream: "stdout", data, bytes: 1, ...(encoding ? { encoding } : {}) }));
         }
         socket.send(JSON.stringify({ type: "exit", id: frame.id, code: 0, signal: null, reason: "exited", wallMs: 1, truncated: false, files: [] }));
       });
@@ -33,23 +34,26 @@ describe("AgentClient against a rogue agent", () => {
     return AgentClient.connect({ endpoint: { kind: "tcp", host: "127.0.0.1", port }, token: "t" });
   }
 
-  function run(client: AgentClient, maxOutputBytes: number) {
+  function run(client: AgentClient, maxOutputBytes: number, figures: { maxDisplays?: number; maxDisplayBytes?: number } = {}) {
     let received = 0;
+    let displays = 0;
     const exited = new Promise<string>((resolve) => {
       client.startExec(
-        { id: "e1", lang: "bash", code: "", stdin: false, timeoutMs: 1000, maxOutputBytes },
+        { id: "e1", lang: "bash", code: "", stdin: false, timeoutMs: 1000, maxOutputBytes, ...figures },
         {
           stage() {},
           out: (frame) => {
             received += Buffer.byteLength(frame.data);
           },
-          display() {},
+          display: () => {
+            displays++;
+          },
           exit: () => resolve("exit"),
           error: () => resolve("error"),
         },
       );
     });
-    return { exited, received: () => received };
+    return { exited, received: () => received, displays: () => displays };
   }
 
   it("passes output up to the cap and its slack", async () => {
@@ -69,8 +73,29 @@ describe("AgentClient against a rogue agent", () => {
       expect(client.isClosed).toBe(true);
       // What arrived before the cut: at most the cap plus the slack, and nothing after.
       const limit = 100 * 1024 + AGENT_OUTPUT_SLACK_BYTES;
-      expect(exec.received()).toBeLessThanOrEqual(encoding ? Math.ceil((limit * 4) / 3) : limit);
+      // base64: whole 1 KiB chunks, each counted by its decoded size, arrive as their encoded text
+      expect(exec.received()).toBeLessThanOrEqual(encoding ? Math.floor(limit / 1024) * Buffer.alloc(1024).toString("base64").length : limit);
       server!.close();
     }
+  });
+
+  it("passes figures up to the cap and size, and drops an agent that sends more or larger ones", async () => {
+    let client = await fakeAgent(3, 2000, "display");
+    let exec = run(client, 1000, { maxDisplays: 3, maxDisplayBytes: 2000 });
+    expect(await exec.exited).toBe("exit");
+    expect(exec.displays()).toBe(3);
+    client.close();
+    server!.close();
+
+    client = await fakeAgent(5, 2000, "display");
+    exec = run(client, 1000, { maxDisplays: 3, maxDisplayBytes: 2000 });
+    expect(await client.closed).toBe("the agent sent more figures than exec e1's cap");
+    expect(exec.displays()).toBe(3);
+    server!.close();
+
+    client = await fakeAgent(1, 2001, "display");
+    exec = run(client, 1000, { maxDisplays: 3, maxDisplayBytes: 2000 });
+    expect(await client.closed).toBe("the agent sent a figure larger than exec e1's limit");
+    expect(exec.displays()).toBe(0);
   });
 });

@@ -25,7 +25,7 @@ describe("egress allowlist", () => {
 
   it("normalizes names and refuses address literals in every disguise", () => {
     expect(normalizeHostName("PyPI.org.")).toBe("pypi.org");
-    for (const literal of ["127.0.0.1", "2130706433", "0x7f.1", "0x7f000001", "1.2.3.4", "-a.com", "a..com", "a_b.com", "", "a".repeat(64) + ".com"]) {
+    for (const literal of ["127.0.0.1", "2130706433", "0x7f.1", "0x7f000001", "1.2.3.4", "-a.com", "a..com", "a_b.com", "", `${"a".repeat(64)}.com`]) {
       expect(normalizeHostName(literal), literal).toBeUndefined();
     }
     expect(() => parseAllowlistEntry("10.0.0.1")).toThrow(/not a host name/);
