@@ -41,6 +41,12 @@ export class AgentRequestError extends Error {}
  * this margin the connection is dropped and the sandbox counts as lost.
  */
 export const AGENT_OUTPUT_SLACK_BYTES = 64 * 1024;
+/**
+ * Figures past an exec's cap or size limit are dropped here and counted (an
+ * agent older than the limits sends them all); this many more than the cap
+ * drop the connection.
+ */
+export const AGENT_DISPLAY_SLACK = 64;
 
 function endpointUrl(endpoint: AgentEndpoint): string {
   return endpoint.kind === "unix" ? `ws+unix://${endpoint.path}:/` : `ws://${endpoint.host}:${endpoint.port}/`;
@@ -56,8 +62,8 @@ export class AgentClient {
   readonly #execs = new Map<string, ExecListener>();
   /** Output bytes each exec may still send (its cap plus the slack), counted here, not by the agent. */
   readonly #outputLeft = new Map<string, number>();
-  /** Figures each exec may still send, and their largest size (an honest agent keeps both exactly). */
-  readonly #displayRules = new Map<string, { left: number; maxBytes: number }>();
+  /** Figures each exec may still send, their largest size, and how many were dropped here. */
+  readonly #displayRules = new Map<string, { left: number; maxBytes: number; dropped: number }>();
   #brokenRule: string | undefined;
   readonly #requests = new Map<string, { resolve: (r: AgentFileResult) => void; reject: (e: Error) => void }>();
   readonly #stateRequests = new Map<string, (result: AgentStateResult) => void>();
@@ -129,6 +135,7 @@ export class AgentClient {
     this.#displayRules.set(request.id, {
       left: request.maxDisplays ?? Number.POSITIVE_INFINITY,
       maxBytes: request.maxDisplayBytes ?? Number.POSITIVE_INFINITY,
+      dropped: 0,
     });
     this.#send({ type: "exec", ...request });
   }
@@ -219,10 +226,13 @@ export class AgentClient {
       case "display": {
         const rule = this.#displayRules.get(frame.id);
         if (!rule) return; // an exec the session no longer follows
-        rule.left--;
-        if (rule.left < 0) return this.#broken(`the agent sent more figures than exec ${frame.id}'s cap`);
-        if (base64Bytes(frame.data) > rule.maxBytes) return this.#broken(`the agent sent a figure larger than exec ${frame.id}'s limit`);
-        this.#execs.get(frame.id)?.display(frame);
+        if (rule.left > 0 && base64Bytes(frame.data) <= rule.maxBytes) {
+          rule.left--;
+          this.#execs.get(frame.id)?.display(frame);
+          return;
+        }
+        rule.dropped++;
+        if (rule.dropped > AGENT_DISPLAY_SLACK) return this.#broken(`the agent sent ${AGENT_DISPLAY_SLACK} figures more than exec ${frame.id} allows`);
         return;
       }
       case "tool.calls":
@@ -230,9 +240,9 @@ export class AgentClient {
         return;
       case "exit": {
         const listener = this.#execs.get(frame.id);
-        this.#execs.delete(frame.id);
-        this.#outputLeft.delete(frame.id);
-        listener?.exit(frame);
+        const dropped = (frame.displaysDropped ?? 0) + (this.#displayRules.get(frame.id)?.dropped ?? 0);
+        this.forgetExec(frame.id);
+        listener?.exit(dropped > 0 ? { ...frame, displaysDropped: dropped } : frame);
         return;
       }
       case "error": {

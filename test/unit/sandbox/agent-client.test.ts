@@ -1,7 +1,7 @@
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocketServer } from "ws";
-import { AGENT_OUTPUT_SLACK_BYTES, AgentClient } from "../../../server/sandbox/agent-client.ts";
+import { AGENT_DISPLAY_SLACK, AGENT_OUTPUT_SLACK_BYTES, AgentClient } from "../../../server/sandbox/agent-client.ts";
 
 /**
  * The server does not trust the agent to keep an exec's output cap (a program
@@ -37,6 +37,7 @@ describe("AgentClient against a rogue agent", () => {
   function run(client: AgentClient, maxOutputBytes: number, figures: { maxDisplays?: number; maxDisplayBytes?: number } = {}) {
     let received = 0;
     let displays = 0;
+    let dropped: number | undefined;
     const exited = new Promise<string>((resolve) => {
       client.startExec(
         { id: "e1", lang: "bash", code: "", stdin: false, timeoutMs: 1000, maxOutputBytes, ...figures },
@@ -48,12 +49,15 @@ describe("AgentClient against a rogue agent", () => {
           display: () => {
             displays++;
           },
-          exit: () => resolve("exit"),
+          exit: (frame) => {
+            dropped = frame.displaysDropped;
+            resolve("exit");
+          },
           error: () => resolve("error"),
         },
       );
     });
-    return { exited, received: () => received, displays: () => displays };
+    return { exited, received: () => received, displays: () => displays, dropped: () => dropped };
   }
 
   it("passes output up to the cap and its slack", async () => {
@@ -79,23 +83,33 @@ describe("AgentClient against a rogue agent", () => {
     }
   });
 
-  it("passes figures up to the cap and size, and drops an agent that sends more or larger ones", async () => {
+  it("passes figures up to the cap and size, drops and counts the rest, and drops an agent far past the cap", async () => {
+    const figures = { maxDisplays: 3, maxDisplayBytes: 2000 };
     let client = await fakeAgent(3, 2000, "display");
-    let exec = run(client, 1000, { maxDisplays: 3, maxDisplayBytes: 2000 });
+    let exec = run(client, 1000, figures);
     expect(await exec.exited).toBe("exit");
-    expect(exec.displays()).toBe(3);
+    expect([exec.displays(), exec.dropped()]).toEqual([3, undefined]);
     client.close();
     server!.close();
 
+    // An agent that does not keep the limits (an older one): the extra figures are dropped here and counted.
     client = await fakeAgent(5, 2000, "display");
-    exec = run(client, 1000, { maxDisplays: 3, maxDisplayBytes: 2000 });
-    expect(await client.closed).toBe("the agent sent more figures than exec e1's cap");
-    expect(exec.displays()).toBe(3);
+    exec = run(client, 1000, figures);
+    expect(await exec.exited).toBe("exit");
+    expect([exec.displays(), exec.dropped()]).toEqual([3, 2]);
+    client.close();
     server!.close();
 
     client = await fakeAgent(1, 2001, "display");
-    exec = run(client, 1000, { maxDisplays: 3, maxDisplayBytes: 2000 });
-    expect(await client.closed).toBe("the agent sent a figure larger than exec e1's limit");
-    expect(exec.displays()).toBe(0);
+    exec = run(client, 1000, figures);
+    expect(await exec.exited).toBe("exit");
+    expect([exec.displays(), exec.dropped()]).toEqual([0, 1]);
+    client.close();
+    server!.close();
+
+    client = await fakeAgent(3 + AGENT_DISPLAY_SLACK + 1, 10, "display");
+    exec = run(client, 1000, figures);
+    expect(await client.closed).toBe(`the agent sent ${AGENT_DISPLAY_SLACK} figures more than exec e1 allows`);
+    expect(exec.displays()).toBe(3);
   });
 });
