@@ -297,6 +297,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       // "off" (empty means the default, as for every variable): no caches, and the warm pool stays on.
       ...(text("SKILL_DEPS_PATH") && text("SKILL_DEPS_PATH")!.toLowerCase() !== "off" ? { skillDepsPath: resolve(cwd, text("SKILL_DEPS_PATH")!) } : {}),
       skillDepsMaxBytes: num("SKILL_DEPS_MAX_MB") * MIB,
+      skillDepsMaxAgeMs: num("SKILL_DEPS_TTL_DAYS") * 86_400_000,
     },
     kubernetes: {
       ...(text("K8S_NAMESPACE") ? { namespace: text("K8S_NAMESPACE") } : {}),

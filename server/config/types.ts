@@ -131,6 +131,8 @@ export interface AppConfig {
     skillDepsPath?: string;
     /** SKILL_DEPS_MAX_MB in bytes: each tenant's cache is a volume of that size; 0: plain folders, no limit. */
     skillDepsMaxBytes: number;
+    /** SKILL_DEPS_TTL_DAYS in ms: a tenant's cache unused that long is removed; 0: kept for ever. */
+    skillDepsMaxAgeMs: number;
   };
   /** EXECUTION_BACKEND=kubernetes: the pods (server/sandbox/kubernetes/). */
   kubernetes: {

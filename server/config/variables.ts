@@ -684,6 +684,10 @@ export const VARIABLES: readonly VariableSpec[] = [
     unit: "MB",
     note: "Each cache is an ext4 volume of this size (a sparse image under SKILL_DEPS_PATH/.images, loop-mounted while the tenant's sandboxes run): writes past it fail with 'No space left on device'. Needs root, loop devices and mkfs.ext4. 0: plain folders without a limit. A changed size applies to caches made afterwards.",
   }),
+  def("SKILL_DEPS_TTL_DAYS", "egress", "active", int(0, 36500), "30", "Days a tenant's package cache is kept after its last use", {
+    unit: "days",
+    note: "Swept hourly: a cache no sandbox used for this long is deleted (the tenant's next install starts afresh). 0: kept for ever.",
+  }),
 
   // --- Kubernetes ---------------------------------------------------------------
   def("K8S_NAMESPACE", "kubernetes", "active", str, undefined, "Namespace of execution pods", { defaultText: "(the API's namespace)" }),

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -11,6 +11,9 @@ import { mountsUnder } from "../helpers/mounts.ts";
 const UID = 1001;
 const TENANT = "0123456789abcdef0123456789abcdef";
 const OTHER = "fedcba9876543210fedcba9876543210";
+const THIRD = "00112233445566778899aabbccddeeff";
+const MAX_BYTES = 16 * 1024 * 1024;
+const DAY = 86_400_000;
 
 let work: string;
 let root: string;
@@ -22,7 +25,7 @@ beforeEach(() => {
   chmodSync(work, 0o711);
   root = join(work, "skill-deps");
   logged = [];
-  deps = new SkillDeps({ root, uid: UID, gid: UID, maxBytes: 16 * 1024 * 1024, log: (message) => logged.push(message) });
+  deps = new SkillDeps({ root, uid: UID, gid: UID, maxBytes: MAX_BYTES, maxAgeMs: DAY, log: (message) => logged.push(message) });
 });
 
 afterEach(async () => {
@@ -36,7 +39,7 @@ describe("tenant cache volumes", () => {
     const [a, b, other] = await Promise.all([deps.acquire(TENANT), deps.acquire(TENANT), deps.acquire(OTHER)]);
     expect(a.dir).toBe(join(root, TENANT));
     expect(mountsUnder(root).sort()).toEqual([join(root, TENANT), join(root, OTHER)].sort());
-    expect(deps.mounted).toBe(2);
+    expect(deps.inUse).toBe(2);
     // The volume's root: the sandbox uid's, 0700, nothing of the file system's own in it.
     const stat = statSync(a.dir);
     expect([stat.uid, stat.mode & 0o777]).toEqual([UID, 0o700]);
@@ -51,7 +54,7 @@ describe("tenant cache volumes", () => {
     expect(mountsUnder(root)).toEqual([join(root, OTHER)]);
     await other.release();
     expect(mountsUnder(root)).toEqual([]);
-    expect(deps.mounted).toBe(0);
+    expect(deps.inUse).toBe(0);
     // Under the volume, the mount point is root's: no sandbox could write to the host disk there.
     const under = statSync(join(root, TENANT));
     expect([under.uid, under.mode & 0o777]).toEqual([0, 0o700]);
@@ -78,17 +81,59 @@ describe("tenant cache volumes", () => {
 
   it("unmounts what an earlier server left mounted under the root", async () => {
     await deps.acquire(TENANT); // never released: as if the server was killed
-    const next = new SkillDeps({ root, uid: UID, gid: UID, maxBytes: 16 * 1024 * 1024, log: () => {} });
-    expect(await next.removeStale()).toBe(1);
+    const next = new SkillDeps({ root, uid: UID, gid: UID, maxBytes: MAX_BYTES, maxAgeMs: DAY, log: () => {} });
+    expect(await next.start(60_000)).toBe(1);
+    await next.close();
     expect(mountsUnder(root)).toEqual([]);
   });
 
   it("without a size limit: plain folders, nothing mounted", async () => {
-    const plain = new SkillDeps({ root, uid: UID, gid: UID, maxBytes: 0, log: () => {} });
+    const plain = new SkillDeps({ root, uid: UID, gid: UID, maxBytes: 0, maxAgeMs: DAY, log: () => {} });
     const cache = await plain.acquire(TENANT);
     expect(mountsUnder(root)).toEqual([]);
     expect(existsSync(join(root, ".images"))).toBe(false);
     expect(statSync(cache.dir).uid).toBe(UID);
     await cache.release();
+  });
+
+  it("removes caches unused for maxAgeMs, never one in use, and keeps the recent ones", async () => {
+    const old = await deps.acquire(TENANT);
+    execFileSync("sh", ["-c", `echo x > ${old.dir}/installed`]);
+    await old.release();
+    const recent = await deps.acquire(OTHER);
+    await recent.release();
+    const busy = await deps.acquire(THIRD);
+    const image = (tenant: string) => join(root, ".images", `${tenant}.ext4`);
+    // Last used two days ago: the old one and the busy one (whose sandbox still runs).
+    const twoDaysAgo = new Date(Date.now() - 2 * DAY);
+    utimesSync(image(TENANT), twoDaysAgo, twoDaysAgo);
+    utimesSync(image(THIRD), twoDaysAgo, twoDaysAgo);
+
+    expect(await deps.sweep()).toBe(1);
+    expect(existsSync(image(TENANT))).toBe(false);
+    expect(existsSync(join(root, TENANT))).toBe(false);
+    expect(existsSync(image(OTHER))).toBe(true);
+    expect(existsSync(image(THIRD))).toBe(true);
+    expect(logged).toContain("removed package caches unused for SKILL_DEPS_TTL_DAYS");
+    // Its next use starts afresh.
+    const again = await deps.acquire(TENANT);
+    expect(readdirSync(again.dir)).toEqual([]);
+    await again.release();
+    // Released now: the busy one's last use is now, not two days ago.
+    await busy.release();
+    expect(await deps.sweep()).toBe(0);
+    expect(await deps.sweep(Date.now() + 2 * DAY)).toBe(3);
+  });
+
+  it("removes unused plain folders the same way, and nothing with maxAgeMs 0", async () => {
+    const plain = new SkillDeps({ root, uid: UID, gid: UID, maxBytes: 0, maxAgeMs: DAY, log: () => {} });
+    const cache = await plain.acquire(TENANT);
+    execFileSync("sh", ["-c", `mkdir -p ${cache.dir}/python/lib && echo x > ${cache.dir}/python/lib/module.py`]);
+    await cache.release();
+    expect(await plain.sweep(Date.now() + DAY / 2)).toBe(0);
+    const forever = new SkillDeps({ root, uid: UID, gid: UID, maxBytes: 0, maxAgeMs: 0, log: () => {} });
+    expect(await forever.sweep(Date.now() + 1000 * DAY)).toBe(0);
+    expect(await plain.sweep(Date.now() + 2 * DAY)).toBe(1);
+    expect(existsSync(join(root, TENANT))).toBe(false);
   });
 });

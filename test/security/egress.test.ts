@@ -302,7 +302,7 @@ describe.each(["node", "uws"] as const)("sandbox egress through the allowlist pr
     expect(onDisk).toBeLessThanOrEqual(32 * 1024 * 1024);
     const health = await fetch(`${server.httpUrl}/health/detailed`, { headers: { "x-api-key": TEST_API_KEY } }).then((res) => res.json() as Promise<Json>);
     expect(health.checks.sandbox.egress.packageCaches).toMatchObject({ root: depsRoot, maxBytes: 32 * 1024 * 1024 });
-    expect(health.checks.sandbox.egress.packageCaches.mounted).toBeGreaterThanOrEqual(4); // alice (2 keys), bob, carol
+    expect(health.checks.sandbox.egress.packageCaches.inUse).toBeGreaterThanOrEqual(4); // alice (2 keys), bob, carol
 
     // The limit is per tenant: another user of the same key writes on.
     const dave = await exec({ lang: "py", user_id: "dave", code: "open('/opt/skill-deps/x', 'wb').write(b'x' * 4194304)\nprint('ok')" });

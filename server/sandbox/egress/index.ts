@@ -43,6 +43,7 @@ export function createEgress(config: AppConfig, securityLog: SecurityLog, warn: 
             uid: sandbox.uid,
             gid: sandbox.gid,
             maxBytes: egress.skillDepsMaxBytes,
+            maxAgeMs: egress.skillDepsMaxAgeMs,
             log: warn,
           }),
         }

@@ -7,7 +7,7 @@
  * SKILL_DEPS_MAX_MB, each cache is a volume of that size (tenant-volumes.ts).
  */
 import { createHash } from "node:crypto";
-import { chmod, chown, lstat, mkdir } from "node:fs/promises";
+import { chmod, chown, lstat, mkdir, readdir, rm, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import { TenantVolumes, type TenantVolumesOptions } from "./tenant-volumes.ts";
 
@@ -52,61 +52,128 @@ export interface TenantCache {
   release(): Promise<void>;
 }
 
+export interface SkillDepsOptions {
+  root: string;
+  uid: number;
+  gid: number;
+  /** SKILL_DEPS_MAX_MB in bytes; 0: plain folders, no size limit. */
+  maxBytes: number;
+  /** SKILL_DEPS_TTL_DAYS in ms: a cache unused that long is removed; 0: kept for ever. */
+  maxAgeMs: number;
+  log: TenantVolumesOptions["log"];
+}
+
+const TENANT = /^[0-9a-f]{32}$/;
+
 export class SkillDeps {
   readonly root: string;
-  /** SKILL_DEPS_MAX_MB in bytes; 0: plain folders, no size limit. */
   readonly maxBytes: number;
-  readonly #uid: number;
-  readonly #gid: number;
+  readonly maxAgeMs: number;
+  readonly #options: SkillDepsOptions;
   readonly #volumes: TenantVolumes | undefined;
+  /** Sandboxes using each tenant's cache now. */
+  readonly #users = new Map<string, number>();
+  /** One acquire, release or removal at a time per tenant. */
+  readonly #queues = new Map<string, Promise<unknown>>();
+  #sweeper: NodeJS.Timeout | undefined;
 
-  constructor(options: { root: string; uid: number; gid: number; maxBytes: number; log: TenantVolumesOptions["log"] }) {
+  constructor(options: SkillDepsOptions) {
+    this.#options = options;
     this.root = options.root;
     this.maxBytes = options.maxBytes;
-    this.#uid = options.uid;
-    this.#gid = options.gid;
+    this.maxAgeMs = options.maxAgeMs;
     if (options.maxBytes > 0) this.#volumes = new TenantVolumes(options);
   }
 
-  /** Volumes mounted now (one per tenant with a running sandbox); 0 without a size limit. */
-  get mounted(): number {
-    return this.#volumes?.mounted ?? 0;
+  /** Tenants whose cache a sandbox uses now (with a size limit: the volumes mounted). */
+  get inUse(): number {
+    return this.#users.size;
   }
 
-  /** Unmount what a killed server left mounted (call once, before the first sandbox). */
-  async removeStale(): Promise<number> {
-    return (await this.#volumes?.removeStale()) ?? 0;
+  /** Unmount what a killed server left mounted, and remove unused caches every `everyMs` (call once, before the first sandbox). */
+  async start(everyMs: number): Promise<number> {
+    const stale = (await this.#volumes?.removeStale()) ?? 0;
+    if (this.maxAgeMs > 0 && !this.#sweeper) {
+      this.#sweeper = setInterval(() => {
+        this.sweep().catch((error: Error) => this.#options.log("package cache sweep failed", { error: error.message }));
+      }, everyMs);
+      this.#sweeper.unref();
+    }
+    return stale;
   }
 
   /** The cache of `tenant` for one sandbox: its folder made on first use, its volume mounted while sandboxes use it. */
-  async acquire(tenant: string): Promise<TenantCache> {
-    const dir = await this.#tenantDir(tenant);
-    const volumes = this.#volumes;
-    if (!volumes) {
-      await chown(dir, this.#uid, this.#gid);
-      await chmod(dir, 0o700);
-      return { dir, release: async () => {} };
-    }
-    await volumes.acquire(tenant, dir);
-    let released = false;
-    return {
-      dir,
-      release: async () => {
+  acquire(tenant: string): Promise<TenantCache> {
+    if (!TENANT.test(tenant)) return Promise.reject(new Error("bad tenant id"));
+    return this.#serial(tenant, async () => {
+      const dir = await this.#tenantDir(tenant);
+      const count = this.#users.get(tenant) ?? 0;
+      if (count === 0 && this.#volumes) await this.#volumes.mount(tenant, dir);
+      else if (!this.#volumes) {
+        await chown(dir, this.#options.uid, this.#options.gid);
+        await chmod(dir, 0o700);
+      }
+      this.#users.set(tenant, count + 1);
+      let released = false;
+      const release = async () => {
         if (released) return;
         released = true;
-        await volumes.release(tenant, dir);
-      },
-    };
+        await this.#release(tenant, dir);
+      };
+      return { dir, release };
+    });
   }
 
-  /** Unmount every volume (the server stops, its sandboxes are gone). */
+  #release(tenant: string, dir: string): Promise<void> {
+    return this.#serial(tenant, async () => {
+      const count = (this.#users.get(tenant) ?? 0) - 1;
+      if (count > 0) {
+        this.#users.set(tenant, count);
+        return;
+      }
+      this.#users.delete(tenant);
+      await this.#volumes?.unmount(dir);
+      // The last use, for the sweep: the image's mtime (the folder is only a mount point), or the folder's.
+      const now = new Date();
+      await utimes(this.#volumes?.image(tenant) ?? dir, now, now).catch(() => {});
+    });
+  }
+
+  /** Remove the caches no sandbox used for maxAgeMs (none with maxAgeMs 0); how many. */
+  async sweep(now = Date.now()): Promise<number> {
+    if (this.maxAgeMs <= 0) return 0;
+    const tenants = (await readdir(this.root).catch(() => [] as string[])).filter((name) => TENANT.test(name));
+    let removed = 0;
+    for (const tenant of tenants) {
+      const gone = await this.#serial(tenant, async () => {
+        if (this.#users.has(tenant)) return false;
+        const lastUse = this.#volumes?.image(tenant) ?? join(this.root, tenant);
+        const used = await lstat(lastUse).then(
+          (stat) => stat.mtimeMs,
+          () => 0,
+        );
+        if (now - used < this.maxAgeMs) return false;
+        if (this.#volumes) await rm(this.#volumes.image(tenant), { force: true });
+        // Never mounted now (no user): the folder alone, or everything the tenant installed.
+        await rm(join(this.root, tenant), { recursive: true, force: true });
+        return true;
+      });
+      if (gone) removed++;
+    }
+    if (removed > 0) this.#options.log("removed package caches unused for SKILL_DEPS_TTL_DAYS", { removed });
+    return removed;
+  }
+
+  /** Stop sweeping and unmount every volume (the server stops, its sandboxes are gone). */
   async close(): Promise<void> {
-    await this.#volumes?.close();
+    clearInterval(this.#sweeper);
+    await Promise.all([...this.#queues.values()].map((queued) => queued.catch(() => {})));
+    this.#users.clear();
+    await this.#volumes?.removeStale();
   }
 
   /** The host folder of `tenant` (a volume's mount point with a size limit), under a root-owned 0711 root. */
   async #tenantDir(tenant: string): Promise<string> {
-    if (!/^[0-9a-f]{32}$/.test(tenant)) throw new Error("bad tenant id");
     await mkdir(this.root, { recursive: true, mode: 0o711 });
     await chown(this.root, 0, 0);
     await chmod(this.root, 0o711);
@@ -118,5 +185,16 @@ export class SkillDeps {
     const stat = await lstat(dir);
     if (!stat.isDirectory()) throw new Error(`${dir} is not a folder`);
     return dir;
+  }
+
+  #serial<T>(tenant: string, work: () => Promise<T>): Promise<T> {
+    const next = (this.#queues.get(tenant) ?? Promise.resolve()).catch(() => {}).then(work);
+    this.#queues.set(tenant, next);
+    void next
+      .catch(() => {})
+      .finally(() => {
+        if (this.#queues.get(tenant) === next) this.#queues.delete(tenant);
+      });
+    return next;
   }
 }

@@ -46,19 +46,20 @@ async function mountsUnder(root: string): Promise<string[]> {
     .filter((point) => point.startsWith(`${root}/`));
 }
 
+/**
+ * Mounting and unmounting tenants' volumes; SkillDeps counts the sandboxes
+ * using each and calls these one at a time per tenant.
+ */
 export class TenantVolumes {
   readonly #options: TenantVolumesOptions;
-  /** Sandboxes using each mounted tenant volume. */
-  readonly #users = new Map<string, number>();
-  /** One mount or unmount at a time per tenant. */
-  readonly #queues = new Map<string, Promise<unknown>>();
 
   constructor(options: TenantVolumesOptions) {
     this.#options = options;
   }
 
-  get mounted(): number {
-    return this.#users.size;
+  /** The image file of `tenant`: its mtime is the cache's last use. */
+  image(tenant: string): string {
+    return join(this.#options.root, IMAGES, `${tenant}.ext4`);
   }
 
   /** Unmount what a server killed earlier left mounted under the root (no sandbox of it runs any more). */
@@ -68,34 +69,12 @@ export class TenantVolumes {
     return stale.length;
   }
 
-  /** Mount the tenant's volume (made on first use) for one more sandbox; its folder inside. */
-  acquire(tenant: string, folder: string): Promise<string> {
-    return this.#serial(tenant, async () => {
-      const count = this.#users.get(tenant) ?? 0;
-      if (count === 0) await this.#mount(tenant, folder);
-      this.#users.set(tenant, count + 1);
-      return folder;
-    });
-  }
-
-  /** One sandbox less; the volume is unmounted when none is left. */
-  release(tenant: string, folder: string): Promise<void> {
-    return this.#serial(tenant, async () => {
-      const count = (this.#users.get(tenant) ?? 0) - 1;
-      if (count > 0) {
-        this.#users.set(tenant, count);
-        return;
-      }
-      this.#users.delete(tenant);
-      await this.#unmount(folder);
-    });
-  }
-
-  async #mount(tenant: string, folder: string): Promise<void> {
+  /** Mount the tenant's volume (its image made on first use) on `folder`. */
+  async mount(tenant: string, folder: string): Promise<void> {
     const images = join(this.#options.root, IMAGES);
     await mkdir(images, { recursive: true, mode: 0o700 });
     await chmod(images, 0o700);
-    const image = join(images, `${tenant}.ext4`);
+    const image = this.image(tenant);
     if (!existsSync(image)) await this.#makeImage(image);
     // The mount point itself is root's: should the volume ever be gone under a sandbox, it cannot write to the host disk.
     await chown(folder, 0, 0);
@@ -125,27 +104,9 @@ export class TenantVolumes {
     await run("mkfs.ext4", ["-q", "-F", "-m", "0", "-J", "size=4", "-E", `root_owner=${this.#options.uid}:${this.#options.gid}`, image]);
   }
 
-  async #unmount(folder: string): Promise<void> {
-    // Lazy: a sandbox still being torn down keeps its own view; the loop device goes with the last user.
+  /** Unmount the volume on `folder`; lazily: a sandbox still being torn down keeps its own view, the loop device goes with the last user. */
+  async unmount(folder: string): Promise<void> {
     await run("umount", ["--lazy", folder]).catch((error) => this.#options.log("package cache did not unmount", { folder, error: stderrOf(error) }));
-  }
-
-  /** Unmount every volume (the server stops; its sandboxes are gone). */
-  async close(): Promise<void> {
-    await Promise.all([...this.#queues.values()].map((queued) => queued.catch(() => {})));
-    this.#users.clear();
-    await this.removeStale();
-  }
-
-  #serial<T>(tenant: string, work: () => Promise<T>): Promise<T> {
-    const next = (this.#queues.get(tenant) ?? Promise.resolve()).catch(() => {}).then(work);
-    this.#queues.set(tenant, next);
-    void next
-      .catch(() => {})
-      .finally(() => {
-        if (this.#queues.get(tenant) === next) this.#queues.delete(tenant);
-      });
-    return next;
   }
 }
 

@@ -69,6 +69,8 @@ const MAX_SOCKET_PATH = 107;
 const STDERR_TAIL_LINES = 30;
 /** The egress proxy's socket in a sandbox's host folder (the longest socket path there). */
 const EGRESS_SOCKET = "egress/proxy.sock";
+/** How often unused package caches are looked for (SKILL_DEPS_TTL_DAYS). */
+const CACHE_SWEEP_INTERVAL_MS = 60 * 60_000;
 
 interface InitState {
   layout: CgroupLayout;
@@ -334,7 +336,7 @@ export class LocalSandboxProvider implements SandboxProvider {
       const oom = await run("/bin/bash", ["-c", OOM_PROBE_SCRIPT], 5_000);
       const seccomp = await compileSeccompFilter();
       if (!seccomp.ok) this.#warnings.add(`${seccomp.error}: sandboxes run without a syscall filter`);
-      const staleCaches = (await this.#egress?.skillDeps?.removeStale()) ?? 0;
+      const staleCaches = (await this.#egress?.skillDeps?.start(CACHE_SWEEP_INTERVAL_MS)) ?? 0;
       if (staleCaches > 0) this.#logger.info({ count: staleCaches }, "unmounted package caches left by an earlier run");
       return {
         layout,
@@ -556,7 +558,12 @@ export class LocalSandboxProvider implements SandboxProvider {
               proxy: `127.0.0.1:${this.#egress.port} in each sandbox`,
               allowlist: this.#egress.proxy.allowlist.describe(),
               packageCaches: this.#egress.skillDeps
-                ? { root: this.#egress.skillDeps.root, maxBytes: this.#egress.skillDeps.maxBytes, mounted: this.#egress.skillDeps.mounted }
+                ? {
+                    root: this.#egress.skillDeps.root,
+                    maxBytes: this.#egress.skillDeps.maxBytes,
+                    maxAgeDays: this.#egress.skillDeps.maxAgeMs / 86_400_000,
+                    inUse: this.#egress.skillDeps.inUse,
+                  }
                 : "off",
               tunnels: this.#egress.proxy.counts.tunnels,
               refused: this.#egress.proxy.counts.refused,

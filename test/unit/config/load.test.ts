@@ -469,6 +469,7 @@ describe("egress", () => {
       resolve: [],
       skillDepsPath: "/opt/skill-deps",
       skillDepsMaxBytes: 2048 * 1024 * 1024,
+      skillDepsMaxAgeMs: 30 * 86_400_000,
     });
   });
 
@@ -480,6 +481,7 @@ describe("egress", () => {
       SANDBOX_EGRESS_RESOLVE: "mirror.example.net=10.0.0.5",
       SKILL_DEPS_PATH: "off",
       SKILL_DEPS_MAX_MB: "0",
+      SKILL_DEPS_TTL_DAYS: "0",
     });
     expect(errors).toEqual([]);
     expect(config.egress).toEqual({
@@ -488,6 +490,7 @@ describe("egress", () => {
       allowlist: ["files.example.com", "*.example.org", "mirror.example.net:8443"],
       resolve: ["mirror.example.net=10.0.0.5"],
       skillDepsMaxBytes: 0,
+      skillDepsMaxAgeMs: 0,
     });
     expect(warnings.join("\n")).not.toMatch(/ENABLE_SANDBOX_NETWORK/);
   });

@@ -86,7 +86,7 @@ describe("catalog", () => {
       "ENABLE_CORS", "CORS_ORIGINS", "ENABLE_DOCS", "LANG_IMAGE_PY", "LANG_PYTHON_IMAGE",
       // ours
       "SERVER_TRANSPORT", "SESSION_IDLE_GRACE", "SESSION_REPLAY_FRAMES", "MAX_OUTPUT_BYTES", "MAX_CODE_BYTES", "COMPILE_TIMEOUT",
-      "SANDBOX_DATA_SIZE_MB", "SANDBOX_GID", "EXECUTION_BACKEND", "SKILL_DEPS_MAX_MB",
+      "SANDBOX_DATA_SIZE_MB", "SANDBOX_GID", "EXECUTION_BACKEND", "SKILL_DEPS_MAX_MB", "SKILL_DEPS_TTL_DAYS",
     ];
     const missing = expected.filter((name) => findVariable(name) === undefined);
     expect(missing).toEqual([]);
