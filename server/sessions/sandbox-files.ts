@@ -149,11 +149,6 @@ export class SandboxFiles {
     return { refs, notes };
   }
 
-  /** The output file cap of one run. */
-  get outputFiles(): number {
-    return this.#limits.outputFiles;
-  }
-
   /** What the agent may send of a run's figures: as many as the output file cap, each no larger than a file may be. */
   get figureLimits(): { maxDisplays: number; maxDisplayBytes: number } {
     return { maxDisplays: this.#limits.outputFiles, maxDisplayBytes: this.#limits.fileBytes };
@@ -163,11 +158,6 @@ export class SandboxFiles {
   figuresDroppedNote(dropped: number): string {
     const mb = Math.round((this.#limits.fileBytes / 1024 / 1024) * 10) / 10;
     return `${dropped} more figure(s) were not sent: one run shows at most ${this.#limits.outputFiles} (MAX_OUTPUT_FILES), each up to ${mb} MB`;
-  }
-
-  /** Whether a run holding `kept` displays may keep one more (figures count against the output file cap). */
-  keepsAnotherDisplay(kept: number): boolean {
-    return kept < this.#limits.outputFiles;
   }
 
   /**

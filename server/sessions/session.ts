@@ -128,10 +128,8 @@ interface RunningExec {
   watchdog?: NodeJS.Timeout;
   /** The agent's exit arrived; files are being collected. */
   exiting: boolean;
-  /** Rich outputs of an exec with an observer, stored as files at its end. */
+  /** Rich outputs of an exec with an observer, stored as files at its end (at most the output file cap: AgentClient keeps the figure limits). */
   displays: { mime: string; data: string; name?: string }[];
-  /** Displays past the output file cap, not kept. */
-  displaysDropped: number;
   /** Programmatic tool calling: the exec waits for tool results; this fails its calls when they do not come. */
   pauseTimer?: NodeJS.Timeout;
   /** Set once a pause expired: the error every later tool call of this exec gets at once. */
@@ -353,7 +351,6 @@ export class Session implements SessionHandle {
       pendingFrames: 0,
       exiting: false,
       displays: [],
-      displaysDropped: 0,
       beforeStart: [],
     };
     this.#exec = exec;
@@ -617,12 +614,8 @@ export class Session implements SessionHandle {
         },
         display: (display) => {
           this.#emit({ type: "display", id: exec.id, mime: display.mime, data: display.data, ...(display.name ? { name: display.name } : {}) });
-          // HTTP callers have no display frames: they get each image as a generated file.
-          // Kept for storing at the end: at most the output file cap of them (a figure flood must not pile up in memory).
-          if (exec.observer) {
-            if (this.#files.keepsAnotherDisplay(exec.displays.length)) exec.displays.push(display);
-            else exec.displaysDropped++;
-          }
+          // HTTP callers have no display frames: they get each image as a generated file, kept for storing at the end.
+          if (exec.observer) exec.displays.push(display);
         },
         toolCalls: (calls) => this.#toolCalls(exec, agent, calls),
         exit: (exit) => void this.#finishExec(exec, agent, exit),
@@ -663,8 +656,7 @@ export class Session implements SessionHandle {
       for (const [index, display] of exec.displays.entries()) {
         files.push(await this.#files.storeDisplay(display, index));
       }
-      const dropped = exec.displaysDropped + (exit.displaysDropped ?? 0);
-      if (dropped > 0) collected.notes.push(this.#files.figuresDroppedNote(dropped));
+      if (exit.displaysDropped) collected.notes.push(this.#files.figuresDroppedNote(exit.displaysDropped));
       if (collected.notes.length > 0 && this.#exec === exec) {
         const text = collected.notes.map((note) => `[files] ${note}\n`).join("");
         this.#emit({ type: "out", id: exec.id, stream: "stderr", data: text });

@@ -76,6 +76,8 @@ export class SkillDeps {
   /** One acquire, release or removal at a time per tenant. */
   readonly #queues = new Map<string, Promise<unknown>>();
   #sweeper: NodeJS.Timeout | undefined;
+  /** The root (and the images' folder), made and locked down once. */
+  #rootReady: Promise<void> | undefined;
 
   constructor(options: SkillDepsOptions) {
     this.#options = options;
@@ -174,9 +176,16 @@ export class SkillDeps {
 
   /** The host folder of `tenant` (a volume's mount point with a size limit), under a root-owned 0711 root. */
   async #tenantDir(tenant: string): Promise<string> {
-    await mkdir(this.root, { recursive: true, mode: 0o711 });
-    await chown(this.root, 0, 0);
-    await chmod(this.root, 0o711);
+    this.#rootReady ??= (async () => {
+      await mkdir(this.root, { recursive: true, mode: 0o711 });
+      await chown(this.root, 0, 0);
+      await chmod(this.root, 0o711);
+      await this.#volumes?.prepare();
+    })();
+    await this.#rootReady.catch((error: Error) => {
+      this.#rootReady = undefined; // tried again by the next sandbox
+      throw error;
+    });
     const dir = join(this.root, tenant);
     await mkdir(dir, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
       if (error.code !== "EEXIST") throw error;

@@ -69,11 +69,15 @@ export class TenantVolumes {
     return stale.length;
   }
 
-  /** Mount the tenant's volume (its image made on first use) on `folder`. */
-  async mount(tenant: string, folder: string): Promise<void> {
+  /** Make the images' folder, root's alone (once, before the first mount). */
+  async prepare(): Promise<void> {
     const images = join(this.#options.root, IMAGES);
     await mkdir(images, { recursive: true, mode: 0o700 });
     await chmod(images, 0o700);
+  }
+
+  /** Mount the tenant's volume (its image made on first use) on `folder`; prepare() ran before. */
+  async mount(tenant: string, folder: string): Promise<void> {
     const image = this.image(tenant);
     if (!existsSync(image)) await this.#makeImage(image);
     // The mount point itself is root's: should the volume ever be gone under a sandbox, it cannot write to the host disk.
