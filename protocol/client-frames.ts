@@ -89,4 +89,8 @@ export const CloseCodes = {
   sessionNotFound: 4003,
   rateLimited: 4008,
   idleTimeout: 4009,
+  /** RFC 6455 "Service Restart": the server is stopping (SIGTERM); reconnect and resume with lastSeq. */
+  serviceRestart: 1012,
+  /** RFC 6455 "Try Again Later": the session exists but its replica does not answer yet; open it again shortly. */
+  tryAgainLater: 1013,
 } as const;

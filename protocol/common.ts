@@ -6,7 +6,18 @@ export const SignalSchema = v.picklist(SIGNALS);
 export type SignalName = v.InferOutput<typeof SignalSchema>;
 
 /** Why an exec ended (PROTOCOL.md). */
-export const EXIT_REASONS = ["exited", "signaled", "timeout", "memory", "output_limit", "killed", "client_gone", "sandbox_lost", "internal"] as const;
+export const EXIT_REASONS = [
+  "exited",
+  "signaled",
+  "timeout",
+  "memory",
+  "output_limit",
+  "killed",
+  "client_gone",
+  "sandbox_lost",
+  "server_restart",
+  "internal",
+] as const;
 export const ExitReasonSchema = v.picklist(EXIT_REASONS);
 export type ExitReason = v.InferOutput<typeof ExitReasonSchema>;
 

@@ -3,5 +3,8 @@
 # with its embedded defaults (local bubblewrap sandboxes, in-process stores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+# UP_SKIP_SETUP=1: dist/ and the packages are there already (the test suite's run of this script).
+if [ "${UP_SKIP_SETUP:-0}" != "1" ]; then
+  bash scripts/setup.sh
+fi
 exec node dist/server.mjs serve

@@ -9,6 +9,7 @@ import { openBackends } from "./backends.ts";
 import type { AppConfig } from "./config/types.ts";
 import { withCors } from "./http/cors.ts";
 import { createHttpHandler, requireAuth, requireMaster } from "./http/http-handler.ts";
+import { Readiness } from "./http/readiness.ts";
 import { Router } from "./http/router.ts";
 import { addAdminRoutes } from "./http/routes/admin.ts";
 import { addConsoleRoutes } from "./http/routes/console.ts";
@@ -27,10 +28,12 @@ import { createKubernetesProvider } from "./sandbox/kubernetes/index.ts";
 import { LocalSandboxProvider } from "./sandbox/local/local-provider.ts";
 import { poolStats } from "./sandbox/pool.ts";
 import { SandboxPools } from "./sandbox/pool-set.ts";
+import { PoolWait } from "./sandbox/pool-wait.ts";
 import type { SandboxProvider } from "./sandbox/provider.ts";
+import { StartupCheck, StartupCheckFailed } from "./sandbox/startup-check.ts";
 import { Admission } from "./sessions/admission.ts";
 import { LocalContinuationStore, RedisContinuationStore } from "./sessions/continuations.ts";
-import { SessionManager } from "./sessions/session-manager.ts";
+import { SessionManager, SHUTDOWN_SAVE_BUDGET_MS } from "./sessions/session-manager.ts";
 import { StateKeeper } from "./sessions/state-keeper.ts";
 import { startListeners } from "./transport/listeners.ts";
 import { createTransport } from "./transport/select.ts";
@@ -46,12 +49,18 @@ const WS_PATHS = ["/ws"];
 /** A long /exec commits to 200 after this long and then writes a space this often, so idle proxies keep the connection. */
 const EXEC_KEEPALIVE_AFTER_MS = 3_000;
 const EXEC_KEEPALIVE_EVERY_MS = 5_000;
+/** Closing the listeners, the pool, the sandboxes and the stores after the sessions are saved. */
+const STOP_MARGIN_MS = 10_000;
 
 export interface RunningApp {
   port: number;
   transport: Transport;
   sessions: SessionManager;
   provider: SandboxProvider;
+  /** How long stop() may take at most: the process is ended past it. */
+  shutdownBudgetMs: number;
+  /** What /ready says about start-up; `readiness.drain()` makes it say "shutting down". */
+  readiness: Readiness;
   stop(): Promise<void>;
 }
 
@@ -136,6 +145,8 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
           ...(agentEnv ? { agentEnv } : {}),
           ...(egress ? { egress } : {}),
         });
+  // Before the sweep: another server's folders are not ours to clean (a refusal ends the start).
+  await (provider as SandboxProvider).claim?.();
   const removed = await provider.removeOrphans().catch((error: Error) => {
     // Kubernetes unreachable at start: serve anyway (/ready says why); the periodic sweep catches up.
     logger.warn({ err: error.message }, "orphan sandboxes could not be looked for");
@@ -187,11 +198,47 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
     state: new StateKeeper(config.state, files, backends.redis),
   });
   sessions.startSweeps();
-  // The warm-up runs in the background: the server listens at once, sessions miss the pool until it is filled.
-  const warmup = pool.start(sessions.sandboxLimits, { warmup: config.pool.warmupOnStartup });
-  void warmup.then(() => {
-    if (pool.enabled) logger.info({ pool: pool.stats() }, "sandbox pool warmed up");
-  });
+
+  // --- start-up check and readiness (server/sandbox/startup-check.ts, server/sandbox/pool-wait.ts, server/http/readiness.ts)
+  // A probe sandbox proves that sandboxes start here; /ready says 503 until it passed and the pool holds its start target.
+  const startupCheck =
+    config.readiness.startupCheck === "off"
+      ? undefined
+      : new StartupCheck({
+          provider,
+          limits: sessions.sandboxLimits,
+          logger: logger.child({ component: "startup-check" }),
+          // Pods take their start timeout (image pulls); a local sandbox starts in ~0.1 s, its own timeouts are 15 s + 10 s.
+          deadlineMs: config.sandbox.backend === "kubernetes" ? config.kubernetes.podStartTimeoutMs + 30_000 : 30_000,
+        });
+  const poolWait = new PoolWait({ pool, waitMs: config.readiness.poolWaitMs, logger: logger.child({ component: "pool" }) });
+  const readiness = new Readiness({ ...(startupCheck ? { startup: startupCheck } : {}), poolWait });
+  let stopping = false;
+  // The warm-up runs in the background, after the probe: the two would fight for the CPU, and a pool that cannot
+  // start sandboxes only piles up failures. The server listens at once; /ready waits for the pool (READY_WAIT_FOR_POOL_SECONDS).
+  const startPool = () => {
+    if (stopping) return;
+    const warmup = pool.start(sessions.sandboxLimits, { warmup: config.pool.warmupOnStartup });
+    poolWait.begin(warmup);
+    void warmup.then(() => {
+      if (pool.enabled) logger.info({ pool: pool.stats() }, "sandbox pool warmed up");
+    });
+  };
+  if (startupCheck && config.readiness.startupCheck === "exit") {
+    // One attempt, before listening: the orchestrator sees the process fail with the reason instead of a server that runs nothing.
+    if (!(await startupCheck.attempt())) {
+      const error = startupCheck.report().error ?? "unknown error";
+      logger.fatal({ err: error }, "no sandbox can start (SANDBOX_STARTUP_CHECK=exit)");
+      throw new StartupCheckFailed(error);
+    }
+    startPool();
+  } else if (startupCheck) {
+    void startupCheck.run().then((passed) => {
+      if (passed) startPool();
+    });
+  } else {
+    startPool();
+  }
 
   const router = new Router();
   const authenticated = requireAuth(authGuard);
@@ -205,6 +252,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
     toolchains: () => toolchains,
     authenticated,
     pool: () => ({ ...pool.stats(), admission: admission.stats() }),
+    readiness,
   });
   const execDeps: ExecRouteDeps = {
     sessions,
@@ -295,11 +343,21 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
     transport,
     sessions,
     provider,
+    readiness,
+    shutdownBudgetMs: config.server.shutdownGraceMs + SHUTDOWN_SAVE_BUDGET_MS + STOP_MARGIN_MS,
     async stop() {
+      stopping = true;
+      startupCheck?.stop();
+      poolWait.stop();
       clearInterval(refresh);
+      // Not ready, no new exec from now on; running ones get the grace; every session is then saved and parked for the next start.
+      readiness.drain();
+      admission.drain();
+      const report = await sessions.shutdown({ graceMs: config.server.shutdownGraceMs });
+      logger.info(report, "sessions saved for the next start");
       metrics?.close();
+      // Clients are told to reconnect (1012), to another replica or to this one restarted.
       await transport.close();
-      await sessions.shutdown();
       await pool.shutdown();
       await admission.shutdown();
       await provider.shutdown();

@@ -7,6 +7,8 @@ import { openFileStore } from "./files/open-file-store.ts";
 import { FleetBus } from "./fleet/fleet-bus.ts";
 import { HolderRegistry } from "./fleet/holders.ts";
 import { SharedStream } from "./fleet/shared-stream.ts";
+import { lockFolder } from "./folder-lock.ts";
+import { makePrivateDir } from "./private-dir.ts";
 import { closeRedis, connectRedis, createSubscriber, type RedisClient } from "./redis/connection.ts";
 import { runOnce } from "./redis/fleet-lock.ts";
 import { LocalSessionStore } from "./sessions/local-session-store.ts";
@@ -36,18 +38,28 @@ export interface Backends {
  * S3 for files.
  */
 export async function openBackends(config: AppConfig, logger: Logger): Promise<Backends> {
-  const files = await openFileStore(config, logger.child({ component: "files" }));
   if (!config.redis.enabled) {
-    return {
-      store: await LocalSessionStore.open(config.sessions.storagePath),
-      files,
-      events: new InProcessEventBus(),
-      runOnce: (_name, _everyMs, task) => task(),
-      close: async () => {
-        await files.close?.();
-      },
-    };
+    // Session records in memory over FILE_STORAGE_PATH: a second server there would sweep this one's sessions and files.
+    await makePrivateDir(config.sessions.storagePath);
+    const lock = await lockFolder(config.sessions.storagePath, "FILE_STORAGE_PATH");
+    try {
+      const files = await openFileStore(config, logger.child({ component: "files" }));
+      return {
+        store: await LocalSessionStore.open(config.sessions.storagePath),
+        files,
+        events: new InProcessEventBus(),
+        runOnce: (_name, _everyMs, task) => task(),
+        close: async () => {
+          await files.close?.();
+          await lock.release();
+        },
+      };
+    } catch (error) {
+      await lock.release();
+      throw error;
+    }
   }
+  const files = await openFileStore(config, logger.child({ component: "files" }));
   const redis = await connectRedis(config.redis, { name: "main", logger: logger.child({ component: "redis" }) });
   const subscriber = await createSubscriber(redis);
   const bus = await FleetBus.open(redis, subscriber, config.redis.keyPrefix ?? "");

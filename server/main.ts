@@ -4,6 +4,7 @@ import { runKeysCommand } from "./auth/keys-cli.ts";
 import { runConfigCommand } from "./config/cli.ts";
 import { loadConfig } from "./config/load.ts";
 import { createLogger } from "./logging/logger.ts";
+import { StartRefusal } from "./start-refusal.ts";
 
 const USAGE = `usage: code-interpreter [serve]
        code-interpreter config summary|validate|security|template|export|docs
@@ -21,25 +22,42 @@ async function serve(): Promise<void> {
   if (process.getuid?.() !== 0) {
     logger.warn("not running as root: sandboxes need root to set cgroup limits and switch to SANDBOX_UID");
   }
+  // Listen for the signals before starting: one that comes while the server starts (it listens before
+  // startApp returns) stops it once started, with the same cleanup, instead of killing it half-way.
+  let requested: string | undefined;
+  let stop = (signal: string) => {
+    requested ??= signal;
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
   const app = await startApp(config, logger);
   let stopping = false;
-  const stop = async (signal: string) => {
+  stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "shutting down");
-    const force = setTimeout(() => process.exit(1), 10_000);
+    const force = setTimeout(() => {
+      logger.error({ afterMs: app.shutdownBudgetMs }, "shutdown took too long: exiting now");
+      process.exit(1);
+    }, app.shutdownBudgetMs);
     force.unref();
-    await app.stop();
-    process.exit(0);
+    app.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
   };
-  process.on("SIGINT", () => void stop("SIGINT"));
-  process.on("SIGTERM", () => void stop("SIGTERM"));
+  if (requested) stop(requested);
 }
 
 const [command = "serve", ...rest] = process.argv.slice(2);
 if (command === "serve") {
   serve().catch((error: unknown) => {
-    process.stderr.write(`fatal: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    // A refusal is the operator's to act on, not a bug: its reason alone.
+    const text = error instanceof StartRefusal ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
+    process.stderr.write(`fatal: ${text}\n`);
     process.exit(1);
   });
 } else if (command === "config") {

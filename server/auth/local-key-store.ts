@@ -1,5 +1,6 @@
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { makePrivateDir } from "../private-dir.ts";
 import { applyPatch, cleanLimits, KEY_HASH, type KeyPatch, type KeyRecord, type KeyStore, type UsageDelta } from "./key-store.ts";
 
 const FILE_NAME = "api-keys.json";
@@ -36,7 +37,7 @@ export class LocalKeyStore implements KeyStore {
   }
 
   static async open(root: string): Promise<LocalKeyStore> {
-    await mkdir(root, { recursive: true, mode: 0o700 });
+    await makePrivateDir(root);
     const store = new LocalKeyStore(root);
     await store.#refresh();
     return store;

@@ -212,6 +212,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       host: text("API_HOST")!,
       port: num("API_PORT"),
       transport: text("SERVER_TRANSPORT") as AppConfig["server"]["transport"],
+      shutdownGraceMs: num("SHUTDOWN_GRACE_SECONDS") * 1000,
       debug: bool("API_DEBUG"),
       https,
       corsEnabled: bool("ENABLE_CORS"),
@@ -267,6 +268,10 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       parallelBatch: num("SANDBOX_POOL_PARALLEL_BATCH"),
       replenishIntervalMs: num("SANDBOX_POOL_REPLENISH_INTERVAL") * 1000,
       exhaustionTrigger: bool("SANDBOX_POOL_EXHAUSTION_TRIGGER"),
+    },
+    readiness: {
+      startupCheck: text("SANDBOX_STARTUP_CHECK") as AppConfig["readiness"]["startupCheck"],
+      poolWaitMs: num("READY_WAIT_FOR_POOL_SECONDS") * 1000,
     },
     sessions: {
       ttlMs: num("SESSION_TTL_HOURS") * 3_600_000,

@@ -11,6 +11,8 @@ export interface AppConfig {
     port: number;
     /** "auto": uWebSockets.js when it loads, else ws on node:http. */
     transport: "auto" | "uws" | "node";
+    /** SHUTDOWN_GRACE_SECONDS in ms: how long running execs may finish after SIGTERM. */
+    shutdownGraceMs: number;
     debug: boolean;
     https: {
       enabled: boolean;
@@ -89,6 +91,13 @@ export interface AppConfig {
     parallelBatch: number;
     replenishIntervalMs: number;
     exhaustionTrigger: boolean;
+  };
+  /** When /ready says 200 at start (server/sandbox/startup-check.ts, server/sandbox/pool-wait.ts). */
+  readiness: {
+    /** SANDBOX_STARTUP_CHECK: on failure stay up unready (and retry), exit 1, or no check at all. */
+    startupCheck: "unready" | "exit" | "off";
+    /** READY_WAIT_FOR_POOL_SECONDS, ms; 0: do not wait for the pool. */
+    poolWaitMs: number;
   };
   sessions: {
     ttlMs: number;

@@ -68,7 +68,7 @@ export const SECTIONS: readonly SectionSpec[] = [
     title: "Kubernetes backend",
     description: "Sandboxes as Kubernetes pods (EXECUTION_BACKEND=kubernetes), including GKE Sandbox (gVisor).",
   },
-  { id: "health", title: "Health checks", description: "Background health checks of dependencies." },
+  { id: "health", title: "Health checks", description: "Background health checks of dependencies, and what /ready waits for at start-up." },
   {
     id: "legacy",
     title: "Variables of other backends",
@@ -206,6 +206,18 @@ export const VARIABLES: readonly VariableSpec[] = [
     oneOf("auto", "uws", "node"),
     "auto",
     "HTTP/WebSocket engine: uWebSockets.js, ws on node:http, or auto (uws when it loads)",
+  ),
+  def(
+    "SHUTDOWN_GRACE_SECONDS",
+    "server",
+    "active",
+    int(0, 3600),
+    "30",
+    "On SIGTERM, how long running execs may go on (new ones are refused) before they end with server_restart; sessions and their Python state are then saved for the next start",
+    {
+      unit: "s",
+      note: "The process exits at most this plus about 15 s after SIGTERM: give Kubernetes a terminationGracePeriodSeconds above that.",
+    },
   ),
   def("API_DEBUG", "server", "reserved", bool, "false", "Debug mode: verbose error responses (disable in production)"),
   def("API_RELOAD", "legacy", "ignored", anything, "false", "Auto-reload for development (uvicorn)", {
@@ -812,6 +824,13 @@ export const VARIABLES: readonly VariableSpec[] = [
   // --- Health checks --------------------------------------------------------------
   def("HEALTH_CHECK_INTERVAL", "health", "reserved", int(1, 86400), "30", "Interval of dependency health checks", { unit: "s" }),
   def("HEALTH_CHECK_TIMEOUT", "health", "reserved", int(1, 3600), "5", "Timeout of one health check", { unit: "s" }),
+  def("SANDBOX_STARTUP_CHECK", "health", "active", oneOf("unready", "exit", "off"), "unready", "Prove at start that a sandbox starts before /ready says 200", {
+    note: "Ours. A probe sandbox is created, runs `echo probe` in bash and is destroyed. unready: the server stays up, /ready says 503 with the reason (bwrap's own words: the path, Permission denied...) and the check is tried again (1 s doubling to 30 s) until it passes; exit: one attempt before listening, and the process exits 1 with `fatal: no sandbox can start: <reason>` when it fails; off: no check.",
+  }),
+  def("READY_WAIT_FOR_POOL_SECONDS", "health", "active", int(0, 86400), "60", "Longest wait of /ready for the warm pool to reach its start target", {
+    unit: "s",
+    note: "Ours. /ready says 503 (warming the sandbox pool (n/target)) until the pool has held its target once, at most this long after its warm-up starts (after the start-up check), then ready anyway with a warning; 0: do not wait. No wait without a pool.",
+  }),
 
   // --- Other backends (ignored) ------------------------------------------------------
   def("NSJAIL_BINARY", "legacy", "ignored", anything, "nsjail", "Path to the nsjail binary", {

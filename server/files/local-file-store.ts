@@ -1,9 +1,10 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, open, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { open, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { randomId } from "../ids.ts";
+import { makePrivateDir } from "../private-dir.ts";
 import { FILE_ID_LENGTH, SAFE_ID } from "./file-ids.ts";
 import { contentTypeFor } from "./file-names.ts";
 import { type FileMetaChanges, type FileStore, FileTooLargeError, type NewFile, type StoredFile } from "./file-store.ts";
@@ -25,13 +26,13 @@ export class LocalFileStore implements FileStore {
 
   static async open(root: string): Promise<LocalFileStore> {
     const store = new LocalFileStore(root);
-    await mkdir(store.#dir, { recursive: true, mode: 0o700 });
+    await makePrivateDir(store.#dir);
     return store;
   }
 
   async put(sessionId: string, file: NewFile, body: AsyncIterable<Uint8Array> | Uint8Array, limitBytes: number): Promise<StoredFile> {
     const dir = this.#sessionDir(sessionId);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await makePrivateDir(dir);
     const id = randomId(FILE_ID_LENGTH);
     const dataPath = join(dir, id);
     const tmp = `${dataPath}.part`;

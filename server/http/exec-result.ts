@@ -25,6 +25,8 @@ function reasonNote(exit: ExitFrameBody, limits: { wallTimeMs: number; memoryByt
       return "Execution was stopped";
     case "sandbox_lost":
       return "Execution failed: the sandbox was lost";
+    case "server_restart":
+      return "Execution was stopped: the server is restarting; run it again";
     case "internal":
       return "Execution failed: internal error";
     default:

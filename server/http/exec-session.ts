@@ -46,7 +46,7 @@ export async function admitExecSession(
     return { session, inputs: resolved.files.filter((file) => file.sessionId !== session.id) };
   } catch (error) {
     if (!(error instanceof AdmissionError)) throw error;
-    deps.onRefused(error.kind === "limit" ? "sessions_per_entity" : "capacity", req.remoteAddress);
+    deps.onRefused(error.kind === "limit" ? "sessions_per_entity" : error.kind, req.remoteAddress);
     if (res.aborted) return undefined;
     res.header("retry-after", String(error.retryAfterSeconds));
     sendError(res, requestId, error.status, error.kind === "limit" ? "rate_limited" : "service_unavailable", error.message);

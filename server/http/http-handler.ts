@@ -6,6 +6,7 @@ import type { RateState } from "../auth/rate-limiter.ts";
 import { FileStoreUnavailableError } from "../files/file-store.ts";
 import { routeLabel } from "../metrics/registry.ts";
 import { isRedisUnavailable } from "../redis/connection.ts";
+import { AdmissionError } from "../sessions/admission.ts";
 import type { HttpHandler, HttpResponse } from "../transport/types.ts";
 import { BodyTooSlowError } from "../transport/types.ts";
 import { sendError, sendJson } from "./errors.ts";
@@ -53,6 +54,12 @@ export function createHttpHandler({ router, logger, accessLogs, observe }: HttpH
         else if (!res.aborted) res.end();
         return;
       }
+      if (error instanceof AdmissionError && !res.headersSent) {
+        // Refused for capacity or a shutdown on the way (a session revived while the server drains): a retry, not a bug.
+        res.header("retry-after", String(error.retryAfterSeconds));
+        sendError(res, requestId, error.status, error.kind === "limit" ? "rate_limited" : "service_unavailable", error.message);
+        return;
+      }
       const unavailable = isRedisUnavailable(error) || error instanceof FileStoreUnavailableError;
       logger.error({ err: error, requestId }, unavailable ? "a shared store is unavailable" : "request failed");
       if (res.headersSent) {
@@ -65,7 +72,9 @@ export function createHttpHandler({ router, logger, accessLogs, observe }: HttpH
       }
     } finally {
       observe?.({ method: req.method, route, status, seconds: (performance.now() - started) / 1000 });
-      const level = status >= 500 ? "error" : status >= 400 ? "warn" : accessLogs ? "info" : "debug";
+      // A 503 from /ready is an answer (starting, warming, draining: said once by the part concerned), not a failure.
+      const probe = req.path === "/ready" && status === 503;
+      const level = status >= 500 && !probe ? "error" : status >= 400 && !probe ? "warn" : accessLogs ? "info" : "debug";
       logger[level](
         { requestId, method: req.method, path: req.path, status, ms: Math.round(performance.now() - started), remoteAddress: req.remoteAddress },
         "request",

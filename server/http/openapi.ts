@@ -380,18 +380,47 @@ const SCHEMAS: Record<string, JsonSchema> = {
   ObjectInfo: object({ lastModified: isoTime() }, ["lastModified"]),
   Health: object({ status: { type: "string", const: "healthy" }, version: text(), service: text() }, ["status", "version", "service"]),
   DependencyStatus: { ...object({ status: text("ok, degraded or down") }, ["status"]), additionalProperties: true },
+  StartupCheck: object(
+    {
+      status: {
+        type: "string",
+        enum: ["pending", "ok", "failed", "off"],
+        description: "The start-up check (SANDBOX_STARTUP_CHECK): a probe sandbox started and ran `echo probe`",
+      },
+      error: text("The last failed attempt's reason, in the sandbox backend's words"),
+      ms: integer("How long the attempt that passed took"),
+      attempts: integer(),
+      retryInMs: integer("After a failure: when the next attempt starts"),
+      poolWait: object(
+        {
+          status: { type: "string", enum: ["off", "not_started", "waiting", "reached", "timed_out"] },
+          size: integer(),
+          target: integer(),
+          waitMs: integer("READY_WAIT_FOR_POOL_SECONDS, in ms"),
+          waitedMs: integer(),
+        },
+        ["status", "size", "target", "waitMs"],
+        "/ready waits for the warm pool to hold its start target (at most waitMs)",
+      ),
+    },
+    ["status", "attempts", "poolWait"],
+  ),
   DetailedHealth: {
     ...object(
       {
         status: { type: "string", enum: ["healthy", "degraded", "unhealthy"] },
         version: text(),
         service: text(),
-        checks: object({ store: ref("DependencyStatus"), files: ref("DependencyStatus"), sandbox: ref("DependencyStatus"), pool: ref("DependencyStatus") }, [
-          "store",
-          "files",
-          "sandbox",
-          "pool",
-        ]),
+        checks: object(
+          {
+            store: ref("DependencyStatus"),
+            files: ref("DependencyStatus"),
+            sandbox: ref("DependencyStatus"),
+            pool: ref("DependencyStatus"),
+            startup: ref("StartupCheck"),
+          },
+          ["store", "files", "sandbox", "pool", "startup"],
+        ),
         timestamp: isoTime(),
       },
       ["status", "checks"],
@@ -806,7 +835,8 @@ const OPERATIONS: readonly DocumentedOperation[] = [
     operation: {
       operationId: "ready",
       tags: ["Health"],
-      summary: "Readiness: the store, the file store and the sandbox backend answer",
+      summary:
+        "Readiness: a sandbox starts, the warm pool holds its start target, the stores and the sandbox backend answer, and the server is not shutting down",
       security: PUBLIC,
       responses: {
         "200": reply("Ready", object({ status: { type: "string", const: "ready" } }, ["status"])),
@@ -821,7 +851,7 @@ const OPERATIONS: readonly DocumentedOperation[] = [
     operation: {
       operationId: "healthDetailed",
       tags: ["Health"],
-      summary: "Per-dependency status: store, files, sandbox backend, pool",
+      summary: "Per-dependency status: store, files, sandbox backend, pool, start-up check",
       responses: {
         "200": {
           description: "Healthy or degraded",

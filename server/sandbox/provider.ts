@@ -68,6 +68,11 @@ export interface SandboxProvider {
    * cannot run it, and each class has its own warm pool.
    */
   sandboxClass(lang?: string): string;
+  /**
+   * Take what this server must not share with another one (local: its folders), before
+   * removeOrphans; throws a StartRefusal when another live server has it. Released by shutdown().
+   */
+  claim?(): Promise<void>;
   /** Remove sandboxes left behind by a crashed server; returns how many. */
   removeOrphans(): Promise<number>;
   health(): Promise<ProviderHealth>;

@@ -38,11 +38,15 @@ export interface AdmissionOptions {
   pollMs?: number;
 }
 
-/** A refusal: `limit` (a per-caller limit: 429 / 4008) or `capacity` (the service is full: 503 / 4008). */
+/**
+ * A refusal: `limit` (a per-caller limit: 429 / 4008), `capacity` (the service
+ * is full: 503 / 4008) or `draining` (the server is stopping: 503 / 1012, come
+ * back to another replica or to this one restarted).
+ */
 export class AdmissionError extends Error {
-  readonly kind: "limit" | "capacity";
+  readonly kind: "limit" | "capacity" | "draining";
   readonly retryAfterSeconds: number;
-  constructor(kind: "limit" | "capacity", message: string, retryAfterSeconds: number) {
+  constructor(kind: "limit" | "capacity" | "draining", message: string, retryAfterSeconds: number) {
     super(message);
     this.name = "AdmissionError";
     this.kind = kind;
@@ -86,6 +90,7 @@ export class Admission {
   readonly #waiters: Array<() => void> = [];
   #admitted = 0;
   #refused = 0;
+  #draining = false;
 
   constructor(options: AdmissionOptions) {
     this.#options = options;
@@ -108,6 +113,7 @@ export class Admission {
    */
   async acquireExec(cancelled: () => boolean = () => false): Promise<ExecPermit> {
     const id = randomUUID();
+    if (this.#draining) throw this.#drainingError();
     if (this.#waiters.length === 0 && (await this.#tryAcquire(id))) return this.#permit(id);
     if (this.#waiters.length >= this.#options.queueSize) {
       this.#refused++;
@@ -135,8 +141,15 @@ export class Admission {
         const timer = setTimeout(wake, Math.min(remaining, this.#pollMs));
         this.#waiters.push(wake);
       });
+      if (this.#draining) throw this.#drainingError();
       if (await this.#tryAcquire(id)) return this.#permit(id);
     }
+  }
+
+  /** The server is stopping: refuse every new exec, and those waiting in the queue now. */
+  drain(): void {
+    this.#draining = true;
+    for (const wake of [...this.#waiters]) wake();
   }
 
   /** Refuse a new session of `entityId` when it already has `liveCount` (>= MAX_SESSIONS_PER_ENTITY). */
@@ -176,6 +189,11 @@ export class Admission {
   }
 
   // ---- internals ----
+
+  #drainingError(): AdmissionError {
+    this.#refused++;
+    return new AdmissionError("draining", "the server is restarting; run it again shortly", 2);
+  }
 
   #full(message: string): AdmissionError {
     return new AdmissionError("capacity", `${message} (MAX_CONCURRENT_EXECUTIONS=${this.#options.maxConcurrentExecutions})`, 2);

@@ -1,6 +1,7 @@
-import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { SessionRecord, SessionStore } from "./session-store.ts";
+import { makePrivateDir } from "../private-dir.ts";
+import type { ParkedStream, SessionRecord, SessionStore } from "./session-store.ts";
 
 /** `touch` writes a record at most this often: activity is frequent, and an hour's TTL does not need millisecond precision. */
 const TOUCH_WRITE_INTERVAL_MS = 60_000;
@@ -8,12 +9,14 @@ const TOUCH_WRITE_INTERVAL_MS = 60_000;
 /**
  * The embedded session store: every record in memory, each also written as a
  * JSON file under `<root>/sessions/` so that sessions (and so their files)
- * survive a restart of the server.
+ * survive a restart of the server. A parked stream is `<id>.parked` beside it.
  */
 export class LocalSessionStore implements SessionStore {
   readonly #dir: string;
   readonly #records = new Map<string, SessionRecord>();
   readonly #writtenAt = new Map<string, number>();
+  /** The write of each record in flight: writes of one record go one after the other, each with its latest content. */
+  readonly #writing = new Map<string, Promise<void>>();
 
   private constructor(root: string) {
     this.#dir = join(root, "sessions");
@@ -21,8 +24,9 @@ export class LocalSessionStore implements SessionStore {
 
   static async open(root: string): Promise<LocalSessionStore> {
     const store = new LocalSessionStore(root);
-    await mkdir(store.#dir, { recursive: true, mode: 0o700 });
-    for (const name of await readdir(store.#dir)) {
+    await makePrivateDir(store.#dir);
+    const names = await readdir(store.#dir);
+    for (const name of names) {
       if (!name.endsWith(".json")) continue;
       try {
         const record = JSON.parse(await readFile(join(store.#dir, name), "utf8")) as SessionRecord;
@@ -30,6 +34,9 @@ export class LocalSessionStore implements SessionStore {
       } catch {
         // a record cut short by a crash: the session is lost, its files are swept with the orphans
       }
+    }
+    for (const name of names) {
+      if (name.endsWith(PARKED) && !store.#records.has(name.slice(0, -PARKED.length))) await rm(join(store.#dir, name), { force: true });
     }
     return store;
   }
@@ -44,8 +51,9 @@ export class LocalSessionStore implements SessionStore {
   }
 
   async put(record: SessionRecord): Promise<void> {
-    this.#records.set(record.id, { ...record });
-    await this.#write(record);
+    const stored = { ...record };
+    this.#records.set(record.id, stored);
+    await this.#write(stored);
   }
 
   async touch(id: string, at: number): Promise<void> {
@@ -55,10 +63,40 @@ export class LocalSessionStore implements SessionStore {
     if (at - (this.#writtenAt.get(id) ?? 0) >= TOUCH_WRITE_INTERVAL_MS) await this.#write(record);
   }
 
+  async reserveSeq(id: string, upTo: number): Promise<void> {
+    const record = this.#records.get(id);
+    if (!record || (record.seqReserved ?? 0) >= upTo) return;
+    record.seqReserved = upTo;
+    await this.#write(record);
+  }
+
+  async parkStream(id: string, stream: ParkedStream): Promise<void> {
+    if (!this.#records.has(id)) return;
+    await writeAtomically(this.#parkedFile(id), JSON.stringify(stream));
+  }
+
+  async takeParkedStream(id: string): Promise<ParkedStream | undefined> {
+    const file = this.#parkedFile(id);
+    let text: string;
+    try {
+      text = await readFile(file, "utf8");
+    } catch {
+      return undefined;
+    }
+    await rm(file, { force: true });
+    try {
+      return JSON.parse(text) as ParkedStream;
+    } catch {
+      return undefined; // cut short: the session goes on from seqReserved, with a gap
+    }
+  }
+
   async delete(id: string): Promise<void> {
     this.#records.delete(id);
     this.#writtenAt.delete(id);
+    await this.#writing.get(id)?.catch(() => {});
     await rm(this.#file(id), { force: true });
+    await rm(this.#parkedFile(id), { force: true });
   }
 
   async newestForEntity(entityId: string, userId: string | undefined, ownerKeyHash: string): Promise<SessionRecord | undefined> {
@@ -82,11 +120,35 @@ export class LocalSessionStore implements SessionStore {
     return join(this.#dir, `${id}.json`);
   }
 
+  #parkedFile(id: string): string {
+    return join(this.#dir, `${id}${PARKED}`);
+  }
+
   async #write(record: SessionRecord): Promise<void> {
     this.#writtenAt.set(record.id, Date.now());
-    // Write then rename: a crash leaves the old record or the new one, never half of one.
-    const tmp = `${this.#file(record.id)}.tmp`;
-    await writeFile(tmp, JSON.stringify(record), { mode: 0o600 });
-    await rename(tmp, this.#file(record.id));
+    const write = (this.#writing.get(record.id) ?? Promise.resolve())
+      .catch(() => {}) // the previous write's caller got its error
+      .then(() => {
+        // Replaced (put) or deleted since: the newer state writes itself, or nothing should.
+        if (this.#records.get(record.id) !== record) return;
+        return writeAtomically(this.#file(record.id), JSON.stringify(record));
+      });
+    this.#writing.set(record.id, write);
+    try {
+      await write;
+    } finally {
+      if (this.#writing.get(record.id) === write) this.#writing.delete(record.id);
+    }
   }
+}
+
+const PARKED = ".parked";
+
+let tmpCount = 0;
+
+/** Write then rename: a crash leaves the old file or the new one, never half of one; writes of one file at once never share a temp file. */
+async function writeAtomically(file: string, text: string): Promise<void> {
+  const tmp = `${file}.${++tmpCount}.tmp`;
+  await writeFile(tmp, text, { mode: 0o600 });
+  await rename(tmp, file);
 }

@@ -8,6 +8,8 @@
  *   sessions:by-entity:<hash>   sorted set of ids by last use, one per owner key +
  *                               entity + user: newestForEntity.
  *   sessions:by-last-use        sorted set of every id by last use: idleSince.
+ *   session:{<id>}:parked       string: the JSON of a parked stream (ParkedStream),
+ *                               read once by the replica that revives the session.
  *
  * The hash tag `{<id>}` keeps anything else stored per session in the same
  * cluster slot as its record. Every script touches a single key, so the store
@@ -21,7 +23,7 @@
  */
 import { createHash } from "node:crypto";
 import type { Cluster, Redis } from "ioredis";
-import type { SessionRecord, SessionStore } from "./session-store.ts";
+import type { ParkedStream, SessionRecord, SessionStore } from "./session-store.ts";
 
 type RedisClient = Redis | Cluster;
 
@@ -65,6 +67,14 @@ redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', at + tonumber(ARGV[2])))
 local fields = redis.call('HMGET', KEYS[1], 'ownerKeyHash', 'entityId', 'userId')
 return { string.format('%.0f', at), fields[1], fields[2], fields[3] }`;
 
+// KEYS[1] record; ARGV[1] seq. Raises seqReserved, never lowers it; nothing once the record is gone.
+const RESERVE_SEQ = `
+local current = redis.call('HGET', KEYS[1], 'seqReserved')
+if not redis.call('HGET', KEYS[1], 'id') then return 0 end
+if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'seqReserved', ARGV[1])
+return 1`;
+
 // KEYS[1] record. Deletes it and returns the fields its index entries are found by.
 const DELETE = `
 local fields = redis.call('HMGET', KEYS[1], 'ownerKeyHash', 'entityId', 'userId')
@@ -84,12 +94,18 @@ interface Scripts {
   ciSessionPut(key: string, expireAt: number, ...fields: (string | number)[]): Promise<number>;
   ciSessionTouch(key: string, at: number, lifetimeMs: number): Promise<[string, string | null, string | null, string | null] | null>;
   ciSessionDelete(key: string): Promise<[string | null, string | null, string | null]>;
+  ciSessionReserveSeq(key: string, upTo: number): Promise<number>;
   ciIndexAdd(key: string, score: number, member: string, cutoff: number, lifetimeMs: number): Promise<number>;
 }
 
 /** The key of a session's record (before the key prefix). */
 export function sessionRecordKey(id: string): string {
   return `session:{${id}}`;
+}
+
+/** The key of a session's parked stream (the record's cluster slot). */
+function parkedStreamKey(id: string): string {
+  return `${sessionRecordKey(id)}:parked`;
 }
 
 /** One index per owner + entity + user; hashed, since entity and user ids are the client's free text. */
@@ -102,7 +118,7 @@ export function sessionEntityIndexKey(ownerKeyHash: string, entityId: string, us
 }
 
 function parse(fields: Record<string, string>): SessionRecord | undefined {
-  const { id, ownerKeyHash, userId, entityId, createdAt, lastActiveAt } = fields;
+  const { id, ownerKeyHash, userId, entityId, createdAt, lastActiveAt, seqReserved } = fields;
   if (id === undefined || ownerKeyHash === undefined || createdAt === undefined || lastActiveAt === undefined) return undefined;
   return {
     id,
@@ -111,6 +127,7 @@ function parse(fields: Record<string, string>): SessionRecord | undefined {
     ...(entityId !== undefined ? { entityId } : {}),
     createdAt: Number(createdAt),
     lastActiveAt: Number(lastActiveAt),
+    ...(seqReserved !== undefined ? { seqReserved: Number(seqReserved) } : {}),
   };
 }
 
@@ -127,6 +144,7 @@ export class RedisSessionStore implements SessionStore {
     redis.defineCommand("ciSessionPut", { numberOfKeys: 1, lua: PUT });
     redis.defineCommand("ciSessionTouch", { numberOfKeys: 1, lua: TOUCH });
     redis.defineCommand("ciSessionDelete", { numberOfKeys: 1, lua: DELETE });
+    redis.defineCommand("ciSessionReserveSeq", { numberOfKeys: 1, lua: RESERVE_SEQ });
     redis.defineCommand("ciIndexAdd", { numberOfKeys: 1, lua: INDEX_ADD });
     this.#scripts = redis as unknown as Scripts;
   }
@@ -140,6 +158,7 @@ export class RedisSessionStore implements SessionStore {
     fields.push("lastActiveAt", record.lastActiveAt);
     if (record.userId !== undefined) fields.push("userId", record.userId);
     if (record.entityId !== undefined) fields.push("entityId", record.entityId);
+    if (record.seqReserved !== undefined) fields.push("seqReserved", record.seqReserved);
     await this.#scripts.ciSessionPut(sessionRecordKey(record.id), record.lastActiveAt + this.lifetimeMs, ...fields);
     await this.#index(record.id, record.lastActiveAt, record.ownerKeyHash, record.entityId, record.userId);
   }
@@ -152,9 +171,22 @@ export class RedisSessionStore implements SessionStore {
     await this.#index(id, Number(lastActiveAt), ownerKeyHash, entityId ?? undefined, userId ?? undefined);
   }
 
+  async reserveSeq(id: string, upTo: number): Promise<void> {
+    await this.#scripts.ciSessionReserveSeq(sessionRecordKey(id), upTo);
+  }
+
+  async parkStream(id: string, stream: ParkedStream): Promise<void> {
+    await this.#redis.set(parkedStreamKey(id), JSON.stringify(stream), "PX", this.lifetimeMs);
+  }
+
+  async takeParkedStream(id: string): Promise<ParkedStream | undefined> {
+    const text = await this.#redis.getdel(parkedStreamKey(id));
+    return text === null ? undefined : (JSON.parse(text) as ParkedStream);
+  }
+
   async delete(id: string): Promise<void> {
     const [ownerKeyHash, entityId, userId] = await this.#scripts.ciSessionDelete(sessionRecordKey(id));
-    const removals: Promise<unknown>[] = [this.#redis.zrem(SESSIONS_BY_LAST_USE, id)];
+    const removals: Promise<unknown>[] = [this.#redis.zrem(SESSIONS_BY_LAST_USE, id), this.#redis.del(parkedStreamKey(id))];
     if (ownerKeyHash !== null && entityId !== null) removals.push(this.#redis.zrem(sessionEntityIndexKey(ownerKeyHash, entityId, userId ?? undefined), id));
     await Promise.all(removals);
   }

@@ -8,6 +8,12 @@ export interface LoggedFrame {
   text: string;
 }
 
+/** A log's content, as a parked stream keeps it. */
+export interface ReplayLogSnapshot {
+  droppedUpTo: number;
+  frames: LoggedFrame[];
+}
+
 /** Bounded in frames and in bytes (UTF-16 length of the text, close enough to memory use); the newest frame always stays. */
 export class ReplayLog {
   #frames: LoggedFrame[] = [];
@@ -35,6 +41,20 @@ export class ReplayLog {
       this.#frames = this.#frames.slice(this.#start);
       this.#start = 0;
     }
+  }
+
+  /** Start again from a parked log: its frames (oldest first), with nothing known at or below `droppedUpTo` but them. */
+  restore(frames: readonly LoggedFrame[], droppedUpTo: number): void {
+    this.#frames = [];
+    this.#start = 0;
+    this.#bytes = 0;
+    this.#droppedUpTo = droppedUpTo;
+    for (const frame of frames) this.append(frame.seq, frame.text);
+  }
+
+  /** What the log holds, to be restored by the next owner of the stream. */
+  snapshot(): ReplayLogSnapshot {
+    return { droppedUpTo: this.#droppedUpTo, frames: this.#frames.slice(this.#start) };
   }
 
   get size(): number {

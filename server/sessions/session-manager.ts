@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { FileInput, SessionLimits } from "../../protocol/index.ts";
 import type { Principal } from "../auth/api-keys.ts";
@@ -12,12 +13,14 @@ import type { SharedStream } from "../fleet/shared-stream.ts";
 import { randomId } from "../ids.ts";
 import type { SandboxPools } from "../sandbox/pool-set.ts";
 import type { SandboxLimits, SandboxProvider } from "../sandbox/provider.ts";
-import type { Admission } from "./admission.ts";
+import { type Admission, AdmissionError } from "./admission.ts";
+import type { ReplayLogSnapshot } from "./replay-log.ts";
 import type { FileLimits } from "./sandbox-files.ts";
 import { Session } from "./session.ts";
 import type { SessionHandle } from "./session-handle.ts";
 import type { SessionRecord, SessionStore } from "./session-store.ts";
 import type { StateKeeper } from "./state-keeper.ts";
+import { SEQ_RESERVE_BLOCK, type StreamSeqOptions } from "./stream-seq.ts";
 
 export interface SessionManagerDeps {
   config: AppConfig;
@@ -47,6 +50,28 @@ export interface Fleet {
 /** A session taken over from a replica that died continues its seq past this margin: the dead replica's last per-client frames (session.ready, pong) were never logged. */
 const TAKEOVER_SEQ_MARGIN = 1000;
 
+/** Sessions suspended at once at shutdown (each saves its Python state: CPU in its sandbox, a write to the state store). */
+const SHUTDOWN_CONCURRENCY = 4;
+/** How long an exec interrupted at shutdown gets to come back to its prompt (its variables are saved then). */
+const SHUTDOWN_STOP_WAIT_MS = 2_000;
+/** After the grace, saving states may take this long in all; sessions left then end without a save. */
+export const SHUTDOWN_SAVE_BUDGET_MS = 20_000;
+/** The shortest time one state save is given, even at the end of the budget. */
+const MIN_SAVE_TIMEOUT_MS = 1_000;
+
+/** What a shutdown did: for the log and the benchmark. */
+export interface ShutdownReport {
+  sessions: number;
+  /** Execs still running after the grace, ended with server_restart. */
+  interrupted: number;
+  statesSaved: number;
+  /** Time from the end of the grace until every session was let go. */
+  suspendMs: number;
+  /** Median and longest time one session took to suspend (save its state) and park its stream. */
+  medianSessionMs: number;
+  slowestSessionMs: number;
+}
+
 /** Who asks, and for which end user (LibreChat's `user_id`). */
 export interface Caller {
   principal: Principal;
@@ -64,6 +89,10 @@ export class SessionManager {
   readonly #live = new Map<string, Session>();
   readonly #remote = new Map<string, RemoteSession>();
   readonly #reviving = new Map<string, Promise<SessionHandle | undefined>>();
+  /** Parked streams being written: a revival of the same session waits for its write. */
+  readonly #parking = new Map<string, Promise<void>>();
+  /** Shutting down: no new session here. */
+  #draining = false;
   readonly #host: SessionHost | undefined;
   readonly #deps: SessionManagerDeps;
   readonly limits: SessionLimits;
@@ -186,6 +215,7 @@ export class SessionManager {
   async create(caller: Caller, options: { entityId?: string; startSandbox?: boolean } = {}): Promise<Session> {
     // Admission: MAX_SESSIONS_PER_ENTITY (live sessions of the entity on this replica); throws AdmissionError.
     const { admission } = this.#deps;
+    if (this.#draining) throw new AdmissionError("draining", "the server is restarting; try again shortly", 2);
     if (admission && options.entityId !== undefined) {
       const entityId = options.entityId;
       admission.checkNewSession(entityId, [...this.#live.values()].filter((s) => s.entityId === entityId && !s.ended).length);
@@ -198,10 +228,11 @@ export class SessionManager {
       ...(options.entityId !== undefined ? { entityId: options.entityId } : {}),
       createdAt: now,
       lastActiveAt: now,
+      seqReserved: SEQ_RESERVE_BLOCK,
     };
     await this.#deps.store.put(record);
     await this.#deps.fleet?.holders.claim(record.id);
-    const session = this.#materialize(record);
+    const session = this.#materialize(record, { start: 0, reserved: SEQ_RESERVE_BLOCK });
     if (options.startSandbox) {
       try {
         await session.start();
@@ -223,6 +254,8 @@ export class SessionManager {
     if (live && !live.ended) return this.#mayUse(live.ownerKeyHash, principal) ? live : undefined;
     const record = await this.record(id, principal);
     if (!record) return undefined;
+    // Not here any more (let go at shutdown), and this server will not take it back.
+    if (this.#draining) throw new AdmissionError("draining", "the server is restarting; reconnect shortly", 2);
     let reviving = this.#reviving.get(id);
     if (!reviving) {
       reviving = this.#revive(record).finally(() => this.#reviving.delete(id));
@@ -235,28 +268,51 @@ export class SessionManager {
     const again = this.#live.get(record.id) ?? this.#remote.get(record.id);
     if (again && !again.ended) return again;
     const fleet = this.#deps.fleet;
-    if (!fleet) return this.#materialize(record);
-    const holder = await fleet.holders.claim(record.id);
-    if (holder !== fleet.bus.replicaId) {
-      const remote = new RemoteSession(record, holder, {
-        bus: fleet.bus,
-        stream: fleet.stream,
-        logger: this.#deps.logger,
-        idleWaitMs: this.#idleWaitMs(),
-        onEnded: (ended) => {
-          if (this.#remote.get(ended.id) === ended) this.#remote.delete(ended.id);
-        },
-      });
-      this.#remote.set(record.id, remote);
-      return remote;
+    if (fleet) {
+      const holder = await fleet.holders.claim(record.id);
+      if (holder !== fleet.bus.replicaId) {
+        const remote = new RemoteSession(record, holder, {
+          bus: fleet.bus,
+          stream: fleet.stream,
+          logger: this.#deps.logger,
+          idleWaitMs: this.#idleWaitMs(),
+          onEnded: (ended) => {
+            if (this.#remote.get(ended.id) === ended) this.#remote.delete(ended.id);
+          },
+        });
+        this.#remote.set(record.id, remote);
+        return remote;
+      }
     }
-    // Ours now: continue the shared stream, and end what a replica that died left running.
-    const replay = await fleet.stream.read(record.id);
-    const last = Math.max(replay.droppedUpTo, ...replay.frames.map((frame) => frame.seq));
-    const session = this.#materialize(record, last > 0 ? last + TAKEOVER_SEQ_MARGIN : 0);
-    const dangling = danglingExec(replay.frames);
+    const { stream, dangling } = await this.#resumedStream(record);
+    // Reserve before the first frame: the seqs from here on must be past whatever is stored now.
+    const reserved = Math.max(stream.start, record.seqReserved ?? 0) + SEQ_RESERVE_BLOCK;
+    await this.#deps.store.reserveSeq(record.id, reserved);
+    const session = this.#materialize(record, { ...stream, reserved });
+    // Ours now: end what a replica that died left running.
     if (dangling) session.reportLostExec(dangling);
     return session;
+  }
+
+  /**
+   * Where a revived session's stream goes on: exactly where it was parked;
+   * else (its last replica was killed) past every seq it may have sent, with
+   * what the shared stream still has (with Redis) or nothing (a gap).
+   */
+  async #resumedStream(record: SessionRecord): Promise<{ stream: { start: number; replay: ReplayLogSnapshot }; dangling?: string }> {
+    await this.#parking.get(record.id);
+    const parked = await this.#deps.store.takeParkedStream(record.id);
+    if (parked) return { stream: { start: parked.seq, replay: parked } };
+    const fleet = this.#deps.fleet;
+    if (!fleet) {
+      const start = record.seqReserved ?? 0;
+      return { stream: { start, replay: { droppedUpTo: start, frames: [] } } };
+    }
+    const shared = await fleet.stream.read(record.id);
+    const last = Math.max(shared.droppedUpTo, ...shared.frames.map((frame) => frame.seq));
+    const start = Math.max(last > 0 ? last + TAKEOVER_SEQ_MARGIN : 0, record.seqReserved ?? 0);
+    const dangling = danglingExec(shared.frames);
+    return { stream: { start, replay: shared }, ...(dangling ? { dangling } : {}) };
   }
 
   /** The record of session `id`, when `principal` may see it and it has not expired. */
@@ -338,12 +394,9 @@ export class SessionManager {
     for (const session of this.#live.values()) {
       if (await session.releaseIdleSandbox(this.#deps.config.sandbox.idleTtlMs)) released++;
     }
-    // A live object with no sandbox and nobody attached is only a cache of its record.
+    // A live object with no sandbox and nobody attached is only a cache of its record (and its stream, parked).
     for (const session of [...this.#live.values()]) {
-      if (!session.hasSandbox && !session.running && session.clientCount === 0) {
-        this.#live.delete(session.id);
-        await this.#deps.fleet?.holders.release(session.id).catch(() => {});
-      }
+      if (!session.hasSandbox && !session.running && session.clientCount === 0) await this.#letGo(session, "killed");
     }
     if (released > 0) this.#deps.logger.info({ released }, "idle sandboxes released");
     return released;
@@ -368,11 +421,65 @@ export class SessionManager {
     return expired.length;
   }
 
-  async shutdown(): Promise<void> {
+  /**
+   * The server is stopping (SIGTERM): no new session from now on (Admission
+   * refuses new execs); running execs get `graceMs` to end by themselves; then
+   * every session is suspended (a run still going ends with server_restart, the
+   * Python state is saved) and let go with its stream parked, so the next
+   * server goes on where this one stopped.
+   */
+  async shutdown(options: { graceMs?: number } = {}): Promise<ShutdownReport> {
+    this.#draining = true;
     for (const timer of this.#timers) clearInterval(timer);
     this.#timers = [];
     this.#host?.stop();
-    await Promise.all([...this.#live.values()].map((session) => session.close("internal")));
+    const running = [...this.#live.values()].filter((session) => session.running);
+    if (running.length > 0 && (options.graceMs ?? 0) > 0) {
+      await Promise.race([Promise.all(running.map((session) => session.whenIdle())), sleep(options.graceMs, undefined, { ref: false })]);
+    }
+    const report: ShutdownReport = { sessions: this.#live.size, interrupted: 0, statesSaved: 0, suspendMs: 0, medianSessionMs: 0, slowestSessionMs: 0 };
+    const suspendStarted = performance.now();
+    const sessionMs: number[] = [];
+    const queue = [...this.#live.values()];
+    const saveUntil = Date.now() + SHUTDOWN_SAVE_BUDGET_MS;
+    const suspendNext = async (): Promise<void> => {
+      for (let session = queue.shift(); session; session = queue.shift()) {
+        const started = performance.now();
+        const saveTimeoutMs = Math.max(MIN_SAVE_TIMEOUT_MS, saveUntil - Date.now());
+        const outcome = await session.suspend({ stopWaitMs: SHUTDOWN_STOP_WAIT_MS, saveTimeoutMs }).catch((error: unknown) => {
+          this.#deps.logger.warn({ err: error, sessionId: session.id }, "session not suspended cleanly");
+          return { interrupted: false, stateSaved: false };
+        });
+        await this.#letGo(session, "server_restart");
+        if (outcome.interrupted) report.interrupted++;
+        if (outcome.stateSaved) report.statesSaved++;
+        sessionMs.push(performance.now() - started);
+      }
+    };
+    await Promise.all(Array.from({ length: SHUTDOWN_CONCURRENCY }, suspendNext));
+    sessionMs.sort((a, b) => a - b);
+    report.suspendMs = Math.round(performance.now() - suspendStarted);
+    report.medianSessionMs = Math.round(sessionMs[Math.floor(sessionMs.length / 2)] ?? 0);
+    report.slowestSessionMs = Math.round(sessionMs.at(-1) ?? 0);
+    return report;
+  }
+
+  /**
+   * Let a session go from this replica: end it here (no seq is sent after
+   * this), park its stream, and only then give up the claim, so whoever
+   * revives it next finds the parked stream.
+   */
+  async #letGo(session: Session, reason: "killed" | "server_restart"): Promise<void> {
+    // In the same tick: a revival from now on finds the session gone and waits for the parked stream.
+    if (this.#live.get(session.id) === session) this.#live.delete(session.id);
+    const parking = (async () => {
+      await session.close(reason);
+      await this.#deps.store.parkStream(session.id, session.parkedStream());
+    })().catch((error: unknown) => this.#deps.logger.warn({ err: error, sessionId: session.id }, "session stream not parked: its next revival reports a gap"));
+    this.#parking.set(session.id, parking);
+    await parking;
+    if (this.#parking.get(session.id) === parking) this.#parking.delete(session.id);
+    await this.#deps.fleet?.holders.release(session.id).catch(() => {});
   }
 
   #lastShareWarning = 0;
@@ -388,10 +495,10 @@ export class SessionManager {
     return principal.isMaster || ownerKeyHash === principal.keyHash;
   }
 
-  #materialize(record: SessionRecord, initialSeq = 0): Session {
+  #materialize(record: SessionRecord, stream: StreamSeqOptions & { replay?: ReplayLogSnapshot }): Session {
     const { config, provider, events, logger, availableLanguages, files, store, fleet } = this.#deps;
     const session = new Session({
-      initialSeq,
+      stream: { ...stream, reserve: (upTo) => store.reserveSeq(record.id, upTo) },
       ...(this.#deps.state
         ? { state: this.#deps.state, checkpoint: config.state.checkpointAfterRun ? { onError: config.state.captureOnError } : undefined }
         : {}),
@@ -431,6 +538,7 @@ export class SessionManager {
         void store.touch(active.id, active.lastActiveAt).catch((error: unknown) => logger.warn({ err: error }, "session touch failed"));
       },
       onEnded: (ended) => {
+        // Let go by #letGo (deleted from #live first): it releases the claim once the stream is parked.
         if (this.#live.get(ended.id) !== ended) return;
         this.#live.delete(ended.id);
         void fleet?.holders.release(ended.id).catch(() => {});

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import {
   type AgentExit,
@@ -17,11 +18,12 @@ import { tenantId } from "../sandbox/egress/skill-deps.ts";
 import type { LeasedSandbox } from "../sandbox/pool.ts";
 import type { Sandbox, SandboxLimits, SandboxProvider } from "../sandbox/provider.ts";
 import { AdmissionError } from "./admission.ts";
-import { ReplayLog } from "./replay-log.ts";
+import { ReplayLog, type ReplayLogSnapshot } from "./replay-log.ts";
 import { type FileLimits, SandboxFiles } from "./sandbox-files.ts";
 import type { SessionHandle } from "./session-handle.ts";
-import type { SessionRecord } from "./session-store.ts";
+import type { ParkedStream, SessionRecord } from "./session-store.ts";
 import type { StateKeeper } from "./state-keeper.ts";
+import { StreamSeq, type StreamSeqOptions } from "./stream-seq.ts";
 
 /** A client attached to a session: one WebSocket, seen through what the session needs. */
 export interface SessionClient {
@@ -94,8 +96,12 @@ export interface SessionOptions {
   onActivity: (session: Session) => void;
   /** Called once the session has ended, so its manager can forget it. */
   onEnded: (session: Session) => void;
-  /** The seq the stream continues from (a session taken over from a replica that died). */
-  initialSeq?: number;
+  /**
+   * Where the stream goes on from: the last seq sent and how far seqs are
+   * reserved (a revived session), and the replay log it had when parked.
+   * Default: a new stream, nothing reserved.
+   */
+  stream?: StreamSeqOptions & { replay?: ReplayLogSnapshot };
   /** Every logged frame, as sent: other replicas' clients and the shared replay log get them from here. */
   onFrame?: (seq: number, text: string) => void;
   /** PROGRAMMATIC_PAUSE_SECONDS in ms: how long a programmatic run may wait for its tool results. */
@@ -171,7 +177,7 @@ export class Session implements SessionHandle {
   /** Clients whose send buffer is full: while any is, output is not acknowledged, which stops the agent reading the program's pipes. */
   readonly #blockedClients = new Set<SessionClient>();
   readonly #execIds = new Set<string>();
-  #seq = 0;
+  readonly #seq: StreamSeq;
   #sandbox?: Sandbox;
   #agent?: AgentClient;
   #agentStarting?: Promise<AgentClient>;
@@ -205,7 +211,12 @@ export class Session implements SessionHandle {
     this.entityId = options.record.entityId;
     this.lastActiveAt = options.record.lastActiveAt;
     this.#log = new ReplayLog(options.replayFrames, options.replayBytes);
-    this.#seq = options.initialSeq ?? 0;
+    const stream = options.stream ?? { start: 0, reserved: 0 };
+    if (stream.replay) this.#log.restore(stream.replay.frames, stream.replay.droppedUpTo);
+    this.#seq = new StreamSeq({
+      ...stream,
+      onReserveFailed: (error) => options.logger.warn({ err: error, sessionId: this.id }, "seqs could not be reserved in the session store"),
+    });
     this.#files = new SandboxFiles(this.id, options.files, options.fileLimits);
   }
 
@@ -246,7 +257,7 @@ export class Session implements SessionHandle {
     let gap = false;
     if (lastSeq !== undefined) {
       const replay = this.#log.since(lastSeq);
-      gap = !replay.complete || lastSeq > this.#seq;
+      gap = !replay.complete || lastSeq > this.#seq.current;
       for (const frame of replay.frames) this.#sendTo(client, frame.text);
     }
     this.#clients.add(client);
@@ -255,7 +266,7 @@ export class Session implements SessionHandle {
     const ready = {
       type: "session.ready",
       sessionId: this.id,
-      seq: ++this.#seq,
+      seq: this.#seq.next(),
       resumed: lastSeq !== undefined,
       ...(gap ? { gap: true } : {}),
       limits: this.#options.limits,
@@ -289,7 +300,7 @@ export class Session implements SessionHandle {
   attachRemote(replicaId: string): { seq: number; limits: SessionLimits; languages: readonly string[] } {
     this.keepRemote(replicaId);
     this.#touch();
-    return { seq: ++this.#seq, limits: this.#options.limits, languages: this.#options.availableLanguages() };
+    return { seq: this.#seq.next(), limits: this.#options.limits, languages: this.#options.availableLanguages() };
   }
 
   /** Hold (or renew) the lease of another replica's clients, without a new seq. */
@@ -312,17 +323,18 @@ export class Session implements SessionHandle {
 
   /** A seq for a frame another replica sends one of its clients (pong). */
   takeSeq(): number {
-    return ++this.#seq;
+    return this.#seq.next();
   }
 
   /** The last seq of the stream (for a replica that takes the session over). */
   get seq(): number {
-    return this.#seq;
+    return this.#seq.current;
   }
 
   /** Answer one client's ping. Like session.ready it takes a seq but is not logged or sent to other clients. */
   pong(client: SessionClient): void {
-    this.#sendTo(client, JSON.stringify({ type: "pong", sessionId: this.id, seq: ++this.#seq }));
+    if (this.#ended) return; // no seq after the session ended here: its stream may be parked already
+    this.#sendTo(client, JSON.stringify({ type: "pong", sessionId: this.id, seq: this.#seq.next() }));
   }
 
   /** Send an `error` frame to the session's clients. */
@@ -495,6 +507,36 @@ export class Session implements SessionHandle {
     }
   }
 
+  /**
+   * The server is stopping: a running exec is interrupted (SIGINT, so the
+   * interpreter and its variables stay) and ends with server_restart, for good
+   * after `stopWaitMs`; then the Python state is saved (within
+   * `saveTimeoutMs`). The manager then closes the session and parks its stream.
+   */
+  async suspend({ stopWaitMs, saveTimeoutMs }: { stopWaitMs: number; saveTimeoutMs: number }): Promise<{ interrupted: boolean; stateSaved: boolean }> {
+    const exec = this.#exec;
+    let interpreterIdle = true;
+    if (exec) {
+      exec.overrideReason = "server_restart";
+      if (exec.pendingCalls) this.#failToolCalls(exec, "the server is restarting");
+      this.#toAgent(exec, (agent) => agent.signal(exec.id, "SIGINT"));
+      await Promise.race([this.whenIdle(), sleep(stopWaitMs, undefined, { ref: false })]);
+      if (this.#exec === exec) {
+        interpreterIdle = false;
+        this.#emitExit(exec, this.#lostExit(exec, "server_restart"), []);
+      }
+    }
+    await this.#checkpoint;
+    // An interpreter still inside the run cannot pickle its namespace.
+    const stateSaved = interpreterIdle && (await this.#saveState(saveTimeoutMs));
+    return { interrupted: exec !== undefined, stateSaved };
+  }
+
+  /** The stream as it stands now, for whoever revives the session next. */
+  parkedStream(): ParkedStream {
+    return { seq: this.#seq.current, ...this.#log.snapshot() };
+  }
+
   /** End the live session: stop its exec, destroy its sandbox, forget it. Its record and files are the manager's business. */
   async close(reason: ExitReason = "killed"): Promise<void> {
     if (this.#ended) return;
@@ -534,7 +576,7 @@ export class Session implements SessionHandle {
   }
 
   #emit(frame: Record<string, unknown>): void {
-    const seq = ++this.#seq;
+    const seq = this.#seq.next();
     const text = JSON.stringify({ ...frame, sessionId: this.id, seq });
     this.#log.append(seq, text);
     this.#options.onFrame?.(seq, text);
@@ -668,7 +710,7 @@ export class Session implements SessionHandle {
     if (this.#exec !== exec) return;
     this.#emitExit(exec, exit, files);
     const checkpoint = this.#options.checkpoint;
-    if (checkpoint && exec.lang === "py" && (exit.code === 0 || checkpoint.onError)) this.#checkpoint = this.#saveState();
+    if (checkpoint && exec.lang === "py" && (exit.code === 0 || checkpoint.onError)) this.#checkpoint = this.#saveState().then(() => {});
   }
 
   #emitExit(exec: RunningExec, exit: AgentExit, files: FileRef[]): void {
@@ -824,18 +866,20 @@ export class Session implements SessionHandle {
    * Before the sandbox goes: pickle the Python namespace (when this sandbox ran
    * Python) into the state keeper, so that the next sandbox gets it back.
    */
-  async #saveState(): Promise<void> {
+  async #saveState(timeoutMs?: number): Promise<boolean> {
     const keeper = this.#options.state;
     const agent = this.#agent;
-    if (!keeper?.enabled || !agent || agent.isClosed || !this.#replUsed) return;
+    if (!keeper?.enabled || !agent || agent.isClosed || !this.#replUsed) return false;
     try {
-      const result = await agent.saveState(keeper.maxBytes);
-      if (!result.data) return;
+      const result = await agent.saveState(keeper.maxBytes, timeoutMs);
+      if (!result.data) return false;
       await keeper.save(this.id, { data: Buffer.from(result.data, "base64"), names: result.names, skipped: result.skipped ?? [], savedAt: Date.now() });
       this.#replUsed = false;
+      return true;
     } catch (error) {
       this.#options.logger.warn({ err: error, sessionId: this.id }, "Python state not saved");
       this.#stateNote = `the Python state could not be saved when the previous sandbox was reclaimed: ${(error as Error).message}`;
+      return false;
     }
   }
 

@@ -5,10 +5,12 @@
  * Binary WebSocket frames go to `WsConnection.binary` when the connection has one;
  * otherwise the socket is closed with 1003 (unsupported data).
  */
+
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { Duplex } from "node:stream";
 import { WebSocket, WebSocketServer } from "ws";
+import { CloseCodes } from "../../protocol/index.ts";
 import {
   ChunkQueue,
   DEFAULT_BODY_HIGH_WATER_MARK,
@@ -568,7 +570,7 @@ export function createNodeTransport(handlers: TransportHandlers, options: NodeTr
         listener.server.closeAllConnections();
       }
       const open = [...sockets];
-      for (const socket of open) socket.close(1001, "server shutting down");
+      for (const socket of open) socket.close(CloseCodes.serviceRestart, "server restarting");
       if (open.length > 0) {
         const deadline = Date.now() + closeGraceMs;
         while (sockets.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));

@@ -16,6 +16,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { CloseCodes } from "../../protocol/index.ts";
 import {
   ChunkQueue,
   DEFAULT_BODY_HIGH_WATER_MARK,
@@ -718,7 +719,7 @@ export function createUwsTransport(handlers: TransportHandlers, options: UwsTran
       const closing = listeners.splice(0);
       if (closing.length === 0) return;
       for (const { token } of closing) uws.us_listen_socket_close(token);
-      for (const socket of [...sockets]) socket.close(1001, "server shutting down");
+      for (const socket of [...sockets]) socket.close(CloseCodes.serviceRestart, "server restarting");
       for (const response of [...pending]) response.forceClose();
       // Let the close frames reach the sockets, then drop whatever is still open (idle keep-alive connections).
       await new Promise((resolve) => setImmediate(resolve));

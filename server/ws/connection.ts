@@ -274,7 +274,13 @@ export class ClientConnection implements WsConnection, SessionClient {
     if (!(await this.#admit())) return;
     const { sessions, logger } = this.#deps;
     if (frame.sessionId) {
-      const found = await sessions.get(frame.sessionId, this.#principal!);
+      let found: SessionHandle | undefined;
+      try {
+        found = await sessions.get(frame.sessionId, this.#principal!);
+      } catch (error) {
+        if (error instanceof AdmissionError) return this.#admissionRefused(error);
+        throw error;
+      }
       if (this.#closed) return;
       // A session of one end user is not another's, even under the same key (the HTTP rule); the master key sees all.
       const session = found && (found.userId === undefined || found.userId === frame.userId || this.#principal!.isMaster) ? found : undefined;
@@ -285,7 +291,8 @@ export class ClientConnection implements WsConnection, SessionClient {
       this.#session = session;
       if (!(await session.attach(this, frame.lastSeq))) {
         this.#session = undefined;
-        this.#fail(CloseCodes.sessionNotFound, "session_not_found", `session ${frame.sessionId} is not reachable now: try again`);
+        // Its replica does not answer (killed: its claim runs out within seconds) or it just ended here: not gone, retry.
+        this.#fail(CloseCodes.tryAgainLater, "service_unavailable", `session ${frame.sessionId} is not reachable now: try again`);
       }
       return;
     }
@@ -320,8 +327,9 @@ export class ClientConnection implements WsConnection, SessionClient {
     );
   }
 
-  /** Over an admission limit: `error` (rate_limited) and close 4008, as for rate limits. */
+  /** Over an admission limit: `error` (rate_limited) and close 4008, as for rate limits; the server stopping: close 1012, to reconnect. */
   #admissionRefused(error: AdmissionError): void {
+    if (error.kind === "draining") return this.#fail(CloseCodes.serviceRestart, "service_unavailable", error.message);
     this.#fail(CloseCodes.rateLimited, "rate_limited", `${error.message}; retry in ${error.retryAfterSeconds} s`);
   }
 

@@ -6,14 +6,28 @@
  * BENCH_FIRST_OUTPUT_RUNS (20), BENCH_LOAD_SESSIONS (50), BENCH_LOAD_SECONDS (10),
  * BENCH_IDLE_CONNECTIONS (10000), BENCH_PSS_SANDBOXES (5), BENCH_POOL_SIZE (4),
  * BENCH_TRANSPORTS (node,uws), BENCH_KUBERNETES (1: also the Kubernetes provider against the API
- * server stand-in), BENCH_EGRESS (1: also the egress proxy), MAX_CPU_QUOTA (100000 for the bench servers).
+ * server stand-in), BENCH_EGRESS (1: also the egress proxy), MAX_CPU_QUOTA (100000 for the bench servers),
+ * BENCH_READY_ROUNDS (3 fresh servers per variant of the first sessions after /ready),
+ * BENCH_SHUTDOWN_SESSIONS (20 idle Python sessions at SIGTERM), BENCH_ONLY (ready | shutdown: only that
+ * part, beside the bare python floor).
  */
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import { startServer } from "../helpers/server-process.ts";
 import { egressFigures } from "./egress.ts";
-import { concurrentLoad, firstOutput, idleConnections, idleSandboxPss, metric, newSessionFirstExec, reusedSession, waitForWarmSandboxes } from "./scenarios.ts";
+import {
+  concurrentLoad,
+  firstOutput,
+  firstSessionsAfterReady,
+  idleConnections,
+  idleSandboxPss,
+  metric,
+  newSessionFirstExec,
+  reusedSession,
+  waitForWarmSandboxes,
+} from "./scenarios.ts";
+import { shutdownFigures } from "./shutdown.ts";
 import { summarize, timeRepeated } from "./stats.ts";
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
@@ -25,6 +39,8 @@ const LOAD_SECONDS = env("BENCH_LOAD_SECONDS", 10);
 const IDLE_CONNECTIONS = env("BENCH_IDLE_CONNECTIONS", 10_000);
 const PSS_SANDBOXES = env("BENCH_PSS_SANDBOXES", 5);
 const POOL_SIZE = env("BENCH_POOL_SIZE", 4);
+const READY_ROUNDS = env("BENCH_READY_ROUNDS", 3);
+const SHUTDOWN_SESSIONS = env("BENCH_SHUTDOWN_SESSIONS", 20);
 const SANDBOX_PATH = "/usr/bin:/bin";
 const SERVER_ENV = { MAX_CPU_QUOTA: process.env.MAX_CPU_QUOTA ?? "100000" };
 const POOL_OFF = { SANDBOX_POOL_ENABLED: "false" };
@@ -164,8 +180,62 @@ async function kubernetes() {
   }
 }
 
+/**
+ * (f) The first two new sessions right after /ready says 200, on READY_ROUNDS fresh servers at the
+ * server's defaults (warm pool on): as shipped (the start-up check, /ready waiting for the pool), and
+ * ready at once as before (SANDBOX_STARTUP_CHECK=off, READY_WAIT_FOR_POOL_SECONDS=0: the pool still warming).
+ */
+async function afterReadyFigures() {
+  const variants: Record<string, Record<string, string>> = {
+    waitForPool: {},
+    readyAtOnce: { SANDBOX_STARTUP_CHECK: "off", READY_WAIT_FOR_POOL_SECONDS: "0" },
+  };
+  const figures: Record<string, unknown> = {};
+  for (const [name, extra] of Object.entries(variants)) {
+    const rounds: Awaited<ReturnType<typeof firstSessionsAfterReady>>[] = [];
+    for (let i = 0; i < READY_ROUNDS; i++) {
+      log(`first sessions after /ready (${name}): fresh server ${i + 1}/${READY_ROUNDS}`);
+      const server = await startServer({ transport: "node", env: { ...SERVER_ENV, ...extra } });
+      try {
+        rounds.push(await firstSessionsAfterReady(server, 2, 120_000));
+      } finally {
+        await server.stop();
+      }
+    }
+    figures[name] = {
+      servers: rounds.length,
+      firstSessionOpenToFirstOutMs: summarize(rounds.map((r) => r.firstOutputMs[0]!)),
+      secondSessionOpenToFirstOutMs: summarize(rounds.map((r) => r.firstOutputMs[1]!)),
+      readyAfterListeningMs: summarize(rounds.map((r) => r.readyAfterListeningMs)),
+      poolHits: rounds.reduce((sum, r) => sum + r.poolHits, 0),
+      poolMisses: rounds.reduce((sum, r) => sum + r.poolMisses, 0),
+    };
+  }
+  return figures;
+}
+
 async function main() {
   const started = performance.now();
+  // BENCH_ONLY=<part>: that part alone, beside the bare-process floor.
+  const parts: Record<string, () => Promise<unknown>> = {
+    ready: afterReadyFigures,
+    shutdown: () => shutdownFigures(SHUTDOWN_SESSIONS, log),
+  };
+  const only = process.env.BENCH_ONLY;
+  if (only) {
+    const part = parts[only];
+    if (!part) throw new Error(`BENCH_ONLY=${only}: not one of ${Object.keys(parts).join(", ")}`);
+    log("bare python");
+    const barePy = summarize(await timeRepeated(RUNS, () => bare("/usr/bin/python3", ["-c", "print(1)"])));
+    const report = {
+      machine: { ...machine(), python: await pythonVersion() },
+      settings: { runs: RUNS, readyRounds: READY_ROUNDS, shutdownSessions: SHUTDOWN_SESSIONS, maxCpuQuota: SERVER_ENV.MAX_CPU_QUOTA },
+      bare: { pythonPrint1Ms: barePy },
+      [only]: await part(),
+    };
+    process.stdout.write(`${JSON.stringify({ ...report, totalSeconds: Math.round((performance.now() - started) / 100) / 10 }, null, 2)}\n`);
+    return;
+  }
   log("bare python");
   const barePy = summarize(await timeRepeated(RUNS, () => bare("/usr/bin/python3", ["-c", "print(1)"])));
   const transports = [];
@@ -173,6 +243,8 @@ async function main() {
     transports.push(await perTransport(transport));
   }
   const sessions = await coldAndPool();
+  const afterReady = await afterReadyFigures();
+  const shutdown = await shutdownFigures(SHUTDOWN_SESSIONS, log);
   const kube = env("BENCH_KUBERNETES", 1) ? await kubernetes() : null;
   log("egress proxy (ENABLE_SANDBOX_NETWORK)");
   const egress = env("BENCH_EGRESS", 1) ? await egressFigures({ runs: RUNS, coldRuns: COLD_RUNS, serverEnv: SERVER_ENV }) : null;
@@ -188,6 +260,8 @@ async function main() {
       idleConnections: IDLE_CONNECTIONS,
       pssSandboxes: PSS_SANDBOXES,
       poolSize: POOL_SIZE,
+      readyRounds: READY_ROUNDS,
+      shutdownSessions: SHUTDOWN_SESSIONS,
       maxCpuQuota: SERVER_ENV.MAX_CPU_QUOTA,
     },
     bare: { pythonPrint1Ms: barePy },
@@ -199,6 +273,8 @@ async function main() {
       },
     })),
     newSession: sessions,
+    firstSessionsAfterReady: afterReady,
+    shutdown,
     kubernetes: kube,
     egress,
     totalSeconds: Math.round((performance.now() - started) / 100) / 10,

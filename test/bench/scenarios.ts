@@ -212,3 +212,39 @@ export async function waitForWarmSandboxes(server: ServerProcess, atLeast: numbe
   }
   return false;
 }
+
+/** Poll GET /ready until 200; the ms it took, or undefined after the timeout. */
+export async function waitForReady(server: ServerProcess, timeoutMs: number): Promise<number | undefined> {
+  const started = performance.now();
+  while (performance.now() - started < timeoutMs) {
+    if ((await fetch(`${server.httpUrl}/ready`)).status === 200) return performance.now() - started;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return undefined;
+}
+
+/**
+ * (f) On a fresh server, right after /ready says 200: `sessions` new WebSocket sessions one after the
+ * other, each timed from session.open to the first out frame of print(1) (the connect itself not counted).
+ */
+export async function firstSessionsAfterReady(server: ServerProcess, sessions: number, readyTimeoutMs: number) {
+  const readyMs = await waitForReady(server, readyTimeoutMs);
+  if (readyMs === undefined) throw new Error(`/ready did not say 200 within ${readyTimeoutMs} ms`);
+  const firstOutputMs: number[] = [];
+  for (let i = 0; i < sessions; i++) {
+    const client = await BenchClient.connect(server.wsUrl, TEST_API_KEY);
+    try {
+      const opened = performance.now();
+      await client.openSession();
+      const o = await client.exec("py", PY_TRIVIAL);
+      check(o, "first exec after ready");
+      if (o.firstOutAt === undefined) throw new Error("no output frame");
+      firstOutputMs.push(o.firstOutAt - opened);
+    } finally {
+      client.close();
+    }
+  }
+  const hits = await metric(server, 'code_interpreter_pool_hits_total{lang="all"}');
+  const misses = await metric(server, 'code_interpreter_pool_misses_total{lang="all"}');
+  return { readyAfterListeningMs: readyMs, firstOutputMs, poolHits: hits, poolMisses: misses };
+}

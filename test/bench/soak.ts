@@ -51,7 +51,7 @@ function sample(server: ServerProcess) {
   return {
     atSeconds: Math.round(performance.now() / 1000),
     serverRssMiB: Math.round((rssKb(server.pid) / 1024) * 10) / 10,
-    sandboxFolders: readdirSync(server.baseDir).length,
+    sandboxFolders: readdirSync(server.baseDir).filter((name) => !name.startsWith(".")).length, // not .owner, the lock
     sandboxUidProcesses: sandboxProcesses(),
     storedMiB: Math.round((storedBytes(server.storageDir) / 1048576) * 100) / 100,
   };

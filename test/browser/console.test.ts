@@ -3,14 +3,15 @@
  * playwright-core) against the real built server with real sandboxes. Every
  * wait is for something to appear, never for a fixed time.
  */
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT, type ServerProcess, startServer, TEST_API_KEY, TEST_MASTER_KEY } from "../helpers/server-process.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
-const SCREENSHOTS = join(REPO_ROOT, "docs/screenshots");
+/** Test output stays out of the work tree's tracked files (.cache/ is git-ignored); docs/screenshots/ holds the copies the README shows. */
+const SCREENSHOTS = join(REPO_ROOT, ".cache/screenshots");
 const WAIT = { timeout: 60_000 };
 
 interface ConsoleHook {
@@ -52,6 +53,7 @@ async function runCode(p: Page, code: string): Promise<void> {
 }
 
 beforeAll(async () => {
+  mkdirSync(SCREENSHOTS, { recursive: true });
   // Its own sandbox uid and no warm pool: RLIMIT_NPROC counts per uid across the machine, and the
   // integration suites running beside this one measure their sandboxes' process limits under uid 1001.
   server = await startServer({ transport: "uws", env: { SANDBOX_UID: "1002", SANDBOX_GID: "1002", SANDBOX_POOL_ENABLED: "false" } });

@@ -45,6 +45,17 @@ export interface ServerProcess {
 
 export type Backend = "local" | "kubernetes";
 
+/** A server that exited (or never listened) during start-up: its exit code and every line it printed. */
+export class ServerStartError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number | null,
+    readonly logs: string[],
+  ) {
+    super(message);
+  }
+}
+
 /** What a server needs to run its sandboxes as pods of a stand-in API server (test/helpers/kube-stand-in.ts). */
 export function kubernetesEnv(kube: KubeStandIn): Record<string, string> {
   return {
@@ -60,11 +71,26 @@ export function kubernetesEnv(kube: KubeStandIn): Record<string, string> {
 /**
  * Start the built server (dist/server.mjs) as a real child process on a free
  * loopback port, with its own sandbox folder, and wait until it listens.
+ * With `baseDir` (or `storageDir`), the server uses that SANDBOX_BASE_DIR
+ * (FILE_STORAGE_PATH) instead, and stop() leaves it in place (the test made it
+ * and removes it): a restart is a second server on the same storageDir.
  */
-export async function startServer(options: { transport: "node" | "uws"; env?: Record<string, string>; backend?: Backend }): Promise<ServerProcess> {
+export async function startServer(options: {
+  transport: "node" | "uws";
+  env?: Record<string, string>;
+  backend?: Backend;
+  baseDir?: string;
+  storageDir?: string;
+}): Promise<ServerProcess> {
   const kube = options.backend === "kubernetes" ? await startKubeStandIn() : undefined;
-  const baseDir = mkdtempSync(join(tmpdir(), "ci-sandboxes-"));
-  const storageDir = mkdtempSync(join(tmpdir(), "ci-storage-"));
+  const baseDir = options.baseDir ?? mkdtempSync(join(tmpdir(), "ci-sandboxes-"));
+  const removeBaseDir = () => {
+    if (!options.baseDir) rmSync(baseDir, { recursive: true, force: true });
+  };
+  const storageDir = options.storageDir ?? mkdtempSync(join(tmpdir(), "ci-storage-"));
+  const removeStorageDir = () => {
+    if (!options.storageDir) rmSync(storageDir, { recursive: true, force: true });
+  };
   const prefix = options.transport === "uws" ? await uwsNodePrefix() : [];
   const argv = [...prefix, process.execPath, join(REPO_ROOT, "dist/server.mjs"), "serve"];
   const child = spawn(argv[0]!, argv.slice(1), {
@@ -88,7 +114,7 @@ export async function startServer(options: { transport: "node" | "uws"; env?: Re
   const logs: string[] = [];
   const listeners: ListenerInfo[] = [];
   const listening = new Promise<void>((resolveListening, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${logs.join("\n")}`)), 30_000);
+    const timer = setTimeout(() => reject(new ServerStartError(`server did not start:\n${logs.join("\n")}`, null, logs)), 30_000);
     let buffered = "";
     const onData = (chunk: Buffer) => {
       buffered += chunk.toString();
@@ -113,14 +139,22 @@ export async function startServer(options: { transport: "node" | "uws"; env?: Re
     child.stderr!.on("data", (chunk: Buffer) => logs.push(chunk.toString()));
     child.once("exit", (code) => {
       clearTimeout(timer);
-      reject(new Error(`server exited with ${code}:\n${logs.join("\n")}`));
+      // Its last lines (why it stopped) may still be in the pipes: wait for them, briefly.
+      const fail = () => reject(new ServerStartError(`server exited with ${code}:\n${logs.join("\n")}`, code, logs));
+      const late = setTimeout(fail, 2_000);
+      child.once("close", () => {
+        clearTimeout(late);
+        fail();
+      });
     });
   });
   try {
     await listening;
   } catch (error) {
-    rmSync(baseDir, { recursive: true, force: true });
-    rmSync(storageDir, { recursive: true, force: true });
+    // Still starting after the time allowed: it must not outlive the test.
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    removeBaseDir();
+    removeStorageDir();
     await kube?.close();
     throw error;
   }
@@ -147,8 +181,8 @@ export async function startServer(options: { transport: "node" | "uws"; env?: Re
         await exited;
         clearTimeout(timer);
       }
-      rmSync(baseDir, { recursive: true, force: true });
-      rmSync(storageDir, { recursive: true, force: true });
+      removeBaseDir();
+      removeStorageDir();
       await kube?.close();
     },
   };

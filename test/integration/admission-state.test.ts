@@ -117,7 +117,7 @@ function archivedState(server: ServerProcess, sessionId: string): string[] {
 
 describe("MAX_LIVE_SANDBOXES=1 with saved Python state (no Redis: the file store)", () => {
   let server: ServerProcess;
-  const live = () => readdirSync(server.baseDir).length;
+  const live = () => readdirSync(server.baseDir).filter((name) => !name.startsWith(".")).length; // not .owner, the lock
 
   beforeAll(async () => {
     server = await startServer({ transport: "node", env: { MAX_LIVE_SANDBOXES: "1", SANDBOX_POOL_ENABLED: "false" } });
@@ -175,7 +175,7 @@ describe("MAX_LIVE_SANDBOXES=1 with saved Python state in Redis, archived to the
   let direct: Redis;
   let server: ServerProcess;
   const PREFIX = "state-test:";
-  const live = () => readdirSync(server.baseDir).length;
+  const live = () => readdirSync(server.baseDir).filter((name) => !name.startsWith(".")).length; // not .owner, the lock
 
   beforeAll(async () => {
     redis = await startRedis("standalone");

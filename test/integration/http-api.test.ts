@@ -185,7 +185,13 @@ describe.each([
       const health = await get("/health", { key: null });
       expect(health.status).toBe(200);
       expect(health.json).toMatchObject({ status: "healthy", version: expect.any(String), service: expect.any(String) });
-      const ready = await get("/ready", { key: null });
+      // Ready once a probe sandbox started and the warm pool holds its start target (bounded: READY_WAIT_FOR_POOL_SECONDS).
+      let ready = await get("/ready", { key: null });
+      for (let i = 0; i < 600 && ready.status === 503; i++) {
+        expect(ready.json).toMatchObject({ status: "not_ready", reason: expect.stringMatching(/checking that a sandbox can start|warming the sandbox pool/) });
+        await sleep(100);
+        ready = await get("/ready", { key: null });
+      }
       expect(ready.status).toBe(200);
       expect(ready.json).toEqual({ status: "ready" });
     });
@@ -195,7 +201,8 @@ describe.each([
       const detailed = await get("/health/detailed");
       expect(detailed.status).toBe(200);
       expect(["healthy", "degraded"]).toContain(detailed.json.status);
-      expect(Object.keys(detailed.json.checks).sort()).toEqual(["files", "pool", "sandbox", "store"]);
+      expect(Object.keys(detailed.json.checks).sort()).toEqual(["files", "pool", "sandbox", "startup", "store"]);
+      expect(detailed.json.checks.startup).toMatchObject({ status: "ok", attempts: 1, poolWait: { status: "reached" } });
       expect(detailed.json.checks.store.status).toBe("ok");
       expect(detailed.json.checks.files.status).toBe("ok");
       if (detailed.json.status === "degraded") expect(detailed.headers.get("x-health-status")).toBe("degraded");

@@ -244,7 +244,8 @@ describe("Kubernetes provider: faults, pools and orphans", () => {
   it("refuses clearly while the API server is unreachable, and recovers without a restart", async () => {
     const server = await startServer({ transport: "node", env: kubeEnv(kube, { SANDBOX_POOL_ENABLED: "false", POD_NAME: "api-outage" }) });
     servers.push(server);
-    expect((await fetch(`${server.httpUrl}/ready`)).status).toBe(200);
+    // Ready once the start-up check's probe pod ran.
+    await until("/ready to say 200", async () => (await fetch(`${server.httpUrl}/ready`)).status === 200 || undefined, 30_000);
     await kube.pause();
     try {
       await until("/ready to say 503", async () => (await fetch(`${server.httpUrl}/ready`)).status === 503 || undefined, 10_000);

@@ -16,7 +16,7 @@ describe("saved Python state", () => {
     clients.push(client);
     return client;
   };
-  const liveSandboxes = () => readdirSync(server.baseDir).length;
+  const liveSandboxes = () => readdirSync(server.baseDir).filter((name) => !name.startsWith(".")).length; // not .owner, the lock
   const waitForNoSandbox = async () => {
     const deadline = Date.now() + 15_000;
     while (liveSandboxes() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));

@@ -184,6 +184,42 @@ function sessionStoreBehaviour(factory: () => StoreFactory) {
   it("answers ping", async () => {
     expect(await store.ping()).toBe(true);
   });
+
+  it("raises a session's seq reservation, never lowers it, and keeps it with the record", async () => {
+    const { now, make } = scope();
+    const record = make({ lastActiveAt: now, seqReserved: 10_000 });
+    await store.put(record);
+    await store.reserveSeq(record.id, 25_000);
+    await store.reserveSeq(record.id, 20_000);
+    expect((await store.get(record.id))?.seqReserved).toBe(25_000);
+    expect(
+      (
+        await factory()
+          .reopen()
+          .then((other) => other.get(record.id))
+      )?.seqReserved,
+    ).toBe(25_000);
+    // A touch does not lose it.
+    await store.touch(record.id, now + 1);
+    expect((await store.get(record.id))?.seqReserved).toBe(25_000);
+    // No record, no reservation: nothing comes back to life.
+    await store.reserveSeq("no-such-session", 5);
+    expect(await store.get("no-such-session")).toBeUndefined();
+  });
+
+  it("hands a parked stream to one revival only, and deletes it with the session", async () => {
+    const { now, make } = scope();
+    const record = make({ lastActiveAt: now });
+    await store.put(record);
+    const parked = { seq: 42, droppedUpTo: 39, frames: [{ seq: 40, text: '{"type":"out"}' }] };
+    await store.parkStream(record.id, parked);
+    const other = await factory().reopen();
+    expect(await other.takeParkedStream(record.id)).toEqual(parked);
+    expect(await store.takeParkedStream(record.id)).toBeUndefined();
+    await store.parkStream(record.id, parked);
+    await store.delete(record.id);
+    expect(await store.takeParkedStream(record.id)).toBeUndefined();
+  });
 }
 
 describe("LocalSessionStore", () => {

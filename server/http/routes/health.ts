@@ -2,6 +2,7 @@ import type { ToolchainInfo } from "../../languages/toolchains.ts";
 import type { SandboxProvider } from "../../sandbox/provider.ts";
 import type { SessionManager } from "../../sessions/session-manager.ts";
 import { sendJson } from "../errors.ts";
+import type { Readiness } from "../readiness.ts";
 import type { Router } from "../router.ts";
 
 export interface HealthDeps {
@@ -15,6 +16,8 @@ export interface HealthDeps {
   authenticated: (handler: Parameters<Router["add"]>[2]) => Parameters<Router["add"]>[2];
   /** Warm pool and admission counters (server/sandbox/pool.ts). */
   pool?: () => Record<string, unknown> & { enabled: boolean };
+  /** The start-up check, the wait for the pool, and draining (readiness.drain() at shutdown): server/http/readiness.ts. */
+  readiness: Readiness;
 }
 
 /** GET /health, /ready, /health/detailed and /languages. */
@@ -22,8 +25,12 @@ export function addHealthRoutes(router: Router, deps: HealthDeps): void {
   router.add("GET", "/health", ({ res }) => sendJson(res, 200, { status: "healthy", version: deps.version, service: deps.service }));
 
   router.add("GET", "/ready", async ({ res }) => {
+    // Shutting down: nothing else matters, and the dependencies need not be asked.
+    if (deps.readiness.draining) return sendJson(res, 503, { status: "not_ready", reason: "shutting down" });
+    const startup = deps.readiness.reason();
     const [sandbox, store, files] = await Promise.all([deps.provider.health(), deps.sessions.store.ping(), deps.sessions.files.ping()]);
     const down = [
+      ...(startup ? [startup] : []),
       ...(sandbox.status === "down" ? [`sandbox backend is down: ${sandbox.warnings.join("; ")}`] : []),
       ...(store ? [] : ["session store does not answer"]),
       ...(files ? [] : ["file store does not answer"]),
@@ -42,8 +49,10 @@ export function addHealthRoutes(router: Router, deps: HealthDeps): void {
         files: { status: files ? "ok" : "down", backend: "local" },
         sandbox: { status: sandbox.status, backend: deps.provider.kind, ...sandbox.details, warnings: sandbox.warnings },
         pool: { status: "ok", ...(deps.pool?.() ?? { enabled: false }) },
+        startup: deps.readiness.report(),
       };
-      const status = sandbox.status === "down" || !store || !files ? "unhealthy" : sandbox.status === "degraded" ? "degraded" : "healthy";
+      const status =
+        sandbox.status === "down" || !store || !files || deps.readiness.failed ? "unhealthy" : sandbox.status === "degraded" ? "degraded" : "healthy";
       if (status === "degraded") res.header("x-health-status", "degraded");
       sendJson(res, status === "unhealthy" ? 503 : 200, {
         status,

@@ -9,6 +9,8 @@
 import { createHash } from "node:crypto";
 import { chmod, chown, lstat, mkdir, readdir, rm, utimes } from "node:fs/promises";
 import { join } from "node:path";
+import { type FolderLock, lockFolder } from "../../folder-lock.ts";
+import { makeDir } from "../../private-dir.ts";
 import { TenantVolumes, type TenantVolumesOptions } from "./tenant-volumes.ts";
 
 /** Where the tenant's folder appears inside a sandbox. */
@@ -78,6 +80,8 @@ export class SkillDeps {
   #sweeper: NodeJS.Timeout | undefined;
   /** The root (and the images' folder), made and locked down once. */
   #rootReady: Promise<void> | undefined;
+  /** This server's hold on the root, from claim() to close(). */
+  #lock: FolderLock | undefined;
 
   constructor(options: SkillDepsOptions) {
     this.#options = options;
@@ -90,6 +94,15 @@ export class SkillDeps {
   /** Tenants whose cache a sandbox uses now (with a size limit: the volumes mounted). */
   get inUse(): number {
     return this.#users.size;
+  }
+
+  /**
+   * Make the root and take it for this server (.owner, folder-lock.ts), before start(): a second
+   * server on it would unmount and sweep this one's caches. Throws FolderInUseError; close() releases it.
+   */
+  async claim(): Promise<void> {
+    await this.#prepareRoot();
+    this.#lock ??= await lockFolder(this.root, "SKILL_DEPS_PATH");
   }
 
   /** Unmount what a killed server left mounted, and remove unused caches every `everyMs` (call once, before the first sandbox). */
@@ -172,12 +185,14 @@ export class SkillDeps {
     await Promise.all([...this.#queues.values()].map((queued) => queued.catch(() => {})));
     this.#users.clear();
     await this.#volumes?.removeStale();
+    await this.#lock?.release();
+    this.#lock = undefined;
   }
 
-  /** The host folder of `tenant` (a volume's mount point with a size limit), under a root-owned 0711 root. */
-  async #tenantDir(tenant: string): Promise<string> {
+  /** The root (root-owned, 0711) and the images' folder, made and locked down once. */
+  async #prepareRoot(): Promise<void> {
     this.#rootReady ??= (async () => {
-      await mkdir(this.root, { recursive: true, mode: 0o711 });
+      await makeDir(this.root, 0o711); // missing parents 0755
       await chown(this.root, 0, 0);
       await chmod(this.root, 0o711);
       await this.#volumes?.prepare();
@@ -186,6 +201,11 @@ export class SkillDeps {
       this.#rootReady = undefined; // tried again by the next sandbox
       throw error;
     });
+  }
+
+  /** The host folder of `tenant` (a volume's mount point with a size limit), under a root-owned 0711 root. */
+  async #tenantDir(tenant: string): Promise<string> {
+    await this.#prepareRoot();
     const dir = join(this.root, tenant);
     await mkdir(dir, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
       if (error.code !== "EEXIST") throw error;

@@ -10,9 +10,10 @@
  */
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { chmod, chown, mkdir, open, readFile, rm, rmdir } from "node:fs/promises";
+import { chmod, chown, open, readFile, rm, rmdir } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { makePrivateDir } from "../../private-dir.ts";
 
 const run = promisify(execFile);
 const MOUNT_OPTIONS = "loop,nosuid,nodev,noatime,discard";
@@ -72,8 +73,7 @@ export class TenantVolumes {
   /** Make the images' folder, root's alone (once, before the first mount). */
   async prepare(): Promise<void> {
     const images = join(this.#options.root, IMAGES);
-    await mkdir(images, { recursive: true, mode: 0o700 });
-    await chmod(images, 0o700);
+    await makePrivateDir(images);
   }
 
   /** Mount the tenant's volume (its image made on first use) on `folder`; prepare() ran before. */

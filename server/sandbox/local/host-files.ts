@@ -8,6 +8,7 @@ import { lstatSync, readdirSync, readlinkSync } from "node:fs";
 import { chmod, chown, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { randomId } from "../../ids.ts";
+import { makeDir } from "../../private-dir.ts";
 import type { RootEntry } from "./bwrap-args.ts";
 
 const ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -27,7 +28,7 @@ export function newToken(): string {
 
 /** The base folder: root's, traversable but not listable by the sandbox uid. */
 export async function prepareBaseDir(baseDir: string): Promise<void> {
-  await mkdir(baseDir, { recursive: true });
+  await makeDir(baseDir, 0o711); // missing parents 0755: the sandbox uid goes through them
   await chown(baseDir, 0, 0);
   await chmod(baseDir, 0o711);
 }

@@ -15,6 +15,7 @@ import { basename, isAbsolute, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import type { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
+import { type FolderLock, lockFolder } from "../../folder-lock.ts";
 import { memoryLimitEnv } from "../../languages/memory-env.ts";
 import { type EgressListener, type EgressProxy, egressProxyEnv } from "../egress/egress-proxy.ts";
 import { type SkillDeps, skillDepsEnv, skillDepsPath, type TenantCache } from "../egress/skill-deps.ts";
@@ -25,6 +26,7 @@ import { type CgroupLayout, CONTROLLERS, createSandboxCgroups, detectCgroups, ki
 import { hostRootEntries, hostVersionedEtc, makeSandboxDir, newSandboxId, newToken, prepareBaseDir, SANDBOX_ID_LENGTH, writeTokenFile } from "./host-files.ts";
 import { buildLaunchArgv, LAUNCH_ENV, OOM_PROBE_SCRIPT } from "./launch-script.ts";
 import { removeOrphanSandboxes } from "./orphans.ts";
+import { explainUnreachable } from "./reachability.ts";
 import { compileSeccompFilter, type SeccompCompile } from "./seccomp.ts";
 
 type LogFn = (obj: Record<string, unknown>, msg?: string) => void;
@@ -268,9 +270,14 @@ export class LocalSandboxProvider implements SandboxProvider {
   readonly #sandboxes = new Map<string, LocalSandbox>();
   /** Ids whose folder or cgroups exist but whose sandbox is not in #sandboxes yet (spared by removeOrphans). */
   readonly #pending = new Set<string>();
+  /** create() calls under way: shutdown() waits for them. */
+  readonly #creating = new Set<Promise<LocalSandbox>>();
   readonly #warnings = new Set<string>();
   #init: Promise<InitState> | undefined;
   #probe: Promise<ProbeResult> | undefined;
+  #claim: Promise<void> | undefined;
+  /** This server's hold on the base folder, from claim() to shutdown(). */
+  #lock: FolderLock | undefined;
 
   constructor(options: LocalProviderOptions) {
     const nodePath = options.nodePath ?? hostNodeBinary();
@@ -362,7 +369,14 @@ export class LocalSandboxProvider implements SandboxProvider {
    * agent on a host TCP address (the sandbox keeps the host's network), and the
    * agent environment its pod spec names.
    */
-  async create(spec: SandboxSpec, host?: { token: string; tcpListen: { host: string; port: number }; env?: Record<string, string> }): Promise<LocalSandbox> {
+  create(spec: SandboxSpec, host?: { token: string; tcpListen: { host: string; port: number }; env?: Record<string, string> }): Promise<LocalSandbox> {
+    const creating = this.#create(spec, host);
+    this.#creating.add(creating);
+    void creating.catch(() => {}).finally(() => this.#creating.delete(creating));
+    return creating;
+  }
+
+  async #create(spec: SandboxSpec, host?: { token: string; tcpListen: { host: string; port: number }; env?: Record<string, string> }): Promise<LocalSandbox> {
     const init = await this.#initialize();
     const { uid, gid, baseDir, agentDir, nodePath } = this.#options;
     if (!existsSync(join(agentDir, "agent.mjs"))) throw new Error(`sandbox agent not found: ${join(agentDir, "agent.mjs")} (run the build)`);
@@ -472,13 +486,39 @@ export class LocalSandboxProvider implements SandboxProvider {
     } catch (error) {
       await sandbox.destroy();
       const tail = sandbox.stderrTail();
-      throw new Error(`sandbox ${id} failed to start: ${(error as Error).message}${tail ? `\n${tail}` : ""}`);
+      // bwrap names a path below the folder that is at fault: name that folder and its mode.
+      const why = tail.includes("Permission denied") ? explainUnreachable(this.#options.baseDir, this.#options.uid, this.#options.gid) : "";
+      throw new Error(`sandbox ${id} failed to start: ${(error as Error).message}${tail ? `\n${tail}` : ""}${why ? `\n${why}` : ""}`);
     }
     this.#logger.info({ sandbox: id, session: spec.sessionId }, "sandbox ready");
     return sandbox;
   }
 
+  /**
+   * Take the base folder (and the package caches' root) for this server, before anything in them
+   * is swept: a second server there would kill this one's sandboxes. Throws FolderInUseError.
+   */
+  claim(): Promise<void> {
+    this.#claim ??= (async () => {
+      const skillDeps = this.#egress?.skillDeps;
+      // The caches' root first: refused there, this server has claimed nothing of its own yet.
+      await skillDeps?.claim();
+      try {
+        await prepareBaseDir(this.#options.baseDir);
+        this.#lock = await lockFolder(this.#options.baseDir, "SANDBOX_BASE_DIR");
+      } catch (error) {
+        await skillDeps?.close();
+        throw error;
+      }
+    })();
+    this.#claim.catch(() => {
+      this.#claim = undefined;
+    });
+    return this.#claim;
+  }
+
   async removeOrphans(): Promise<number> {
+    await this.claim();
     const init = await this.#initialize();
     const report = await removeOrphanSandboxes(init.layout, this.#options.baseDir, new Set([...this.#sandboxes.keys(), ...this.#pending]));
     for (const failure of report.failures) this.#logger.warn({ failure }, "orphan sandbox cleanup incomplete");
@@ -582,7 +622,12 @@ export class LocalSandboxProvider implements SandboxProvider {
   }
 
   async shutdown(): Promise<void> {
+    // A sandbox still starting (the start-up check's, a pool's) would come after the others are destroyed and stay behind.
+    while (this.#creating.size > 0) await Promise.allSettled([...this.#creating]);
     await Promise.all([...this.#sandboxes.values()].map((sandbox) => sandbox.destroy()));
     await this.#egress?.skillDeps?.close();
+    await this.#lock?.release();
+    this.#lock = undefined;
+    this.#claim = undefined;
   }
 }

@@ -5,6 +5,7 @@
 import { readdir, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { type CgroupLayout, killCgroups, listSandboxCgroups, removeCgroups } from "./cgroups.ts";
+import { SANDBOX_ID_PATTERN } from "./host-files.ts";
 
 export interface OrphanReport {
   /** Distinct sandbox ids that had a cgroup or a folder. */
@@ -26,7 +27,8 @@ export async function removeOrphanSandboxes(layout: CgroupLayout | undefined, ba
   } catch {
     // no base folder yet: nothing left behind
   }
-  const orphans = new Set(entries.filter((name) => !keep.has(name)));
+  // Sandbox ids only: never the lock (.owner) or an operator's file.
+  const orphans = new Set(entries.filter((name) => SANDBOX_ID_PATTERN.test(name) && !keep.has(name)));
   if (layout) {
     const dirs = (await listSandboxCgroups(layout)).filter((dir) => orphans.has(basename(dir)));
     await killCgroups(dirs);

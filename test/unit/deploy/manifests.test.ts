@@ -283,8 +283,11 @@ describe.each(["base", ...OVERLAYS])("deploy/kubernetes %s", (dir) => {
     }
     expect(quantity(container.resources?.limits?.memory as string)).toBeGreaterThanOrEqual(quantity(container.resources?.requests?.memory as string));
     const grace = deployment.spec!.template.spec!.terminationGracePeriodSeconds!;
-    expect(grace).toBeGreaterThanOrEqual(30);
-    expect(grace).toBeLessThanOrEqual(120);
+    // The server exits within SHUTDOWN_GRACE_SECONDS + 30 s of SIGTERM (server/app.ts shutdownBudgetMs), after the preStop pause.
+    const preStop = Number(container.lifecycle?.preStop?.exec?.command?.[1] ?? 0);
+    const shutdownGrace = Number(container.env?.find((e) => e.name === "SHUTDOWN_GRACE_SECONDS")?.value ?? 30);
+    expect(grace).toBeGreaterThanOrEqual(preStop + shutdownGrace + 30);
+    expect(grace).toBeLessThanOrEqual(180);
     expect(deployment.spec?.strategy?.rollingUpdate?.maxUnavailable).toBe(0);
   });
 

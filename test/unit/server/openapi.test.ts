@@ -302,6 +302,7 @@ describe("OpenAPI document: what is implemented", () => {
       sessions: unused,
       toolchains: () => [],
       authenticated: (handler) => handler,
+      readiness: unused,
     };
     addHealthRoutes(router, deps);
     addDocsRoutes(router, { enabled: true, version: "1", keyHeader: "x-api-key", websocketPaths: ["/ws"] });

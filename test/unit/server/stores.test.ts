@@ -159,4 +159,52 @@ describe("SessionManager rules", () => {
     expect(await sessions.record(old.id, principal)).toBeUndefined();
     await sessions.shutdown();
   });
+
+  /** A client that keeps every frame it is sent. */
+  const recorder = () => {
+    const frames: Array<{ type: string; seq: number; id?: string; gap?: boolean }> = [];
+    return { frames, send: (text: string) => frames.push(JSON.parse(text)) > 0 };
+  };
+
+  it("keeps a session's stream when it drops the idle object and revives it: same seqs on, what was missed replayed", async () => {
+    const { sessions } = await manager();
+    const session = await sessions.create({ principal });
+    const first = recorder();
+    session.attach(first);
+    session.error("busy", "frame one", "a");
+    const seen = first.frames.at(-1)!.seq;
+    session.error("busy", "frame two", "b");
+    session.detach(first);
+    await sessions.sweepIdleSandboxes();
+    expect(sessions.size).toBe(0);
+    const revived = await sessions.get(session.id, principal);
+    expect(revived).not.toBe(session);
+    const second = recorder();
+    await revived!.attach(second, seen);
+    expect(second.frames.map((f) => [f.type, f.id, f.seq])).toEqual([
+      ["error", "b", seen + 1],
+      ["session.ready", undefined, seen + 2],
+    ]);
+    expect(second.frames.at(-1)!.gap).toBeUndefined();
+    await sessions.shutdown();
+  });
+
+  it("goes on past every reserved seq, with a gap, when the last server died without parking the stream", async () => {
+    const before = await manager();
+    const session = await before.sessions.create({ principal });
+    const client = recorder();
+    session.attach(client);
+    session.error("busy", "frame", "a");
+    const lastSeq = client.frames.at(-1)!.seq;
+    // No shutdown: the next manager over the same folder is a restart after SIGKILL.
+    const after = await manager();
+    const revived = await after.sessions.get(session.id, principal);
+    const again = recorder();
+    await revived!.attach(again, lastSeq);
+    const ready = again.frames.at(-1)!;
+    expect(ready).toMatchObject({ type: "session.ready", gap: true });
+    expect(ready.seq).toBeGreaterThan(10_000);
+    expect((await after.store.get(session.id))?.seqReserved).toBeGreaterThan(ready.seq);
+    await after.sessions.shutdown();
+  });
 });
