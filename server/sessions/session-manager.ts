@@ -50,6 +50,8 @@ export interface Fleet {
 /** A session taken over from a replica that died continues its seq past this margin: the dead replica's last per-client frames (session.ready, pong) were never logged. */
 const TAKEOVER_SEQ_MARGIN = 1000;
 
+/** Where the stream of a record written before seqs were reserved goes on: far past any stream a client can have seen. */
+const UNRESERVED_SEQ_FLOOR = 1_000_000;
 /** Sessions suspended at once at shutdown (each saves its Python state: CPU in its sandbox, a write to the state store). */
 const SHUTDOWN_CONCURRENCY = 4;
 /** How long an exec interrupted at shutdown gets to come back to its prompt (its variables are saved then). */
@@ -305,7 +307,7 @@ export class SessionManager {
     if (parked) return { stream: { start: parked.seq, replay: parked } };
     const fleet = this.#deps.fleet;
     if (!fleet) {
-      const start = record.seqReserved ?? 0;
+      const start = record.seqReserved ?? UNRESERVED_SEQ_FLOOR;
       return { stream: { start, replay: { droppedUpTo: start, frames: [] } } };
     }
     const shared = await fleet.stream.read(record.id);

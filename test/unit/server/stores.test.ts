@@ -207,4 +207,16 @@ describe("SessionManager rules", () => {
     expect((await after.store.get(session.id))?.seqReserved).toBeGreaterThan(ready.seq);
     await after.sessions.shutdown();
   });
+
+  it("goes on far past any old seq for a record written before seqs were reserved", async () => {
+    const { sessions, store } = await manager();
+    const now = Date.now();
+    await store.put({ id: "legacy-session-000000", ownerKeyHash: principal.keyHash, createdAt: now, lastActiveAt: now });
+    const revived = await sessions.get("legacy-session-000000", principal);
+    const client = recorder();
+    await revived!.attach(client, 42);
+    expect(client.frames.at(-1)).toMatchObject({ type: "session.ready", gap: true });
+    expect(client.frames.at(-1)!.seq).toBeGreaterThan(1_000_000);
+    await sessions.shutdown();
+  });
 });
