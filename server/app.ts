@@ -35,6 +35,7 @@ import { Admission } from "./sessions/admission.ts";
 import { LocalContinuationStore, RedisContinuationStore } from "./sessions/continuations.ts";
 import { SessionManager, SHUTDOWN_SAVE_BUDGET_MS } from "./sessions/session-manager.ts";
 import { StateKeeper } from "./sessions/state-keeper.ts";
+import { TrustedProxies } from "./transport/client-address.ts";
 import { startListeners } from "./transport/listeners.ts";
 import { createTransport } from "./transport/select.ts";
 import type { Transport } from "./transport/types.ts";
@@ -327,7 +328,11 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
       },
     },
     logger,
-    { bodyPace: { stallMs: config.limits.bodyStallMs, minBytesPerSecond: config.limits.bodyMinBytesPerSecond } },
+    {
+      bodyPace: { stallMs: config.limits.bodyStallMs, minBytesPerSecond: config.limits.bodyMinBytesPerSecond },
+      ...(config.server.trustedProxies.length > 0 ? { trustedProxies: new TrustedProxies(config.server.trustedProxies) } : {}),
+      maxConnectionsPerAddress: config.server.maxConnectionsPerAddress,
+    },
   );
   // API_PORT, and HTTPS_PORT when HTTPS is on; one "listening" line each.
   const { port } = await startListeners(transport, config.server, logger, { version });

@@ -22,6 +22,7 @@ import {
 import { type ExecContext, ExecRun } from "./exec.ts";
 import { DataDir, FileOpError } from "./files.ts";
 import { PythonRepl } from "./python-repl.ts";
+import { killStrayProcesses } from "./stray-processes.ts";
 
 export type ListenAddress = { kind: "unix"; path: string } | { kind: "tcp"; host: string; port: number };
 
@@ -203,6 +204,13 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         });
       }
       return python;
+    },
+    async endStrayProcesses() {
+      // The interpreter runs under the launcher (or directly, without one): both stay, and whatever the launcher forked.
+      const interpreter = python?.alive ? python.launcherPid : undefined;
+      const keep = new Set([process.pid, ...(interpreter !== undefined ? [interpreter] : [])]);
+      const killed = killStrayProcesses(keep, new Set(interpreter !== undefined && launcher ? [interpreter] : []));
+      if (killed > 0) log(`ended ${killed} process(es) left running by the exec`);
     },
     log,
   };

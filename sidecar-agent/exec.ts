@@ -27,6 +27,8 @@ export interface ExecContext {
   readonly stdbuf: string | null;
   /** The live persistent interpreter of the language (started if needed), or null when it has none. */
   persistentInterpreter(spec: LanguageSpec): PythonRepl | null;
+  /** End every process a program started that is still running (the persistent interpreter excepted). */
+  endStrayProcesses(): Promise<void>;
   log(line: string): void;
 }
 
@@ -153,6 +155,8 @@ export class ExecRun {
       outcome = { code: null, signal: null, wallMs: 0, internal: true };
     }
 
+    // Before the files are looked at: a daemon the program left must neither go on nor write more.
+    await this.#ctx.endStrayProcesses().catch((error: unknown) => this.#ctx.log(`exec ${this.id}: stray processes: ${(error as Error).message}`));
     try {
       const oomAfter = oomBefore === null ? null : await readOomKills(this.#ctx.cgroupDir);
       const oomKilled = oomBefore !== null && oomAfter !== null && oomAfter > oomBefore;

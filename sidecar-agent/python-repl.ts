@@ -190,6 +190,11 @@ export class PythonRepl {
     return new PythonRepl(options);
   }
 
+  /** Pid of the interpreter's launcher (the interpreter is its child). */
+  get launcherPid(): number | undefined {
+    return this.#proc.pid;
+  }
+
   /** The interpreter process is alive (a new one is needed otherwise). */
   get alive(): boolean {
     return !this.#exited && !this.#killed && !this.#proc.exited;

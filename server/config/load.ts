@@ -7,7 +7,9 @@
  * errors (the setting then keeps its default so the result stays complete), and
  * risky or ignored settings become warnings.
  */
+
 import { existsSync, readFileSync } from "node:fs";
+import { totalmem } from "node:os";
 import { resolve } from "node:path";
 import { LANGUAGES } from "../../protocol/languages.ts";
 import { parseDotEnv } from "./dotenv.ts";
@@ -217,6 +219,8 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       https,
       corsEnabled: bool("ENABLE_CORS"),
       corsOrigins: splitList(raw.CORS_ORIGINS),
+      trustedProxies: splitList(raw.TRUSTED_PROXIES),
+      maxConnectionsPerAddress: num("MAX_CONNECTIONS_PER_ADDRESS"),
       docsEnabled: bool("ENABLE_DOCS"),
       metricsEnabled: bool("METRICS_ENABLED"),
       metricsAuth: text("METRICS_AUTH") as AppConfig["server"]["metricsAuth"],
@@ -253,7 +257,10 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       filenameLength: num("MAX_FILENAME_LENGTH"),
       concurrentExecutions: num("MAX_CONCURRENT_EXECUTIONS"),
       sessionsPerEntity: num("MAX_SESSIONS_PER_ENTITY"),
-      liveSandboxes: num("MAX_LIVE_SANDBOXES"),
+      liveSandboxes:
+        raw.MAX_LIVE_SANDBOXES !== undefined
+          ? num("MAX_LIVE_SANDBOXES")
+          : defaultLiveSandboxes(text("EXECUTION_BACKEND") as AppConfig["sandbox"]["backend"], num("MAX_MEMORY_MB") * MIB),
       bodyStallMs: num("REQUEST_BODY_TIMEOUT") * 1000,
       bodyMinBytesPerSecond: num("REQUEST_BODY_MIN_RATE"),
       queueSize: num("ADMISSION_QUEUE_SIZE"),
@@ -419,4 +426,19 @@ export function checkConfig(config: AppConfig): string[] {
   if (config.limits.fileSizeBytes > config.limits.totalFileSizeBytes) warnings.push("MAX_FILE_SIZE_MB is larger than MAX_TOTAL_FILE_SIZE_MB");
   if (config.limits.cpuQuotaUs === 0) warnings.push("MAX_CPU_QUOTA is 0: sandboxes may use every CPU of the host");
   return warnings;
+}
+
+/** Share of the machine's memory that sandboxes may claim by default (the rest: the server, the page cache, the pool). */
+const SANDBOX_MEMORY_SHARE = 0.8;
+const MIN_LIVE_SANDBOXES = 4;
+
+/**
+ * MAX_LIVE_SANDBOXES when unset: local sandboxes share this machine, so as
+ * many as fit in its memory at MAX_MEMORY_MB each (one tenant's burst of
+ * session-less /exec calls cannot take it all); pods live on other nodes, so
+ * the cluster bounds them instead.
+ */
+export function defaultLiveSandboxes(backend: AppConfig["sandbox"]["backend"], memoryBytesPerSandbox: number, machineBytes = totalmem()): number {
+  if (backend === "kubernetes") return 0;
+  return Math.max(MIN_LIVE_SANDBOXES, Math.floor((machineBytes * SANDBOX_MEMORY_SHARE) / memoryBytesPerSandbox));
 }

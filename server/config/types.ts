@@ -24,6 +24,10 @@ export interface AppConfig {
     };
     corsEnabled: boolean;
     corsOrigins: string[];
+    /** TRUSTED_PROXIES: addresses and CIDRs whose X-Forwarded-For is believed. */
+    trustedProxies: string[];
+    /** MAX_CONNECTIONS_PER_ADDRESS (0: no cap). */
+    maxConnectionsPerAddress: number;
     docsEnabled: boolean;
     /** METRICS_ENABLED: serve GET /metrics. */
     metricsEnabled: boolean;

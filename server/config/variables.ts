@@ -126,6 +126,8 @@ const DNS_NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 const EGRESS_ENTRY = /^(\*\.)?[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:\d{1,5})?$/;
 const EGRESS_PIN = /^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?=[0-9A-Fa-f:.]+$/;
 const HEADER_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** An IPv4 or IPv6 address, optionally with a prefix length (checked fully when the server starts). */
+const IP_OR_CIDR = /^(?:\d{1,3}(?:\.\d{1,3}){3}(?:\/\d{1,2})?|[0-9a-fA-F]*:[0-9a-fA-F:.]*(?:\/\d{1,3})?)$/;
 const ORIGIN = /^(\*|https?:\/\/[^\s/]+)$/;
 
 type Options = Partial<Pick<VariableSpec, "aliases" | "defaultText" | "unit" | "secret" | "note" | "example" | "pattern">>;
@@ -320,6 +322,29 @@ export const VARIABLES: readonly VariableSpec[] = [
     "Wrong keys one client address may send per AUTH_FAILURE_WINDOW before all its requests get 429 until the window ends",
   ),
   def("AUTH_FAILURE_WINDOW", "auth", "active", int(1, 86400), "60", "Window of the auth-failure limiter", { unit: "s" }),
+  def(
+    "MAX_CONNECTIONS_PER_ADDRESS",
+    "auth",
+    "active",
+    int(0, 1000000),
+    "256",
+    "Connections one client address may hold open at once, WebSockets included (0 = no cap); TRUSTED_PROXIES are not capped",
+    {
+      note: "Enforced by the node transport (SERVER_TRANSPORT=node, and auto where uWebSockets.js does not load); uWebSockets.js closes idle HTTP connections after 10 s but has no per-address cap.",
+    },
+  ),
+  def(
+    "TRUSTED_PROXIES",
+    "auth",
+    "active",
+    { type: "list", itemPattern: IP_OR_CIDR, expected: "a comma-separated list of IP addresses or CIDRs such as 10.0.0.0/8" },
+    undefined,
+    "Proxies in front of the server (addresses or CIDRs): from them, the client address (auth-failure limiter, rate limits, logs) is the rightmost X-Forwarded-For hop that is not one of them; from anyone else the header is ignored",
+    {
+      example: "127.0.0.1,10.0.0.0/8",
+      note: "Without it, every client behind one proxy shares the proxy's address: one client guessing keys gets the proxy blocked for everyone.",
+    },
+  ),
 
   // --- Execution limits -------------------------------------------------------
   def("MAX_EXECUTION_TIME", "limits", "active", int(1, 86400), "30", "Wall-time ceiling of one run", {
@@ -348,10 +373,11 @@ export const VARIABLES: readonly VariableSpec[] = [
     note: "Across the fleet when Redis is configured (leases with a TTL, so a dead replica's slots come back), per replica otherwise. Runs beyond it wait in a bounded queue (ADMISSION_QUEUE_SIZE, ADMISSION_QUEUE_TIMEOUT), then get 503 with Retry-After (WebSocket: error rate_limited, close 4008).",
   }),
   def("MAX_SESSIONS_PER_ENTITY", "limits", "active", int(1, 1000000), "100", "Sessions per entity_id", {
-    note: "Live sessions of one entity_id on this replica; one more gets 429 with Retry-After (WebSocket: close 4008).",
+    note: "Live sessions of one entity_id of one API key on this replica (other keys' sessions of the same entity_id do not count); one more gets 429 with Retry-After (WebSocket: close 4008).",
   }),
-  def("MAX_LIVE_SANDBOXES", "limits", "active", int(0, 100000), "0", "Sandboxes held by sessions on this replica (0 = no cap)", {
-    note: "At the cap the least recently used idle session's sandbox is reclaimed; when none is idle, 503 with Retry-After. Pooled sandboxes are not counted.",
+  def("MAX_LIVE_SANDBOXES", "limits", "active", int(0, 100000), undefined, "Sandboxes held by sessions on this replica (0 = no cap)", {
+    defaultText: "local sandboxes: 80% of this machine's memory / MAX_MEMORY_MB, at least 4; Kubernetes: 0",
+    note: "At the cap the least recently used idle session's sandbox is reclaimed (its Python state saved); when none is idle, 503 with Retry-After. Pooled sandboxes are not counted.",
   }),
   def("ADMISSION_QUEUE_SIZE", "limits", "active", int(0, 100000), "100", "Runs that may wait for an execution slot (0 = refuse at once)"),
   def("ADMISSION_QUEUE_TIMEOUT", "limits", "active", num(0, 3600), "30", "Longest wait for an execution slot", { unit: "s" }),
@@ -376,12 +402,12 @@ export const VARIABLES: readonly VariableSpec[] = [
     unit: "MB",
     note: "Guides disagree: 100 (nsjail guide), 10 (others); we use 100.",
   }),
-  def("MAX_TOTAL_FILE_SIZE_MB", "files", "active", int(1, 1048576), "200", "Total size of a session's files", {
+  def("MAX_TOTAL_FILE_SIZE_MB", "files", "active", int(1, 1048576), "200", "Total size of what a session keeps: files, figures, older versions", {
     unit: "MB",
-    note: "Guides: 50 (with a 10 MB file limit); raised to 200 (= SANDBOX_DATA_SIZE_MB) so that it is not below MAX_FILE_SIZE_MB.",
+    note: "Guides: 50 (with a 10 MB file limit); raised to 200 (= SANDBOX_DATA_SIZE_MB) so that it is not below MAX_FILE_SIZE_MB. A file or figure that would not fit is not kept (stderr says so); older versions of rewritten files stay downloadable while they fit and are deleted, oldest first, to make room.",
   }),
-  def("MAX_FILES_PER_SESSION", "files", "active", int(1, 100000), "300", "Files per session", {
-    note: "Guides disagree: 300 (nsjail guide, sized for skill bundles), 50 (others); we use 300.",
+  def("MAX_FILES_PER_SESSION", "files", "active", int(1, 100000), "300", "Files per session, older versions included", {
+    note: "Guides disagree: 300 (nsjail guide, sized for skill bundles), 50 (others); we use 300. Older versions make room for new files as for MAX_TOTAL_FILE_SIZE_MB.",
   }),
   def("MAX_OUTPUT_FILES", "files", "active", int(0, 10000), "10", "Files returned by one run"),
   def("MAX_FILENAME_LENGTH", "files", "active", int(1, 4096), "255", "Longest file name"),

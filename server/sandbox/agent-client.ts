@@ -47,6 +47,23 @@ export const AGENT_OUTPUT_SLACK_BYTES = 64 * 1024;
  * drop the connection.
  */
 export const AGENT_DISPLAY_SLACK = 64;
+/**
+ * Every request to the agent has a deadline (a program can stop its agent,
+ * SIGSTOP: same uid): this much for any request, plus the time its data takes
+ * at AGENT_MIN_BYTES_PER_MS. Past it the connection is dropped, which counts
+ * as the sandbox lost (the session ends the exec with sandbox_lost and
+ * destroys the sandbox).
+ */
+export const AGENT_REQUEST_BASE_MS = 5_000;
+/** The slowest transfer an honest agent is allowed: 4 MB/s (base64 on the wire, written to /mnt/data or read from it). */
+export const AGENT_MIN_BYTES_PER_MS = (4 * 1024 * 1024) / 1000;
+/** State save and restore pickle a whole namespace: at least this long. */
+export const AGENT_STATE_MIN_MS = 30_000;
+
+export interface AgentClientOptions {
+  /** AGENT_REQUEST_BASE_MS unless given (tests). */
+  requestBaseMs?: number;
+}
 
 function endpointUrl(endpoint: AgentEndpoint): string {
   return endpoint.kind === "unix" ? `ws+unix://${endpoint.path}:/` : `ws://${endpoint.host}:${endpoint.port}/`;
@@ -71,9 +88,11 @@ export class AgentClient {
   #warm: AgentWarm | undefined;
   readonly closed: Promise<string>;
   #isClosed = false;
+  readonly #requestBaseMs: number;
 
-  private constructor(socket: WebSocket) {
+  private constructor(socket: WebSocket, options: AgentClientOptions) {
     this.#socket = socket;
+    this.#requestBaseMs = options.requestBaseMs ?? AGENT_REQUEST_BASE_MS;
     this.closed = new Promise((resolve) => {
       socket.on("close", (code, reason) => {
         this.#isClosed = true;
@@ -93,7 +112,7 @@ export class AgentClient {
   }
 
   /** Connect to the sandbox's agent and wait for its `ready` frame. */
-  static connect(sandbox: Pick<Sandbox, "endpoint" | "token">, timeoutMs = 10_000): Promise<AgentClient> {
+  static connect(sandbox: Pick<Sandbox, "endpoint" | "token">, timeoutMs = 10_000, options: AgentClientOptions = {}): Promise<AgentClient> {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(endpointUrl(sandbox.endpoint), {
         headers: { [AGENT_TOKEN_HEADER]: sandbox.token },
@@ -120,13 +139,14 @@ export class AgentClient {
           reject(new Error("agent sent no ready frame"));
           return;
         }
-        resolve(new AgentClient(socket));
+        resolve(new AgentClient(socket, options));
       });
     });
   }
 
+  /** The connection closed, or is being dropped (the agent broke a rule or let a request pass its deadline). */
   get isClosed(): boolean {
-    return this.#isClosed;
+    return this.#isClosed || this.#brokenRule !== undefined;
   }
 
   startExec(request: Omit<AgentExec, "type">, listener: ExecListener): void {
@@ -164,35 +184,55 @@ export class AgentClient {
     this.#send({ type: "ack", id, bytes, frames });
   }
 
-  async putFile(path: string, data: Buffer, readOnly = false): Promise<void> {
-    await this.#request({ type: "file.put", reqId: "", path, data: data.toString("base64"), readOnly });
+  /** How long a request moving `bytes` may wait for its answer. */
+  deadlineMs(bytes = 0): number {
+    return Math.ceil(this.#requestBaseMs + bytes / AGENT_MIN_BYTES_PER_MS);
   }
 
-  async getFile(path: string): Promise<Buffer> {
-    const result = await this.#request({ type: "file.get", reqId: "", path });
+  async putFile(path: string, data: Buffer, readOnly = false): Promise<void> {
+    const encoded = data.toString("base64");
+    await this.#request({ type: "file.put", reqId: "", path, data: encoded, readOnly }, this.deadlineMs(encoded.length));
+  }
+
+  /** `expectedBytes`: the size the agent reported for the file (its exit's files), for the deadline. */
+  async getFile(path: string, expectedBytes = 0): Promise<Buffer> {
+    const result = await this.#request({ type: "file.get", reqId: "", path }, this.deadlineMs(Math.ceil((expectedBytes * 4) / 3)));
     return Buffer.from(result.data ?? "", "base64");
   }
 
   async listFiles(): Promise<AgentFileInfo[]> {
-    const result = await this.#request({ type: "file.list", reqId: "" });
+    const result = await this.#request({ type: "file.list", reqId: "" }, this.deadlineMs());
     return result.files ?? [];
   }
 
   async deleteFile(path: string): Promise<void> {
-    await this.#request({ type: "file.delete", reqId: "", path });
+    await this.#request({ type: "file.delete", reqId: "", path }, this.deadlineMs());
   }
 
   close(): void {
     this.#socket.close(1000);
   }
 
-  #request(frame: Extract<ServerToAgent, { reqId: string }>): Promise<AgentFileResult> {
+  #request(frame: Extract<ServerToAgent, { reqId: string }>, timeoutMs: number): Promise<AgentFileResult> {
     if (this.#isClosed) return Promise.reject(new AgentRequestError("agent connection is closed"));
     const reqId = randomUUID();
     return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#requests.delete(reqId);
+        const why = `${frame.type} got no answer within ${timeoutMs} ms`;
+        reject(new AgentRequestError(why));
+        this.#broken(`the agent stopped answering: ${why}`);
+      }, timeoutMs);
       this.#requests.set(reqId, {
-        resolve: (result) => (result.ok ? resolve(result) : reject(new AgentRequestError(result.error ?? "file operation failed"))),
-        reject,
+        resolve: (result) => {
+          clearTimeout(timer);
+          if (result.ok) resolve(result);
+          else reject(new AgentRequestError(result.error ?? "file operation failed"));
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
       });
       this.#send({ ...frame, reqId } as ServerToAgent);
     });
@@ -284,13 +324,17 @@ export class AgentClient {
     return new Promise((resolve) => this.#warmListeners.push(resolve));
   }
 
-  /** Pickle the Python namespace (nothing to save: no data). Rejects on an agent error or after `timeoutMs`. */
-  saveState(maxBytes: number, timeoutMs = 30_000): Promise<AgentStateResult> {
+  /**
+   * Pickle the Python namespace (nothing to save: no data). Rejects on an agent
+   * error, or after `timeoutMs`: then the connection is dropped too (an agent
+   * still pickling cannot take the next request), the sandbox counts as lost.
+   */
+  saveState(maxBytes: number, timeoutMs = Math.max(AGENT_STATE_MIN_MS, this.deadlineMs(Math.ceil((maxBytes * 4) / 3)))): Promise<AgentStateResult> {
     return this.#stateRequest({ type: "state.save", reqId: "", maxBytes }, timeoutMs);
   }
 
-  /** Load a saved namespace into the interpreter. */
-  restoreState(data: string, timeoutMs = 30_000): Promise<AgentStateResult> {
+  /** Load a saved namespace into the interpreter (same deadline rule as saveState). */
+  restoreState(data: string, timeoutMs = Math.max(AGENT_STATE_MIN_MS, this.deadlineMs(data.length))): Promise<AgentStateResult> {
     return this.#stateRequest({ type: "state.restore", reqId: "", data }, timeoutMs);
   }
 
@@ -300,7 +344,9 @@ export class AgentClient {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#stateRequests.delete(reqId);
-        reject(new AgentRequestError(`${frame.type} got no answer within ${timeoutMs} ms`));
+        const why = `${frame.type} got no answer within ${timeoutMs} ms`;
+        reject(new AgentRequestError(why));
+        this.#broken(`the agent stopped answering: ${why}`);
       }, timeoutMs);
       this.#stateRequests.set(reqId, (result) => {
         clearTimeout(timer);

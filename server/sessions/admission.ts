@@ -7,8 +7,8 @@
  *   limit remain, atomically; a running exec renews its lease, so the slots of
  *   a replica that died come back once its leases expire. Without Redis, a
  *   counter in memory.
- * - MAX_SESSIONS_PER_ENTITY: new sessions of one entity_id while that many
- *   are live on this replica (a limit: 429 / close 4008).
+ * - MAX_SESSIONS_PER_ENTITY: new sessions of one entity_id of one key while
+ *   that many are live on this replica (a limit: 429 / close 4008).
  * - MAX_LIVE_SANDBOXES: sandboxes held by sessions on this replica; at the cap
  *   the least recently used idle one is reclaimed (the session manager's
  *   callback), else the start is refused (capacity: 503).

@@ -215,12 +215,14 @@ export class SessionManager {
 
   /** A new session; its sandbox starts now when `startSandbox`, else on its first exec. */
   async create(caller: Caller, options: { entityId?: string; startSandbox?: boolean } = {}): Promise<Session> {
-    // Admission: MAX_SESSIONS_PER_ENTITY (live sessions of the entity on this replica); throws AdmissionError.
+    // Admission: MAX_SESSIONS_PER_ENTITY (live sessions of the entity of this key on this replica); throws AdmissionError.
     const { admission } = this.#deps;
     if (this.#draining) throw new AdmissionError("draining", "the server is restarting; try again shortly", 2);
     if (admission && options.entityId !== undefined) {
       const entityId = options.entityId;
-      admission.checkNewSession(entityId, [...this.#live.values()].filter((s) => s.entityId === entityId && !s.ended).length);
+      // Counted per (key, entity_id): another key's sessions of the same entity_id do not use up this key's cap.
+      const keyHash = caller.principal.keyHash;
+      admission.checkNewSession(entityId, [...this.#live.values()].filter((s) => s.entityId === entityId && s.ownerKeyHash === keyHash && !s.ended).length);
     }
     const now = Date.now();
     const record: SessionRecord = {
@@ -515,6 +517,8 @@ export class SessionManager {
       limits: this.limits,
       sandboxLimits: this.#sandboxLimits,
       compileTimeoutMs: config.limits.compileTimeoutMs,
+      // Pods: their start deadline and the agent's connect; bubblewrap: its ready wait (15 s) and the connect (10 s).
+      sandboxStartMs: config.sandbox.backend === "kubernetes" ? config.kubernetes.podStartTimeoutMs + 10_000 : 30_000,
       toolPauseMs: config.limits.toolPauseMs,
       replayFrames: config.sessions.replayFrames,
       replayBytes: config.sessions.replayBytes,

@@ -13,7 +13,7 @@ import {
 } from "../../protocol/index.ts";
 import type { EventBus } from "../events/event-bus.ts";
 import type { FileStore, StoredFile } from "../files/file-store.ts";
-import { AgentClient } from "../sandbox/agent-client.ts";
+import { AGENT_MIN_BYTES_PER_MS, AGENT_REQUEST_BASE_MS, AGENT_STATE_MIN_MS, AgentClient, AgentRequestError } from "../sandbox/agent-client.ts";
 import { tenantId } from "../sandbox/egress/skill-deps.ts";
 import type { LeasedSandbox } from "../sandbox/pool.ts";
 import type { Sandbox, SandboxLimits, SandboxProvider } from "../sandbox/provider.ts";
@@ -82,6 +82,8 @@ export interface SessionOptions {
   limits: SessionLimits;
   sandboxLimits: SandboxLimits;
   compileTimeoutMs: number;
+  /** The longest a new sandbox may take to start and answer (the provider's own deadline; default 30 s): part of an exec's watchdog. */
+  sandboxStartMs?: number;
   replayFrames: number;
   replayBytes: number;
   idleGraceMs: number;
@@ -142,6 +144,12 @@ interface RunningExec {
   toolsExpired?: string;
   /** Ids of the calls of the round it is paused on. */
   pendingCalls?: string[];
+  /** The tool names the request declared: a call to any other name is refused, never sent to the client. */
+  toolNames: ReadonlySet<string>;
+  /** The refused (undeclared) calls of the round it is paused on: their error results go to the agent with the client's. */
+  refusedCalls?: ToolResult[];
+  /** An undeclared call of this exec was logged. */
+  refusedLogged?: boolean;
   watchdogMs?: number;
   /** stdin and signals that came before the agent had the exec (sandbox starting, files being placed): sent in order once it has. */
   beforeStart?: Array<(agent: AgentClient) => void>;
@@ -154,6 +162,7 @@ const OUTPUT_WINDOW_FRAMES = 256;
 const MAX_REMEMBERED_EXEC_IDS = 10_000;
 /** How long past its own limits an exec may go silent before the sandbox is presumed lost. */
 const WATCHDOG_SLACK_MS = 15_000;
+const DEFAULT_SANDBOX_START_MS = 30_000;
 
 /**
  * One live session: the sandbox it leases (started on demand), the exec
@@ -364,13 +373,40 @@ export class Session implements SessionHandle {
       exiting: false,
       displays: [],
       beforeStart: [],
+      toolNames: new Set((request.tools ?? []).map((tool) => tool.name)),
     };
     this.#exec = exec;
     this.#touch();
     this.#emit({ type: "exec.start", id: exec.id, lang: exec.lang });
     this.#options.events.publish({ topic: "executions", kind: "started", at: new Date().toISOString(), sessionId: this.id, execId: exec.id, lang: exec.lang });
+    // The watchdog covers the whole exec from here: the sandbox's start, file placement and state restore (each agent
+    // request has its own deadline too: a stopped agent is caught sooner), then the run (re-armed when it starts).
+    this.#arm(exec, this.#preparationBoundMs(request), "was not started");
     void this.#runExec(exec, request, timeoutMs);
     return undefined;
+  }
+
+  /** (Re)start the exec's watchdog: past `ms`, the sandbox counts as lost (the exec ends with sandbox_lost, the sandbox is destroyed). */
+  #arm(exec: RunningExec, ms: number, what: string): void {
+    clearTimeout(exec.watchdog);
+    exec.watchdog = setTimeout(() => {
+      if (this.#exec === exec) this.#sandboxLost(`exec ${exec.id} ${what} within ${ms} ms`);
+    }, ms);
+  }
+
+  /** The longest an exec's preparation may take: a sandbox start, the previous checkpoint and this restore, every file placed at the slowest allowed rate. */
+  #preparationBoundMs(request: ExecRequest): number {
+    const fileBytes = this.#options.fileLimits.totalBytes + (request.inputs ?? []).reduce((sum, file) => sum + file.size, 0);
+    const stateBytes = this.#options.state?.enabled ? this.#options.state.maxBytes : 0;
+    const transfer = Math.ceil(((fileBytes + 2 * stateBytes) * 4) / 3 / AGENT_MIN_BYTES_PER_MS);
+    return (this.#options.sandboxStartMs ?? DEFAULT_SANDBOX_START_MS) + 2 * AGENT_STATE_MIN_MS + transfer + WATCHDOG_SLACK_MS;
+  }
+
+  /** The longest collecting a run's files may take: every output file fetched at the slowest allowed rate. */
+  #collectionBoundMs(): number {
+    const limits = this.#options.fileLimits;
+    const transfer = Math.ceil((Math.min(limits.totalBytes, limits.outputFiles * limits.fileBytes) * 4) / 3 / AGENT_MIN_BYTES_PER_MS);
+    return (limits.outputFiles + 1) * AGENT_REQUEST_BASE_MS + transfer + WATCHDOG_SLACK_MS;
   }
 
   /** Resolves once no exec runs (at once when none does), or the session ended. */
@@ -411,11 +447,12 @@ export class Session implements SessionHandle {
     const pending = exec.pendingCalls;
     if (results.some((result) => !pending.includes(result.call_id))) return "unknown_call_id";
     const answered = new Set(results.map((result) => result.call_id));
-    const all = [...results];
+    const all = [...results, ...(exec.refusedCalls ?? [])];
     for (const callId of pending) if (!answered.has(callId)) all.push({ call_id: callId, is_error: true, error_message: "no result was given for this call" });
     clearTimeout(exec.pauseTimer);
     exec.pauseTimer = undefined;
     exec.pendingCalls = undefined;
+    exec.refusedCalls = undefined;
     exec.watchdog = setTimeout(() => this.#sandboxLost(`exec ${exec.id} went silent`), exec.watchdogMs ?? WATCHDOG_SLACK_MS);
     this.#touch();
     this.#agent.toolResults(id, all);
@@ -443,7 +480,28 @@ export class Session implements SessionHandle {
       exec.watchdog = setTimeout(() => this.#sandboxLost(`exec ${exec.id} went silent`), exec.watchdogMs ?? WATCHDOG_SLACK_MS);
       return;
     }
-    exec.pendingCalls = calls.map((call) => call.id);
+    // Only the tools the request declared may be called (the program can reach the driver and name any tool):
+    // a call to another name fails inside the program and is never sent to the client.
+    const undeclared = calls.filter((call) => !exec.toolNames.has(call.name));
+    const declared = undeclared.length === 0 ? calls : calls.filter((call) => exec.toolNames.has(call.name));
+    const refused = undeclared.map((call) => ({
+      call_id: call.id,
+      is_error: true,
+      error_message: `tool ${JSON.stringify(call.name)} was not declared for this run`,
+    }));
+    if (undeclared.length > 0 && !exec.refusedLogged) {
+      // Once per exec: a program looping on undeclared calls does not flood the log.
+      exec.refusedLogged = true;
+      const names = [...new Set(undeclared.map((call) => call.name.slice(0, 200)))].slice(0, 20);
+      this.#options.logger.warn({ sessionId: this.id, execId: exec.id, tools: names }, "a program called tools its request did not declare; refused");
+    }
+    if (declared.length === 0) {
+      agent.toolResults(exec.id, refused);
+      exec.watchdog = setTimeout(() => this.#sandboxLost(`exec ${exec.id} went silent`), exec.watchdogMs ?? WATCHDOG_SLACK_MS);
+      return;
+    }
+    exec.refusedCalls = refused.length > 0 ? refused : undefined;
+    exec.pendingCalls = declared.map((call) => call.id);
     exec.pauseTimer = setTimeout(() => {
       // Expire the pause, not the interpreter: the calls fail with this error inside the program (its state stays).
       this.#failToolCalls(exec, `no tool results came within ${this.#options.toolPauseMs / 1000} s; the paused run expired`);
@@ -451,8 +509,8 @@ export class Session implements SessionHandle {
     exec.pauseTimer.unref();
     this.#touch();
     // Clients see the round (and may answer it with tool_result); HTTP follow-ups on any replica read it from the stream.
-    this.#emit({ type: "tool_call", id: exec.id, calls });
-    exec.observer?.toolCalls?.(calls);
+    this.#emit({ type: "tool_call", id: exec.id, calls: declared });
+    exec.observer?.toolCalls?.(declared);
   }
   // --- end programmatic tool calling
 
@@ -463,14 +521,13 @@ export class Session implements SessionHandle {
     clearTimeout(exec.pauseTimer);
     exec.pauseTimer = undefined;
     exec.pendingCalls = undefined;
+    const refused = exec.refusedCalls ?? [];
+    exec.refusedCalls = undefined;
     exec.toolsExpired = message;
     const text = `Programmatic tool calling: ${message}\n`;
     this.#emit({ type: "out", id: exec.id, stream: "stderr", data: text });
     exec.observer?.out("stderr", text);
-    this.#agent.toolResults(
-      exec.id,
-      calls.map((callId) => ({ call_id: callId, is_error: true, error_message: message })),
-    );
+    this.#agent.toolResults(exec.id, [...calls.map((callId) => ({ call_id: callId, is_error: true, error_message: message })), ...refused]);
     exec.watchdog = setTimeout(() => this.#sandboxLost(`exec ${exec.id} went silent`), exec.watchdogMs ?? WATCHDOG_SLACK_MS);
   }
 
@@ -606,10 +663,17 @@ export class Session implements SessionHandle {
         await this.#dropSandbox();
       }
       agent = await this.#ensureAgent(exec.lang);
+      if (this.#exec !== exec) return;
       await this.#files.prepare(agent, request.inputs);
+      if (this.#exec !== exec) return;
       if (exec.lang === "py") await this.#restoreState(exec, agent);
     } catch (error) {
       if (this.#exec !== exec) return;
+      if (error instanceof AgentRequestError && this.#agent?.isClosed) {
+        // The agent stopped answering (a request passed its deadline) or went away while the run was being prepared.
+        this.#sandboxLost(`preparing exec ${exec.id}: ${error.message}`);
+        return;
+      }
       if (error instanceof AdmissionError) {
         // Over capacity (no room for another sandbox): the caller should come back later, not report a failure.
         this.#emit({ type: "error", code: error.status === 429 ? "rate_limited" : "service_unavailable", message: error.message, id: exec.id });
@@ -624,10 +688,11 @@ export class Session implements SessionHandle {
       return;
     }
     if (this.#exec !== exec) return;
+    if (agent.isClosed) return this.#sandboxLost(`the agent of exec ${exec.id} went away while the run was being prepared`);
     const spec = findLanguage(exec.lang)!;
     const compileTimeoutMs = this.#options.compileTimeoutMs;
     exec.watchdogMs = timeoutMs + compileTimeoutMs + WATCHDOG_SLACK_MS;
-    exec.watchdog = setTimeout(() => this.#sandboxLost(`exec ${exec.id} went silent`), exec.watchdogMs);
+    this.#arm(exec, exec.watchdogMs, "went silent");
     agent.startExec(
       {
         id: exec.id,
@@ -688,7 +753,8 @@ export class Session implements SessionHandle {
   async #finishExec(exec: RunningExec, agent: AgentClient, exit: AgentExit): Promise<void> {
     if (this.#exec !== exec || exec.exiting) return;
     exec.exiting = true;
-    clearTimeout(exec.watchdog);
+    // Collecting the files has a bound too (each file request has its deadline; an agent answering each one just in time still ends here).
+    this.#arm(exec, this.#collectionBoundMs(), "did not hand back its files");
     clearTimeout(exec.pauseTimer);
     agent.forgetExec(exec.id);
     let files: FileRef[] = [];
@@ -696,7 +762,8 @@ export class Session implements SessionHandle {
       const collected = await this.#files.collect(agent, exit);
       files = collected.refs;
       for (const [index, display] of exec.displays.entries()) {
-        files.push(await this.#files.storeDisplay(display, index));
+        const figure = await this.#files.storeDisplay(display, index, collected.notes);
+        if (figure) files.push(figure);
       }
       if (exit.displaysDropped) collected.notes.push(this.#files.figuresDroppedNote(exit.displaysDropped));
       if (collected.notes.length > 0 && this.#exec === exec) {
@@ -705,6 +772,11 @@ export class Session implements SessionHandle {
         exec.observer?.out("stderr", text);
       }
     } catch (error) {
+      if (agent.isClosed && this.#exec === exec) {
+        // A file request passed its deadline (the agent stopped answering) or the agent went away: the sandbox is lost.
+        this.#sandboxLost(`collecting the files of exec ${exec.id}: ${(error as Error).message}`);
+        return;
+      }
       this.#options.logger.error({ err: error, sessionId: this.id, execId: exec.id }, "files of the run could not be stored");
     }
     if (this.#exec !== exec) return;

@@ -8,9 +8,11 @@
 
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
+import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocket, WebSocketServer } from "ws";
 import { CloseCodes } from "../../protocol/index.ts";
+import { clientAddress, type TrustedProxies } from "./client-address.ts";
 import {
   ChunkQueue,
   DEFAULT_BODY_HIGH_WATER_MARK,
@@ -25,6 +27,7 @@ import {
   toBuffer,
   truncateCloseReason,
 } from "./common.ts";
+import { ConnectionCap } from "./connection-cap.ts";
 import { loadTlsMaterial } from "./tls.ts";
 import {
   BodyConsumedError,
@@ -48,7 +51,15 @@ export interface NodeTransportOptions extends TransportOptions {
   wsPingIntervalMs?: number;
   /** How long close() waits for WebSocket close handshakes before terminating. Default 1 s. */
   closeGraceMs?: number;
+  /** Connections one address may hold open (0: no cap); trusted proxies are not capped. Default 0. */
+  maxConnectionsPerAddress?: number;
 }
+
+/**
+ * A client has 10 s to send its request headers, checked every second (node's
+ * defaults, 60 s checked every 30 s, let slow-header clients hold sockets).
+ */
+const SLOW_HEADERS = { headersTimeout: 10_000, connectionsCheckingInterval: 1_000 };
 
 type ErrorReporter = (error: unknown, context: { where: "http" | "ws"; method?: string; path?: string }) => void;
 
@@ -85,13 +96,14 @@ class NodeHttpRequest implements HttpRequest {
     readonly secure: boolean,
     private readonly highWaterMark: number,
     private readonly pace: BodyPace = DEFAULT_BODY_PACE,
+    trustedProxies?: TrustedProxies,
   ) {
     this.method = (req.method ?? "GET").toUpperCase();
     const { path, query } = splitUrl(req.url);
     this.path = path;
     this.query = query;
     this.headers = collectHeaders(req);
-    this.remoteAddress = normalizeAddress(req.socket.remoteAddress);
+    this.remoteAddress = clientAddress(normalizeAddress(req.socket.remoteAddress), this.headers["x-forwarded-for"], trustedProxies);
   }
 
   /** Whether the response must close the connection (a body we stopped reading). */
@@ -357,6 +369,7 @@ class NodeWsSocket implements WsSocket {
 // ---------------------------------------------------------------- transport
 
 export function createNodeTransport(handlers: TransportHandlers, options: NodeTransportOptions = {}): Transport {
+  const connectionCap = new ConnectionCap(options.maxConnectionsPerAddress ?? 0, options.trustedProxies);
   const wsHighWaterMark = options.wsHighWaterMark ?? DEFAULT_WS_HIGH_WATER_MARK;
   const bodyHighWaterMark = options.bodyHighWaterMark ?? DEFAULT_BODY_HIGH_WATER_MARK;
   const bodyPace = options.bodyPace ?? DEFAULT_BODY_PACE;
@@ -386,7 +399,7 @@ export function createNodeTransport(handlers: TransportHandlers, options: NodeTr
     let request: NodeHttpRequest;
     let response: NodeHttpResponse;
     try {
-      request = new NodeHttpRequest(req, secure, bodyHighWaterMark, bodyPace);
+      request = new NodeHttpRequest(req, secure, bodyHighWaterMark, bodyPace, options.trustedProxies);
       response = new NodeHttpResponse(res, request);
     } catch (error) {
       report(error, { where: "http", method: req.method, path: req.url });
@@ -431,11 +444,12 @@ export function createNodeTransport(handlers: TransportHandlers, options: NodeTr
       refuseUpgrade(socket, { status: 404 });
       return;
     }
+    const headers = collectHeaders(req);
     const request: UpgradeRequest = {
       path,
       query,
-      headers: collectHeaders(req),
-      remoteAddress: normalizeAddress(req.socket.remoteAddress),
+      headers,
+      remoteAddress: clientAddress(normalizeAddress(req.socket.remoteAddress), headers["x-forwarded-for"], options.trustedProxies),
       secure,
     };
     let refusal: UpgradeRefusal | undefined;
@@ -511,9 +525,9 @@ export function createNodeTransport(handlers: TransportHandlers, options: NodeTr
       if (tls) {
         // Checked files, with the chain completed from the CA bundle (see tls.ts), the same as on uWS.
         const { cert, key } = loadTlsMaterial(tls);
-        created = createHttpsServer({ cert, key });
+        created = createHttpsServer({ cert, key, ...SLOW_HEADERS });
       } else {
-        created = createHttpServer();
+        created = createHttpServer(SLOW_HEADERS);
       }
       const subprotocol = listenerHandlers.ws.subprotocol;
       const listener: Listener = {
@@ -530,6 +544,7 @@ export function createNodeTransport(handlers: TransportHandlers, options: NodeTr
         wsPaths: new Set(listenerHandlers.ws.paths),
         closed: false,
       };
+      created.on("connection", (socket: Socket) => connectionCap.admit(socket));
       created.on("request", (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, secure, listenerHandlers));
       created.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => onUpgrade(req, socket, head, secure, listener));
       await new Promise<void>((resolve, reject) => {

@@ -3,6 +3,7 @@
  * logic are written against. Each transport (uWebSockets.js, ws on node:http) is
  * an adapter that implements it; handlers never see the underlying library.
  */
+import type { TrustedProxies } from "./client-address.ts";
 
 export interface HttpRequest {
   /** Upper-case method. */
@@ -161,6 +162,8 @@ export interface TransportOptions {
   bodyHighWaterMark?: number;
   /** Slow-loris guard for request bodies (default: 15 s stall, 1 KiB/s). */
   bodyPace?: BodyPace;
+  /** TRUSTED_PROXIES: from these peers, `remoteAddress` is the client that X-Forwarded-For names. */
+  trustedProxies?: TrustedProxies;
   /** Told about a handler that threw or rejected (the transport already answered 500). */
   onError?: (error: unknown, context: { where: "http" | "ws"; method?: string; path?: string }) => void;
 }

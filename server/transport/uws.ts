@@ -17,6 +17,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CloseCodes } from "../../protocol/index.ts";
+import { clientAddress } from "./client-address.ts";
 import {
   ChunkQueue,
   DEFAULT_BODY_HIGH_WATER_MARK,
@@ -564,7 +565,7 @@ export function createUwsTransport(handlers: TransportHandlers, options: UwsTran
           path,
           query: new URLSearchParams(req.getQuery() ?? ""),
           headers,
-          remoteAddress: remoteAddressOf(res),
+          remoteAddress: clientAddress(remoteAddressOf(res), headers["x-forwarded-for"], options.trustedProxies),
           secure,
         };
         let refusal: ReturnType<NonNullable<typeof handlers.ws.refuse>>;
@@ -658,7 +659,8 @@ export function createUwsTransport(handlers: TransportHandlers, options: UwsTran
       const query = new URLSearchParams(req.getQuery() ?? "");
       const headers = collectHeaders(req);
       const response = new UwsHttpResponse(res, method, (r) => pending.delete(r));
-      const request = new UwsHttpRequest(res, response, method, path, query, headers, remoteAddressOf(res), secure, bodyHighWaterMark, bodyPace);
+      const remoteAddress = clientAddress(remoteAddressOf(res), headers["x-forwarded-for"], options.trustedProxies);
+      const request = new UwsHttpRequest(res, response, method, path, query, headers, remoteAddress, secure, bodyHighWaterMark, bodyPace);
       pending.add(response);
       const fail = (error: unknown) => {
         // A body read that failed because the client left is not a handler bug.

@@ -8,8 +8,8 @@
  * BENCH_TRANSPORTS (node,uws), BENCH_KUBERNETES (1: also the Kubernetes provider against the API
  * server stand-in), BENCH_EGRESS (1: also the egress proxy), MAX_CPU_QUOTA (100000 for the bench servers),
  * BENCH_READY_ROUNDS (3 fresh servers per variant of the first sessions after /ready),
- * BENCH_SHUTDOWN_SESSIONS (20 idle Python sessions at SIGTERM), BENCH_ONLY (ready | shutdown: only that
- * part, beside the bare python floor).
+ * BENCH_SHUTDOWN_SESSIONS (20 idle Python sessions at SIGTERM), BENCH_ONLY (ready | shutdown | execs: only
+ * that part, beside the bare python floor).
  */
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -42,7 +42,9 @@ const POOL_SIZE = env("BENCH_POOL_SIZE", 4);
 const READY_ROUNDS = env("BENCH_READY_ROUNDS", 3);
 const SHUTDOWN_SESSIONS = env("BENCH_SHUTDOWN_SESSIONS", 20);
 const SANDBOX_PATH = "/usr/bin:/bin";
-const SERVER_ENV = { MAX_CPU_QUOTA: process.env.MAX_CPU_QUOTA ?? "100000" };
+// No live-sandbox or per-address connection cap: the load figures open BENCH_LOAD_SESSIONS busy sessions and
+// BENCH_IDLE_CONNECTIONS sockets from 127.0.0.1, more than the defaults let one address hold.
+const SERVER_ENV = { MAX_CPU_QUOTA: process.env.MAX_CPU_QUOTA ?? "100000", MAX_LIVE_SANDBOXES: "0", MAX_CONNECTIONS_PER_ADDRESS: "0" };
 const POOL_OFF = { SANDBOX_POOL_ENABLED: "false" };
 const POOL_ON = { SANDBOX_POOL_ENABLED: "true", SANDBOX_POOL_PY: String(POOL_SIZE) };
 
@@ -91,6 +93,17 @@ async function perTransport(transport: "node" | "uws") {
     } finally {
       await idleServer.stop();
     }
+  } finally {
+    await server.stop();
+  }
+}
+
+/** A warm exec in a reused session and a new session's first exec (pool off), on the node transport: what every exec pays. */
+async function execFigures() {
+  log("execs: reused session and new sessions (pool off)");
+  const server = await startServer({ transport: "node", env: { ...SERVER_ENV, ...POOL_OFF } });
+  try {
+    return { reusedSession: await reusedSession(server, RUNS), newSession: await newSessionFirstExec(server, COLD_RUNS) };
   } finally {
     await server.stop();
   }
@@ -220,6 +233,7 @@ async function main() {
   const parts: Record<string, () => Promise<unknown>> = {
     ready: afterReadyFigures,
     shutdown: () => shutdownFigures(SHUTDOWN_SESSIONS, log),
+    execs: execFigures,
   };
   const only = process.env.BENCH_ONLY;
   if (only) {

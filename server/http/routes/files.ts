@@ -49,7 +49,20 @@ async function visibleFiles(ctx: RouteContext, deps: FilesRouteDeps): Promise<St
   if (!v.is(SessionIdSchema, sessionId)) return undefined;
   const record = await deps.sessions.record(sessionId, ctx.principal!);
   if (!record) return undefined;
+  // A session of an end user is not another user's (the rule of /exec and WebSocket): a request naming
+  // another user is answered like one for a missing session. Requests naming no user (the legacy client) pass.
+  if (record.userId !== undefined && namedUsers(ctx).some((user) => user !== record.userId)) return undefined;
   return (await deps.sessions.files.list(sessionId)).filter((file) => !file.internal);
+}
+
+/** The end users a file request names: the `User-Id` header, and `kind=user&id=<user>` (the current LibreChat client). */
+function namedUsers(ctx: RouteContext): string[] {
+  const users: string[] = [];
+  const header = ctx.req.headers["user-id"];
+  if (typeof header === "string" && header !== "") users.push(header);
+  const id = ctx.req.query.get("id");
+  if (ctx.req.query.get("kind") === "user" && id) users.push(id);
+  return users;
 }
 
 async function findFile(ctx: RouteContext, deps: FilesRouteDeps): Promise<StoredFile | undefined> {

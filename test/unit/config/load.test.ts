@@ -1,8 +1,8 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { loadConfig } from "../../../server/config/load.ts";
+import { defaultLiveSandboxes, loadConfig } from "../../../server/config/load.ts";
 import { VARIABLES } from "../../../server/config/variables.ts";
 
 const MIB = 1024 * 1024;
@@ -69,7 +69,8 @@ describe("defaults", () => {
       filenameLength: 255,
       concurrentExecutions: 10,
       sessionsPerEntity: 100,
-      liveSandboxes: 0,
+      // Derived from this machine's memory: 80% of it at 512 MB a sandbox.
+      liveSandboxes: Math.max(4, Math.floor((totalmem() * 0.8) / (512 * 1024 * 1024))),
       bodyStallMs: 15_000,
       bodyMinBytesPerSecond: 1024,
       queueSize: 100,
@@ -502,5 +503,16 @@ describe("egress", () => {
     expect(load({ SKILL_DEPS_MAX_MB: "-1" }).errors.join("\n")).toMatch(/SKILL_DEPS_MAX_MB/);
     const pods = load({ ENABLE_SANDBOX_NETWORK: "true", EXECUTION_BACKEND: "kubernetes" });
     expect(pods.warnings.join("\n")).toMatch(/SKILL_DEPS_PATH package caches are for local sandboxes/);
+  });
+});
+
+describe("MAX_LIVE_SANDBOXES when unset", () => {
+  it("is what fits in 80% of the machine's memory at MAX_MEMORY_MB each (at least 4) locally, and no cap for pods", () => {
+    const gib = 1024 ** 3;
+    expect(defaultLiveSandboxes("local", 512 * 1024 ** 2, 24 * gib)).toBe(38);
+    expect(defaultLiveSandboxes("local", 4 * gib, 8 * gib)).toBe(4);
+    expect(defaultLiveSandboxes("kubernetes", 512 * 1024 ** 2, 24 * gib)).toBe(0);
+    expect(loadConfig({ env: { MAX_LIVE_SANDBOXES: "0" }, envFile: false }).config.limits.liveSandboxes).toBe(0);
+    expect(loadConfig({ env: { MAX_MEMORY_MB: "1048576" }, envFile: false }).config.limits.liveSandboxes).toBe(4);
   });
 });

@@ -1,7 +1,7 @@
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocketServer } from "ws";
-import { AGENT_DISPLAY_SLACK, AGENT_OUTPUT_SLACK_BYTES, AgentClient } from "../../../server/sandbox/agent-client.ts";
+import { AGENT_DISPLAY_SLACK, AGENT_MIN_BYTES_PER_MS, AGENT_OUTPUT_SLACK_BYTES, AgentClient } from "../../../server/sandbox/agent-client.ts";
 
 /**
  * The server does not trust the agent to keep an exec's output cap (a program
@@ -111,5 +111,51 @@ describe("AgentClient against a rogue agent", () => {
     exec = run(client, 1000, figures);
     expect(await client.closed).toBe(`the agent sent ${AGENT_DISPLAY_SLACK} figures more than exec e1 allows`);
     expect(exec.displays()).toBe(3);
+  });
+});
+
+/**
+ * A program can stop its own agent (SIGSTOP: same uid): every request to the
+ * agent has a deadline, past which the connection is dropped (the session then
+ * counts the sandbox as lost) instead of waiting for ever.
+ */
+describe("AgentClient against an agent that stopped answering", () => {
+  let server: WebSocketServer | undefined;
+  afterEach(() => server?.close());
+
+  /** A fake agent that sends `ready` and answers nothing else. */
+  async function silentAgent(requestBaseMs: number): Promise<AgentClient> {
+    server = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+    await new Promise((resolve) => server!.once("listening", resolve));
+    server.on("connection", (socket) => socket.send(JSON.stringify({ type: "ready", version: "fake", pid: 1 })));
+    const { port } = server.address() as AddressInfo;
+    return AgentClient.connect({ endpoint: { kind: "tcp", host: "127.0.0.1", port }, token: "t" }, 10_000, { requestBaseMs });
+  }
+
+  it("gives each file request a deadline proportional to its data, then drops the connection", async () => {
+    const client = await silentAgent(200);
+    expect(client.deadlineMs()).toBe(200);
+    expect(client.deadlineMs(AGENT_MIN_BYTES_PER_MS * 1000)).toBe(1200);
+    const started = performance.now();
+    await expect(client.putFile("a.txt", Buffer.from("x"))).rejects.toThrow(/file\.put got no answer within 201 ms/);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(190);
+    expect(client.isClosed).toBe(true);
+    expect(await client.closed).toMatch(/^the agent stopped answering: file\.put got no answer/);
+    await expect(client.listFiles()).rejects.toThrow(/closed/);
+  });
+
+  it("fails every other waiting request when one passes its deadline", async () => {
+    const client = await silentAgent(200);
+    const list = client.listFiles();
+    const state = client.saveState(1024, 60_000);
+    await expect(list).rejects.toThrow(/file\.list got no answer within 200 ms/);
+    await expect(state).rejects.toThrow(/the agent stopped answering/);
+    for (const request of [client.getFile("a.txt", 10), client.deleteFile("a.txt")]) await expect(request).rejects.toThrow(/closed/);
+  });
+
+  it("drops the connection when a state request passes its deadline", async () => {
+    const client = await silentAgent(200);
+    await expect(client.restoreState("AAAA", 150)).rejects.toThrow(/state\.restore got no answer within 150 ms/);
+    expect(await client.closed).toMatch(/^the agent stopped answering: state\.restore/);
   });
 });
