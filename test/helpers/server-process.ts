@@ -45,6 +45,12 @@ export interface ServerProcess {
 
 export type Backend = "local" | "kubernetes";
 
+/** Servers this test process started and has not stopped: killed when it exits, so none outlives its test file. */
+const running = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const child of running) child.kill("SIGKILL");
+});
+
 /** A server that exited (or never listened) during start-up: its exit code and every line it printed. */
 export class ServerStartError extends Error {
   constructor(
@@ -111,6 +117,8 @@ export async function startServer(options: {
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  running.add(child);
+  child.once("exit", () => running.delete(child));
   const logs: string[] = [];
   const listeners: ListenerInfo[] = [];
   const listening = new Promise<void>((resolveListening, reject) => {
