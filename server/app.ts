@@ -179,6 +179,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<Runni
     maxConcurrentExecutions: config.limits.concurrentExecutions,
     maxSessionsPerEntity: config.limits.sessionsPerEntity,
     maxLiveSandboxes: config.limits.liveSandboxes,
+    maxSandboxesPerPrincipal: config.limits.sandboxesPerPrincipal,
     queueSize: config.limits.queueSize,
     queueTimeoutMs: config.limits.queueTimeoutMs,
     ...(backends.redis ? { redis: backends.redis } : {}),

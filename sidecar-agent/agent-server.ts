@@ -21,6 +21,7 @@ import {
 } from "../protocol/index.ts";
 import { type ExecContext, ExecRun } from "./exec.ts";
 import { DataDir, FileOpError } from "./files.ts";
+import { setUpLauncher } from "./program-jail.ts";
 import { PythonRepl } from "./python-repl.ts";
 import { killStrayProcesses } from "./stray-processes.ts";
 
@@ -37,6 +38,10 @@ export interface AgentOptions {
   workDir: string;
   /** The launcher binary; null or a missing file: programs are spawned directly. */
   launcher?: string | null;
+  /** The programs' syscall filter (BPF), installed by the launcher in each program. */
+  programFilter?: string | null;
+  /** Run each program in the launcher's jail, out of the agent's reach (when the sandbox allows it). */
+  jail?: boolean;
   /** Folder of the sandbox's memory cgroup files, to tell OOM kills apart. */
   cgroupDir?: string | null;
   /** The whole environment programs get. */
@@ -144,6 +149,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const data = await DataDir.open(options.dataDir);
   await mkdir(options.workDir, { recursive: true, mode: 0o700 });
   const launcher = options.launcher && isExecutable(options.launcher) ? options.launcher : null;
+  const launcherSetup = setUpLauncher({ launcher, programFilter: options.programFilter, jail: options.jail, log });
   const stdbuf = options.stdbuf === undefined ? (existsSync("/usr/bin/stdbuf") ? "/usr/bin/stdbuf" : null) : options.stdbuf;
 
   let current: WebSocket | null = null;
@@ -175,6 +181,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     dataDir: data.root,
     workDir: options.workDir,
     launcher,
+    launcherOptions: launcherSetup.options,
     cgroupDir: options.cgroupDir ?? null,
     programEnv,
     stdbuf,
@@ -184,7 +191,16 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         // The one-shot command with the driver in place of the source: same interpreter, same flags.
         const driver = options.pythonDriver ?? DEFAULT_PYTHON_DRIVER;
         const argv = spec.run.map((arg) => (arg === "{src}" ? driver : arg));
-        const started = PythonRepl.start({ argv, env: { ...programEnv, ...spec.env }, cwd: data.root, launcher, workDir: options.workDir, preload, log });
+        const started = PythonRepl.start({
+          argv,
+          env: { ...programEnv, ...spec.env },
+          cwd: data.root,
+          launcher,
+          launcherOptions: launcherSetup.options,
+          workDir: options.workDir,
+          preload,
+          log,
+        });
         python = started;
         warm = false;
         void started.warm?.then((result) => {

@@ -21,6 +21,8 @@ export interface ExecContext {
   /** Where per-exec build folders are made. */
   readonly workDir: string;
   readonly launcher: string | null;
+  /** The launcher's options for every program (program-jail.ts). */
+  readonly launcherOptions: readonly string[];
   readonly cgroupDir: string | null;
   readonly programEnv: Readonly<Record<string, string>>;
   /** Path of stdbuf, when installed. */
@@ -214,7 +216,7 @@ export class ExecRun {
     this.#chunkers = { stdout: new Utf8Chunker(), stderr: new Utf8Chunker() };
     let proc: ProgramProcess;
     try {
-      proc = new ProgramProcess({ argv, cwd, env, stdin, launcher: this.#ctx.launcher });
+      proc = new ProgramProcess({ argv, cwd, env, stdin, launcher: this.#ctx.launcher, launcherOptions: this.#ctx.launcherOptions });
     } catch (error) {
       this.#ctx.log(`exec ${this.id}: spawn ${argv[0]}: ${(error as Error).message}`);
       return { code: null, signal: null, wallMs: 0, internal: true };

@@ -11,6 +11,8 @@
  *   AGENT_LAUNCHER     launcher binary (default: `launcher` next to this bundle)
  *   AGENT_CGROUP_DIR   memory cgroup folder, to detect OOM kills (optional)
  *   AGENT_PROGRAM_ENV  JSON object: the whole environment of programs
+ *   AGENT_PROGRAM_SECCOMP  the programs' syscall filter (BPF), installed by the launcher (optional)
+ *   AGENT_PROGRAM_JAIL 1: run each program in the launcher's jail (program-jail.ts), when the sandbox allows it
  *   AGENT_EGRESS_PORT, AGENT_EGRESS_SOCKET  relay 127.0.0.1:PORT to the server's egress proxy on SOCKET
  *                      (both or neither; egress-relay.ts)
  *   AGENT_PYTHON_PRELOAD  comma-separated Python modules (e.g. numpy,pandas,matplotlib.pyplot), or 1/true
@@ -95,6 +97,8 @@ async function main(): Promise<void> {
     workDir: process.env.AGENT_WORK_DIR || "/tmp/.agent",
     launcher: process.env.AGENT_LAUNCHER || fileURLToPath(new URL("./launcher", import.meta.url)),
     cgroupDir: process.env.AGENT_CGROUP_DIR || null,
+    programFilter: process.env.AGENT_PROGRAM_SECCOMP || null,
+    jail: process.env.AGENT_PROGRAM_JAIL === "1",
     programEnv: programEnv(process.env.AGENT_PROGRAM_ENV),
     pythonPreload: pythonPreload(process.env.AGENT_PYTHON_PRELOAD),
   });

@@ -39,6 +39,8 @@ export interface SpawnOptions {
   stdin: boolean;
   /** Path of the launcher binary, or null to spawn the program directly. */
   launcher: string | null;
+  /** The launcher's options before its report fd (--seccomp FILE, --jail). */
+  launcherOptions?: readonly string[];
   /**
    * A two-way control socket for the program (a long-lived interpreter's
    * channel to the agent), kept open through the launcher. Its fd number in
@@ -97,7 +99,9 @@ export class ProgramProcess implements RunningProgram {
     if (options.launcher) stdio.push("pipe");
     if (options.control) stdio.push("pipe"); // Node's stdio pipes are socket pairs: two-way
     const keep = options.control ? ["--keep-fd", String(controlFd(options.launcher))] : [];
-    const [file, fileArgs] = options.launcher ? [options.launcher, ["3", ...keep, "--", program, ...args]] : [program, args];
+    const [file, fileArgs] = options.launcher
+      ? [options.launcher, [...(options.launcherOptions ?? []), "3", ...keep, "--", program, ...args]]
+      : [program, args];
     this.child = spawn(file, fileArgs, { cwd: options.cwd, env: options.env, stdio, detached: true, windowsHide: true });
     this.stdout = this.child.stdout!;
     this.stderr = this.child.stderr!;

@@ -14,6 +14,8 @@ export interface PythonReplOptions {
   /** The interpreter's first working directory (each exec sets its own). */
   cwd: string;
   launcher: string | null;
+  /** The launcher's options (program-jail.ts). */
+  launcherOptions?: readonly string[];
   /** A private folder for the stdin FIFO is made here. */
   workDir: string;
   /** Modules to import as soon as the interpreter starts (before its first exec runs). */
@@ -127,7 +129,15 @@ export class PythonRepl {
     this.#fifo = join(this.#dir, "stdin");
     const argv = [...options.argv, String(controlFd(options.launcher)), this.#fifo, marker.toString("hex")];
     try {
-      this.#proc = new ProgramProcess({ argv, cwd: options.cwd, env: options.env, stdin: false, launcher: options.launcher, control: true });
+      this.#proc = new ProgramProcess({
+        argv,
+        cwd: options.cwd,
+        env: options.env,
+        stdin: false,
+        launcher: options.launcher,
+        launcherOptions: options.launcherOptions,
+        control: true,
+      });
     } catch (error) {
       rmSync(this.#dir, { recursive: true, force: true });
       throw error;

@@ -17,35 +17,55 @@ export function inOwnPidNamespace(uid: number, pid = process.pid): boolean {
   return uid !== 0 && pid <= 2;
 }
 
-/** The real uid and parent pid of `pid`, from /proc/<pid>/status; undefined once it is gone. */
-function statusOf(pid: number): { uid: number; ppid: number } | undefined {
+interface ProcessStatus {
+  uid: number;
+  ppid: number;
+  /** Its pid in the innermost pid namespace it is in (NSpid's last field): 1 for a jail's init, 2 for the program it runs. */
+  innerPid: number;
+}
+
+/** The real uid, parent and innermost pid of `pid`, from /proc/<pid>/status; undefined once it is gone. */
+function statusOf(pid: number): ProcessStatus | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
     const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
     const ppid = Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]);
-    return Number.isFinite(uid) && Number.isFinite(ppid) ? { uid, ppid } : undefined;
+    const innerPid = Number(/^NSpid:.*?(\d+)\s*$/m.exec(status)?.[1] ?? pid);
+    return Number.isFinite(uid) && Number.isFinite(ppid) ? { uid, ppid, innerPid } : undefined;
   } catch {
     return undefined;
   }
 }
 
 /**
- * SIGKILL every process of this uid but the ones in `keep` and their children
- * named by `keepChildrenOf` (the interpreter's launcher and the interpreter it
- * forked). Returns how many were killed. Synchronous: /proc of a sandbox
- * holds a handful of entries, read in microseconds, while each asynchronous
- * read would cost a trip through the thread pool on every exec.
+ * SIGKILL every process of this uid but the ones in `keep` and the
+ * interpreter under each launcher in `keepChildrenOf`: the launcher's child,
+ * and when that child is a jail's init (launcher.c --jail), the program it
+ * runs (pid 2 of the jail; what the program started there has higher pids).
+ * Returns how many were killed. Synchronous: /proc of a sandbox holds a
+ * handful of entries, read in microseconds, while each asynchronous read
+ * would cost a trip through the thread pool on every exec.
  */
 export function killStrayProcesses(keep: ReadonlySet<number>, keepChildrenOf: ReadonlySet<number> = new Set()): number {
   const uid = process.getuid?.();
   if (uid === undefined || !inOwnPidNamespace(uid)) return 0;
-  let killed = 0;
+  const ours = new Map<number, ProcessStatus>();
   for (const name of readdirSync("/proc")) {
     const pid = Number(name);
     if (!Number.isInteger(pid) || pid <= 1 || keep.has(pid)) continue;
     const status = statusOf(pid);
     // Another uid's (the namespace's init, a pod's other containers): never ours to end.
-    if (!status || status.uid !== uid || keepChildrenOf.has(status.ppid)) continue;
+    if (status && status.uid === uid) ours.set(pid, status);
+  }
+  const jailInits = new Set<number>();
+  for (const [pid, status] of ours) {
+    if (!keepChildrenOf.has(status.ppid)) continue;
+    ours.delete(pid);
+    if (status.innerPid === 1) jailInits.add(pid);
+  }
+  let killed = 0;
+  for (const [pid, status] of ours) {
+    if (jailInits.has(status.ppid) && status.innerPid === 2) continue;
     try {
       process.kill(pid, "SIGKILL");
       killed++;

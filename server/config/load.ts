@@ -208,6 +208,10 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const apiKeys = [...new Set([text("API_KEY") ?? "", ...splitList(raw.API_KEYS)].map((key) => key.trim()).filter((key) => key.length > 0))];
   const masterKey = text("MASTER_API_KEY");
   const logFile = text("LOG_FILE");
+  const liveSandboxes =
+    raw.MAX_LIVE_SANDBOXES !== undefined
+      ? num("MAX_LIVE_SANDBOXES")
+      : defaultLiveSandboxes(text("EXECUTION_BACKEND") as AppConfig["sandbox"]["backend"], num("MAX_MEMORY_MB") * MIB);
 
   const config: AppConfig = {
     server: {
@@ -257,10 +261,8 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       filenameLength: num("MAX_FILENAME_LENGTH"),
       concurrentExecutions: num("MAX_CONCURRENT_EXECUTIONS"),
       sessionsPerEntity: num("MAX_SESSIONS_PER_ENTITY"),
-      liveSandboxes:
-        raw.MAX_LIVE_SANDBOXES !== undefined
-          ? num("MAX_LIVE_SANDBOXES")
-          : defaultLiveSandboxes(text("EXECUTION_BACKEND") as AppConfig["sandbox"]["backend"], num("MAX_MEMORY_MB") * MIB),
+      liveSandboxes,
+      sandboxesPerPrincipal: raw.MAX_SANDBOXES_PER_PRINCIPAL !== undefined ? num("MAX_SANDBOXES_PER_PRINCIPAL") : defaultSandboxesPerPrincipal(liveSandboxes),
       bodyStallMs: num("REQUEST_BODY_TIMEOUT") * 1000,
       bodyMinBytesPerSecond: num("REQUEST_BODY_MIN_RATE"),
       queueSize: num("ADMISSION_QUEUE_SIZE"),
@@ -426,6 +428,11 @@ export function checkConfig(config: AppConfig): string[] {
   if (config.limits.fileSizeBytes > config.limits.totalFileSizeBytes) warnings.push("MAX_FILE_SIZE_MB is larger than MAX_TOTAL_FILE_SIZE_MB");
   if (config.limits.cpuQuotaUs === 0) warnings.push("MAX_CPU_QUOTA is 0: sandboxes may use every CPU of the host");
   return warnings;
+}
+
+/** MAX_SANDBOXES_PER_PRINCIPAL when unset: one principal may hold half of this replica's sandboxes, so another always finds room. */
+export function defaultSandboxesPerPrincipal(liveSandboxes: number): number {
+  return liveSandboxes > 0 ? Math.max(2, Math.floor(liveSandboxes / 2)) : 0;
 }
 
 /** Share of the machine's memory that sandboxes may claim by default (the rest: the server, the page cache, the pool). */

@@ -75,6 +75,8 @@ export interface AppConfig {
     sessionsPerEntity: number;
     /** MAX_LIVE_SANDBOXES (0: no cap). */
     liveSandboxes: number;
+    /** MAX_SANDBOXES_PER_PRINCIPAL (0: no cap). */
+    sandboxesPerPrincipal: number;
     /** REQUEST_BODY_TIMEOUT (ms) and REQUEST_BODY_MIN_RATE (bytes/s): the slow-loris guard of request bodies. */
     bodyStallMs: number;
     bodyMinBytesPerSecond: number;

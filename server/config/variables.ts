@@ -379,6 +379,10 @@ export const VARIABLES: readonly VariableSpec[] = [
     defaultText: "local sandboxes: 80% of this machine's memory / MAX_MEMORY_MB, at least 4; Kubernetes: 0",
     note: "At the cap the least recently used idle session's sandbox is reclaimed (its Python state saved); when none is idle, 503 with Retry-After. Pooled sandboxes are not counted.",
   }),
+  def("MAX_SANDBOXES_PER_PRINCIPAL", "limits", "active", int(0, 100000), undefined, "Sandboxes held by one API key and end user on this replica (0 = no cap)", {
+    defaultText: "half of MAX_LIVE_SANDBOXES, at least 2 (0 when that is 0)",
+    note: "At the cap that principal's own least recently used idle sandbox is reclaimed (its Python state saved); when none is idle, 429 with Retry-After. A key whose requests name no user is one principal.",
+  }),
   def("ADMISSION_QUEUE_SIZE", "limits", "active", int(0, 100000), "100", "Runs that may wait for an execution slot (0 = refuse at once)"),
   def("ADMISSION_QUEUE_TIMEOUT", "limits", "active", num(0, 3600), "30", "Longest wait for an execution slot", { unit: "s" }),
 

@@ -12,6 +12,9 @@
  * - MAX_LIVE_SANDBOXES: sandboxes held by sessions on this replica; at the cap
  *   the least recently used idle one is reclaimed (the session manager's
  *   callback), else the start is refused (capacity: 503).
+ * - MAX_SANDBOXES_PER_PRINCIPAL: the same within one principal's sessions (an
+ *   API key and end user), so one tenant's burst reclaims its own sandboxes,
+ *   not everyone's; when none of its own is idle, a limit (429).
  *
  * Work beyond the exec limit waits in a bounded queue (ADMISSION_QUEUE_SIZE
  * waiters, each at most ADMISSION_QUEUE_TIMEOUT); past either bound it is
@@ -26,6 +29,8 @@ export interface AdmissionOptions {
   maxSessionsPerEntity: number;
   /** 0: no cap. */
   maxLiveSandboxes: number;
+  /** 0: no cap. */
+  maxSandboxesPerPrincipal?: number;
   /** Waiters allowed in the exec queue (0: refuse at once). */
   queueSize: number;
   /** Longest wait in the queue, ms. */
@@ -55,6 +60,15 @@ export class AdmissionError extends Error {
   get status(): 429 | 503 {
     return this.kind === "limit" ? 429 : 503;
   }
+}
+
+/** What ensureSandboxRoom counts and reclaims: this replica's sandboxes, and the starting session's principal's. */
+export interface SandboxRoom {
+  live(): number;
+  principalLive(): number;
+  /** Free the least recently used idle sandbox (of anyone, or of this principal); false when none is idle. */
+  reclaim(): Promise<boolean>;
+  reclaimPrincipal(): Promise<boolean>;
 }
 
 /** One admitted exec: release it when the exec ends (idempotent). */
@@ -164,20 +178,28 @@ export class Admission {
   }
 
   /**
-   * Make room for one more sandbox on this replica: at MAX_LIVE_SANDBOXES,
-   * reclaim the least recently used idle one; refuse (capacity) when none can be.
+   * Make room for one more sandbox on this replica: at the principal's cap,
+   * reclaim its least recently used idle sandbox (a limit when none is idle);
+   * at MAX_LIVE_SANDBOXES, anyone's (capacity when none is idle).
    * `reserve` is called in the same tick as the check that found room, so that
-   * concurrent starts cannot all see the same free slot (it must make
-   * `liveSandboxes()` count the caller from then on).
+   * concurrent starts cannot all see the same free slot (it must make the
+   * counts include the caller from then on).
    */
-  async ensureSandboxRoom(liveSandboxes: () => number, reclaimLeastRecentlyUsed: () => Promise<boolean>, reserve?: () => void): Promise<void> {
+  async ensureSandboxRoom(room: SandboxRoom, reserve?: () => void): Promise<void> {
     const max = this.#options.maxLiveSandboxes;
-    if (max <= 0) return;
-    while (liveSandboxes() >= max) {
-      if (!(await reclaimLeastRecentlyUsed())) {
+    const perPrincipal = this.#options.maxSandboxesPerPrincipal ?? 0;
+    for (;;) {
+      if (perPrincipal > 0 && room.principalLive() >= perPrincipal) {
+        if (await room.reclaimPrincipal()) continue;
+        this.#refused++;
+        throw new AdmissionError("limit", `this principal holds its maximum of ${perPrincipal} sandboxes, all in use (MAX_SANDBOXES_PER_PRINCIPAL)`, 5);
+      }
+      if (max > 0 && room.live() >= max) {
+        if (await room.reclaim()) continue;
         this.#refused++;
         throw new AdmissionError("capacity", `this server holds its maximum of ${max} live sandboxes, all in use`, 5);
       }
+      break;
     }
     reserve?.();
   }

@@ -155,13 +155,21 @@ export class SessionManager {
     return count;
   }
 
+  /** Sessions of this replica of one principal (API key and end user) holding a sandbox or starting one. */
+  principalSandboxes(ownerKeyHash: string, userId: string | undefined): number {
+    let count = 0;
+    for (const session of this.#live.values()) if (session.holdsSandboxSlot && samePrincipal(session, ownerKeyHash, userId)) count++;
+    return count;
+  }
+
   /**
-   * Free the sandbox of the least recently used idle session (no exec, no client); false when none is idle.
-   * (The lead's state saving replaces this with "save the state, then release".)
+   * Free the sandbox of the least recently used idle session (no exec, no client), of one principal when given;
+   * false when none is idle. The session saves its Python state first (releaseIdleSandbox).
    */
-  async reclaimLeastRecentlyUsed(): Promise<boolean> {
+  async reclaimLeastRecentlyUsed(principal?: { ownerKeyHash: string; userId: string | undefined }): Promise<boolean> {
     const idle = [...this.#live.values()]
       .filter((session) => session.hasSandbox && !session.running && session.clientCount === 0)
+      .filter((session) => !principal || samePrincipal(session, principal.ownerKeyHash, principal.userId))
       .sort((a, b) => a.lastActiveAt - b.lastActiveAt);
     for (const session of idle) if (await session.releaseIdleSandbox(0)) return true;
     return false;
@@ -532,12 +540,18 @@ export class SessionManager {
       ...(this.#deps.pool ? { pool: this.#deps.pool } : {}),
       ...(this.#deps.admission
         ? {
-            sandboxRoom: (reserve: () => void) =>
-              this.#deps.admission!.ensureSandboxRoom(
-                () => this.liveSandboxes,
-                () => this.reclaimLeastRecentlyUsed(),
+            sandboxRoom: (reserve: () => void) => {
+              const principal = { ownerKeyHash: record.ownerKeyHash, userId: record.userId };
+              return this.#deps.admission!.ensureSandboxRoom(
+                {
+                  live: () => this.liveSandboxes,
+                  principalLive: () => this.principalSandboxes(principal.ownerKeyHash, principal.userId),
+                  reclaim: () => this.reclaimLeastRecentlyUsed(),
+                  reclaimPrincipal: () => this.reclaimLeastRecentlyUsed(principal),
+                },
                 reserve,
-              ),
+              );
+            },
           }
         : {}),
       onActivity: (active) => {
@@ -553,6 +567,11 @@ export class SessionManager {
     this.#live.set(record.id, session);
     return session;
   }
+}
+
+/** A principal is an API key and, when the request named one, its end user. */
+function samePrincipal(session: Session, ownerKeyHash: string, userId: string | undefined): boolean {
+  return session.ownerKeyHash === ownerKeyHash && session.userId === userId;
 }
 
 /** The exec whose `exec.start` has no `exit` after it in a replayed stream. */

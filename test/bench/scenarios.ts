@@ -11,7 +11,10 @@ function check(outcome: { code: number | null; reason: string; error?: string },
   if (outcome.code !== 0) throw new Error(`${what} failed: ${JSON.stringify(outcome)}`);
 }
 
-/** (a) print(1) in one reused session: WebSocket exec sent -> exit frame, and HTTP /exec round trip. */
+/**
+ * (a) print(1) in one reused session: WebSocket exec sent -> exit frame, and HTTP /exec round trip; and `echo 1`
+ * in bash, a new process (and jail) per exec where Python reuses its interpreter.
+ */
 export async function reusedSession(server: ServerProcess, runs: number) {
   const client = await BenchClient.connect(server.wsUrl, TEST_API_KEY);
   await client.openSession();
@@ -21,6 +24,13 @@ export async function reusedSession(server: ServerProcess, runs: number) {
     const o = await client.exec("py", PY_TRIVIAL);
     check(o, "ws exec");
     ws.push(o.exitAt - o.sentAt);
+  }
+  const bash: number[] = [];
+  for (let i = 0; i < 5; i++) check(await client.exec("bash", "echo 1"), "warm-up");
+  for (let i = 0; i < runs; i++) {
+    const o = await client.exec("bash", "echo 1");
+    check(o, "ws exec bash");
+    bash.push(o.exitAt - o.sentAt);
   }
   client.close();
 
@@ -42,7 +52,7 @@ export async function reusedSession(server: ServerProcess, runs: number) {
     await httpExec(sessionId);
     http.push(performance.now() - started);
   }
-  return { wsExecPyMs: summarize(ws), httpExecPyMs: summarize(http) };
+  return { wsExecPyMs: summarize(ws), httpExecPyMs: summarize(http), wsExecBashMs: summarize(bash) };
 }
 
 /** (c) exec sent -> first out frame of a program that prints, then sleeps. */

@@ -219,12 +219,14 @@ describe.skipIf(!canRun)("local sandbox provider (bubblewrap)", () => {
       expect(pid1).not.toContain("AGENT_TOKEN=");
       // Not in the agent's environment either: it read its token from a file it deleted.
       expect(result.stdout).not.toContain(sandbox.token);
-      expect((await agent.run("ls -A /run/agent")).stdout).toBe("agent.sock\n");
+      // The agent's folder (socket, token) is not even there for programs: their jail covers /run.
+      expect((await agent.run("ls -A /run; ls /run/agent 2>&1")).stdout).toBe("ls: cannot access '/run/agent': No such file or directory\n");
     });
 
     it("hides the agent token from command lines", async () => {
       const result = await agent.run("for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done");
-      expect(result.stdout).toContain("bwrap");
+      // A program sees its jail only: the launcher (the jail's init) and itself.
+      expect(result.stdout).toContain("/opt/agent/launcher");
       expect(result.stdout).not.toContain(sandbox.token);
     });
 
@@ -278,11 +280,12 @@ describe.skipIf(!canRun)("local sandbox provider (bubblewrap)", () => {
       expect(sandbox.cgroups.enforced).toEqual({ memory: true, pids: true, cpu: true });
     });
 
-    it("shows the memory cgroup to the agent read-only", async () => {
+    it("shows the memory cgroup (bound read-only for the agent) to no program", async () => {
       if (!existsSync(MEMORY_CGROUP)) return;
-      const result = await agent.run("cat /run/cgroup/memory.limit_in_bytes; echo 1 > /run/cgroup/memory.limit_in_bytes 2>&1 || echo denied");
-      expect(result.stdout).toContain(String(limits.memoryBytes));
-      expect(result.stdout).toContain("denied");
+      const result = await agent.run("cat /run/cgroup/memory.limit_in_bytes 2>&1; ls /run/cgroup 2>&1");
+      expect(result.stdout).toBe(
+        "cat: /run/cgroup/memory.limit_in_bytes: No such file or directory\nls: cannot access '/run/cgroup': No such file or directory\n",
+      );
     });
 
     it("kills a program that exceeds the memory limit, and the sandbox lives on", async () => {

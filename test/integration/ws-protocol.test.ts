@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { agentAbove } from "../helpers/sandbox-agents.ts";
 import { type ServerProcess, startServer, TEST_API_KEY, TEST_MASTER_KEY } from "../helpers/server-process.ts";
 import { type Frame, TestClient } from "../helpers/ws-client.ts";
 
@@ -294,19 +295,19 @@ describe.each([
 
   it("ends the exec with sandbox_lost when the sandbox dies, and the next exec gets a new sandbox", async () => {
     const { client } = await sessionClient();
-    const code = [
-      "import os, signal, time",
-      "print('killing the agent', flush=True)",
-      "for pid in os.listdir('/proc'):",
-      "    if pid.isdigit():",
-      "        try:",
-      "            if b'agent.mjs' in open(f'/proc/{pid}/cmdline', 'rb').read():",
-      "                os.kill(int(pid), signal.SIGKILL)",
-      "        except OSError:",
-      "            pass",
-      "time.sleep(5)",
-    ].join("\n");
-    const { exit } = await client.run("suicide", "py", code);
+    // Programs cannot reach their agent (their jail): it dies from outside, as in a crash or an OOM kill.
+    const from = client.frames.length;
+    const marker = `${Date.now()}${process.pid}`; // sleep 10.<marker>: a little over 10 s, a command line no other process has
+    client.send({ type: "exec", id: "doomed", lang: "py", code: `import subprocess\nprint('running', flush=True)\nsubprocess.run(['sleep', '10.${marker}'])` });
+    await client.waitFor((f) => f.type === "out" && f.id === "doomed", 20_000, from);
+    let agent = agentAbove(`sleep 10.${marker}`);
+    for (let tries = 0; agent === undefined && tries < 50; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      agent = agentAbove(`sleep 10.${marker}`);
+    }
+    expect(agent, "no sandbox agent under this test").toBeDefined();
+    process.kill(agent!, "SIGKILL");
+    const exit = await client.waitFor((f) => f.type === "exit" && f.id === "doomed", 20_000, from);
     expect(exit.reason).toBe("sandbox_lost");
     const next = await client.run("reborn", "py", "print('new sandbox')");
     expect(next.stdout).toBe("new sandbox\n");

@@ -47,7 +47,13 @@ describe.each([
       "print('uid', os.getuid())",
       "print('env', sorted(os.environ))",
       // Every process the sandbox can see, and whether any environment carries a secret.
-      "leaks = [p for p in os.listdir('/proc') if p.isdigit() and any(k in open(f'/proc/{p}/environ', 'rb').read() for k in (b'API_KEY=', b'MASTER_API_KEY=', b'AGENT_TOKEN=', b'REDIS_', b'S3_', b'AWS_'))]",
+      // (The jail's init, which keeps its capabilities, cannot be read at all: nothing leaks there either.)
+      "def environ(p):",
+      "    try:",
+      "        return open(f'/proc/{p}/environ', 'rb').read()",
+      "    except PermissionError:",
+      "        return b''",
+      "leaks = [p for p in os.listdir('/proc') if p.isdigit() and any(k in environ(p) for k in (b'API_KEY=', b'MASTER_API_KEY=', b'AGENT_TOKEN=', b'REDIS_', b'S3_', b'AWS_'))]",
       "print('leaks', leaks)",
     ].join("\n");
     const { stdout } = await client.run("walls", "py", code);

@@ -64,19 +64,20 @@ describe.each([
     expect(result.stderr.match(/Read-only file system/g)?.length).toBe(4);
   });
 
-  it("`kill -9 -1` loses only the caller's sandbox: the session continues with its files, another session runs on", async () => {
+  it("`kill -9 -1` reaches only the program's own jail: the session keeps its sandbox, files and variables, another session runs on", async () => {
     const other = await TestClient.connect(server.wsUrl, { apiKey: TEST_API_KEY });
     clients.push(other);
     await other.openSession();
     other.send({ type: "exec", id: "steady", lang: "bash", code: "for i in 1 2 3 4 5 6; do echo tick $i; sleep 0.3; done" });
     await other.waitFor((f) => f.type === "out" && f.id === "steady");
 
-    const first = await exec({ lang: "bash", code: "echo keep > /mnt/data/kept.txt" });
+    const first = await exec({ lang: "py", code: "y = 6\nopen('/mnt/data/kept.txt', 'w').write('keep\\n')" });
+    // kill(-1) spares the caller and its namespace's init: there is nobody else to reach.
     const killer = await exec({ lang: "bash", code: "sleep 0.2; kill -9 -1; echo survived", session_id: first.session_id });
-    expect(killer.stdout).toBe("");
-    expect(killer.stderr).toMatch(/the sandbox was lost/);
-    const again = await exec({ lang: "bash", code: "cat /mnt/data/kept.txt", session_id: first.session_id });
-    expect(again.stdout).toBe("keep\n");
+    expect(killer.stdout).toBe("survived\n");
+    expect(killer.stderr).toMatch(/kill: \(-1\) - No such process\n$/);
+    const again = await exec({ lang: "py", code: "print(open('kept.txt').read(), y * 7)", session_id: first.session_id });
+    expect({ stdout: again.stdout, stderr: again.stderr }).toEqual({ stdout: "keep\n 42\n", stderr: "" });
 
     const exit = await other.waitFor((f) => f.type === "exit" && f.id === "steady", 20_000);
     expect(exit).toMatchObject({ reason: "exited", code: 0 });

@@ -1,15 +1,17 @@
 import { readdirSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { newestAgentPid } from "../helpers/sandbox-agents.ts";
 import { type ServerProcess, startServer, TEST_API_KEY } from "../helpers/server-process.ts";
 import { TestClient } from "../helpers/ws-client.ts";
 
 /**
- * A program attacks its own agent (issue 16, finding 1, "slot freeze"): the
- * agent runs as the programs' uid, so a run can leave behind a process that
- * stops it (SIGSTOP) once the run is over. The session's next exec then talks
- * to an agent that never answers. That exec must still end, within its own
- * limits, with sandbox_lost; its execution slot must come back; the session
- * must get a new sandbox (with its files) on the run after.
+ * An agent that stops answering (issue 16, finding 1, "slot freeze"). A
+ * program can no longer stop its agent (agent-reach.test.ts), so the test
+ * stops it from the host, as a bug or an exhausted machine might. The
+ * session's next exec, which places an input file on that agent first, must
+ * still end within its own limits with sandbox_lost; its execution slot must
+ * come back; the session must get a new sandbox (with its files) on the run
+ * after.
  */
 
 const WALL_S = 5;
@@ -17,10 +19,12 @@ const COMPILE_S = 1;
 /** What an exec may take at most, preparation included: its wall time, its compile time, and the watchdog's slack. */
 const EXEC_BOUND_MS = (WALL_S + COMPILE_S + 15) * 1000;
 
-// Pid 2 in a bubblewrap sandbox is the agent (pid 1 is bwrap). The run ends at once, the stop comes a second later, from a
-// thread of the persistent interpreter: it outlives the run (a `setsid bash -c "sleep 1; kill -STOP 2" &` would do the same
-// where the agent does not end a run's stray processes).
-const FREEZE_AGENT = "import os, signal, threading; threading.Timer(1, os.kill, (2, signal.SIGSTOP)).start()";
+/** SIGSTOP the newest sandbox agent under the server with this pid: the last session's. */
+function freezeNewestAgent(serverPid: number): void {
+  const newest = newestAgentPid(serverPid);
+  expect(newest, "no sandbox agent under the server").toBeDefined();
+  process.kill(newest!, "SIGSTOP");
+}
 
 describe.each(["node", "uws"] as const)("a frozen agent (%s transport)", (transport) => {
   let server: ServerProcess;
@@ -67,9 +71,9 @@ describe.each(["node", "uws"] as const)("a frozen agent (%s transport)", (transp
   /** A session whose agent the last run stopped, and a file (of another session) it does not hold yet. */
   async function frozenSession(): Promise<{ sessionId: string; input: { id: string; session_id: string; name: string } }> {
     const file = await upload("input.txt", "the input\n");
-    const attack = await exec({ lang: "py", code: FREEZE_AGENT });
+    const attack = await exec({ lang: "py", code: "print('ready')" });
     expect(attack.status).toBe(200);
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    freezeNewestAgent(server.pid);
     return { sessionId: attack.json.session_id as string, input: { id: file.fileId, session_id: file.sessionId, name: "input.txt" } };
   }
 
@@ -111,8 +115,8 @@ describe.each(["node", "uws"] as const)("a frozen agent (%s transport)", (transp
     const client = await TestClient.connect(server.wsUrl, { apiKey: TEST_API_KEY });
     try {
       await client.openSession();
-      expect((await client.run("attack", "py", FREEZE_AGENT)).exit).toMatchObject({ type: "exit", reason: "exited" });
-      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      expect((await client.run("first", "py", "print('ready')")).exit).toMatchObject({ type: "exit", reason: "exited" });
+      freezeNewestAgent(server.pid);
       const started = performance.now();
       const stuck = await client.run("stuck", "py", "print(1)", { files: [input] }, EXEC_BOUND_MS + 5_000);
       expect(stuck.exit).toMatchObject({ type: "exit", reason: "sandbox_lost" });

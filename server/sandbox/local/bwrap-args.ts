@@ -14,6 +14,8 @@ export const SANDBOX_PATHS = {
   socket: "/run/agent/agent.sock",
   /** Written by the server (host-files.ts writeTokenFile), deleted by the agent once read. */
   tokenFile: "/run/agent/token",
+  /** The programs' syscall filter, for the launcher (a read-only copy bwrap makes from a pipe). */
+  programsFilter: "/run/programs.seccomp",
   cgroupDir: "/run/cgroup",
   egressDir: "/run/egress",
   egressSocket: "/run/egress/proxy.sock",
@@ -95,10 +97,18 @@ export interface BwrapArgsInput {
   skillDepsDir?: string;
   /** Install the syscall filter (seccomp.ts) that the launch passes on SECCOMP_FD. */
   seccomp?: boolean;
+  /**
+   * The programs' own filter comes on PROGRAMS_FILTER_FD, and the launcher runs
+   * each program in a jail (launcher.c --jail) out of the agent's reach. Needs
+   * `seccomp` (the agent's filter leaves unshare and mount to the launcher).
+   */
+  jail?: boolean;
 }
 
 /** The fd on which bwrap reads the compiled syscall filter (fd 3 carries its options). */
 export const SECCOMP_FD = 4;
+/** The fd on which bwrap reads the programs' filter, copied to SANDBOX_PATHS.programsFilter. */
+export const PROGRAMS_FILTER_FD = 5;
 
 /** bwrap options (everything before `--` and the command), passed with `--args FD`: no command line shows them. */
 export function buildBwrapArgs(input: BwrapArgsInput): string[] {
@@ -107,7 +117,8 @@ export function buildBwrapArgs(input: BwrapArgsInput): string[] {
     "--unshare-all",
     "--unshare-user",
     ...(input.tcpListen ? ["--share-net"] : []),
-    ...(input.disableUserns ? ["--disable-userns"] : []),
+    // A jail is a user namespace the launcher makes; programs cannot make one (their filter denies it).
+    ...(input.disableUserns && !input.jail ? ["--disable-userns"] : []),
     "--die-with-parent",
     "--new-session",
     "--cap-drop",
@@ -153,6 +164,7 @@ export function buildBwrapArgs(input: BwrapArgsInput): string[] {
   if (input.egress) args.push("--ro-bind", input.egress.socketDir, SANDBOX_PATHS.egressDir);
   if (input.skillDepsDir) args.push("--bind", input.skillDepsDir, SKILL_DEPS_MOUNT);
   if (input.seccomp) args.push("--seccomp", String(SECCOMP_FD));
+  if (input.jail) args.push("--ro-bind-data", String(PROGRAMS_FILTER_FD), SANDBOX_PATHS.programsFilter);
   // The root bwrap builds (a tmpfs holding the mount points) and its /dev (an unbounded tmpfs) become read-only:
   // only /tmp, /mnt/data, /dev/shm and /run/agent take writes.
   args.push("--remount-ro", "/dev", "--remount-ro", "/");
@@ -168,6 +180,7 @@ export function buildBwrapArgs(input: BwrapArgsInput): string[] {
     ["AGENT_PROGRAM_ENV", input.programEnv],
   ];
   if (input.hasLauncher) env.push(["AGENT_LAUNCHER", SANDBOX_PATHS.launcher]);
+  if (input.jail) env.push(["AGENT_PROGRAM_SECCOMP", SANDBOX_PATHS.programsFilter], ["AGENT_PROGRAM_JAIL", "1"]);
   if (input.memoryCgroupDir) env.push(["AGENT_CGROUP_DIR", SANDBOX_PATHS.cgroupDir]);
   if (input.egress) env.push(["AGENT_EGRESS_PORT", String(input.egress.port)], ["AGENT_EGRESS_SOCKET", SANDBOX_PATHS.egressSocket]);
   args.push("--clearenv");

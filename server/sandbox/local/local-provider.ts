@@ -21,7 +21,7 @@ import { type EgressListener, type EgressProxy, egressProxyEnv } from "../egress
 import { type SkillDeps, skillDepsEnv, skillDepsPath, type TenantCache } from "../egress/skill-deps.ts";
 import { PROGRAM_ENV, PROGRAM_PATH } from "../program-env.ts";
 import type { AgentEndpoint, ProviderHealth, Sandbox, SandboxExit, SandboxProvider, SandboxSpec } from "../provider.ts";
-import { buildBwrapArgs, ETC_TOOLCHAIN_FILES, encodeArgsFile, type RootEntry, SANDBOX_PATHS } from "./bwrap-args.ts";
+import { buildBwrapArgs, ETC_TOOLCHAIN_FILES, encodeArgsFile, PROGRAMS_FILTER_FD, type RootEntry, SANDBOX_PATHS, SECCOMP_FD } from "./bwrap-args.ts";
 import { type CgroupLayout, CONTROLLERS, createSandboxCgroups, detectCgroups, killCgroups, removeCgroups, type SandboxCgroups } from "./cgroups.ts";
 import { hostRootEntries, hostVersionedEtc, makeSandboxDir, newSandboxId, newToken, prepareBaseDir, SANDBOX_ID_LENGTH, writeTokenFile } from "./host-files.ts";
 import { buildLaunchArgv, LAUNCH_ENV, OOM_PROBE_SCRIPT } from "./launch-script.ts";
@@ -436,6 +436,7 @@ export class LocalSandboxProvider implements SandboxProvider {
       disableUserns: init.disableUserns,
       ...(host ? { tcpListen: host.tcpListen } : {}),
       seccomp: init.seccomp.ok,
+      jail: init.seccomp.ok,
     });
     for (const [name, value] of Object.entries({ ...this.#agentEnv, ...host?.env })) bwrapArgs.push("--setenv", name, value);
     const argv = buildLaunchArgv({
@@ -448,17 +449,18 @@ export class LocalSandboxProvider implements SandboxProvider {
       entry: SANDBOX_PATHS.agentEntry,
       cgroupProcsFiles: cgroups.procsFiles,
     });
-    // fd 3: bwrap's options; fd 4: the compiled syscall filter (both pipes, read by bwrap before it runs the agent).
+    // fd 3: bwrap's options; fd 4: the agent's syscall filter; fd 5: the programs' (pipes, read by bwrap before it runs the agent).
+    const filters = init.seccomp.ok ? [init.seccomp.agentFilter, init.seccomp.programsFilter] : [];
     const child = spawn("/bin/bash", argv, {
       env: { ...LAUNCH_ENV },
       cwd: "/",
-      stdio: ["ignore", "pipe", "pipe", "pipe", init.seccomp.ok ? "pipe" : "ignore"],
+      stdio: ["ignore", "pipe", "pipe", "pipe", ...filters.map(() => "pipe" as const)],
     });
-    if (init.seccomp.ok) {
-      const filterPipe = child.stdio[4] as Writable;
+    filters.forEach((filter, i) => {
+      const filterPipe = child.stdio[[SECCOMP_FD, PROGRAMS_FILTER_FD][i]!] as Writable;
       filterPipe.on("error", () => {}); // the shell failed first: "exit" reports it
-      filterPipe.end(init.seccomp.program);
-    }
+      filterPipe.end(filter);
+    });
     const argsPipe = child.stdio[3] as Writable;
     argsPipe.on("error", () => {}); // the shell failed before bwrap read its options: "exit" reports it
     argsPipe.end(encodeArgsFile(bwrapArgs));
@@ -588,7 +590,10 @@ export class LocalSandboxProvider implements SandboxProvider {
       details: {
         bwrap: init.bwrapVersion,
         userNamespaces: probe.ok,
-        nestedUserNamespaces: init.disableUserns ? "disabled" : "allowed",
+        nestedUserNamespaces: init.seccomp.ok ? "the launcher's jail only (programs' filter denies them)" : init.disableUserns ? "disabled" : "allowed",
+        programJail: init.seccomp.ok
+          ? "own user, pid and mount namespaces per program (the agent out of reach)"
+          : "off (needs the syscall filter): programs share the agent's uid and pid namespace",
         cgroupVersion: init.layout.version,
         cgroupControllers: enforced,
         agentOomScoreAdj: init.agentOomScoreLowered ? -500 : "unchanged (no CAP_SYS_RESOURCE)",

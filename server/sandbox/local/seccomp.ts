@@ -1,8 +1,11 @@
 /**
- * The syscall filter of local sandboxes: a deny list compiled once, at the
- * provider's start, into a BPF program (libseccomp, through Debian's
- * python3-seccomp) that bwrap installs (`--seccomp FD`) just before it runs
- * the agent, so every process of the sandbox carries it and none can drop it.
+ * The syscall filters of local sandboxes: a deny list compiled once, at the
+ * provider's start, into two BPF programs (libseccomp, through Debian's
+ * python3-seccomp). bwrap installs the agent's (`--seccomp FD`) just before it
+ * runs the agent, so every process of the sandbox carries it and none can drop
+ * it; it lets the launcher build the program's jail (`unshare`, `mount`). The
+ * launcher installs the programs' own, the whole list, on top of it just
+ * before it runs a program.
  *
  * Why a deny list: the languages, their compilers and runtimes (JVM, Go, R,
  * node...) use a wide and changing set of calls; what no program here needs
@@ -80,6 +83,9 @@ export const DENIED_SYSCALLS: readonly string[] = [
   "ioperm",
 ];
 
+/** What the launcher needs to jail a program (launcher.c --jail): denied to programs only. */
+export const JAIL_SYSCALLS: readonly string[] = ["unshare", "mount"];
+
 /** Calls that fail with ENOSYS ("not there"), so that their callers fall back. */
 export const UNAVAILABLE_SYSCALLS: readonly string[] = ["io_uring_setup", "io_uring_enter", "io_uring_register", "clone3"];
 
@@ -95,61 +101,86 @@ export const CLONE_NAMESPACE_FLAGS: readonly number[] = [
   0x00000080, // CLONE_NEWTIME
 ];
 
-/** Build the filter with libseccomp and export it as BPF to argv[1]; prints the names it could not resolve on this architecture. */
+/**
+ * Build both filters with libseccomp and export them as BPF: the agent's to
+ * argv[1] (without the jail's calls), the programs' to argv[2]; prints the
+ * names it could not resolve on this architecture.
+ */
 const COMPILE_SCRIPT = `
 import errno, json, sys
 import seccomp
-out, spec = sys.argv[1], json.loads(sys.argv[2])
-f = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
+agent_out, programs_out, spec = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 unknown = []
-def rule(action, name, *args):
-    try:
-        f.add_rule(action, name, *args)
-    except (RuntimeError, ValueError, OSError):
-        unknown.append(name)
-for name in spec["deny"]:
-    rule(seccomp.ERRNO(errno.EPERM), name)
-for name in spec["enosys"]:
-    rule(seccomp.ERRNO(errno.ENOSYS), name)
-for flag in spec["cloneFlags"]:
-    rule(seccomp.ERRNO(errno.EPERM), "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
-with open(out, "wb") as handle:
-    f.export_bpf(handle)
+def build(skip):
+    f = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
+    def rule(action, name, *args):
+        try:
+            f.add_rule(action, name, *args)
+        except (RuntimeError, ValueError, OSError):
+            unknown.append(name)
+    for name in spec["deny"]:
+        if name not in skip:
+            rule(seccomp.ERRNO(errno.EPERM), name)
+    for name in spec["enosys"]:
+        rule(seccomp.ERRNO(errno.ENOSYS), name)
+    for flag in spec["cloneFlags"]:
+        rule(seccomp.ERRNO(errno.EPERM), "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
+    return f
+for out, skip in ((agent_out, spec["jail"]), (programs_out, [])):
+    with open(out, "wb") as handle:
+        build(skip).export_bpf(handle)
 print(json.dumps({"unknown": sorted(set(unknown))}))
 `;
 
-export type SeccompCompile = { ok: true; program: Buffer; denied: number; unknown: string[] } | { ok: false; error: string };
+export type SeccompCompile =
+  | {
+      ok: true;
+      /** The agent's filter (bwrap --seccomp). */
+      agentFilter: Buffer;
+      /** The programs' filter (launcher --seccomp). */
+      programsFilter: Buffer;
+      denied: number;
+      unknown: string[];
+    }
+  | { ok: false; error: string };
 
-/** Compile the filter (once per provider): the BPF program, passed to each bwrap on a pipe. */
+/** Compile the filters (once per provider): BPF programs, passed to each bwrap on pipes. */
 export async function compileSeccompFilter(): Promise<SeccompCompile> {
   const dir = await mkdtemp(join(tmpdir(), "seccomp-"));
   try {
-    const path = join(dir, "filter.bpf");
-    const result = await runCompiler(path);
-    return result.ok ? { ok: true, program: await readFile(path), denied: result.denied, unknown: result.unknown } : result;
+    const agentPath = join(dir, "agent.bpf");
+    const programsPath = join(dir, "programs.bpf");
+    const result = await runCompiler(agentPath, programsPath);
+    if (!result.ok) return result;
+    return { ok: true, agentFilter: await readFile(agentPath), programsFilter: await readFile(programsPath), denied: result.denied, unknown: result.unknown };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
 
-function runCompiler(path: string): Promise<{ ok: true; denied: number; unknown: string[] } | { ok: false; error: string }> {
-  const spec = JSON.stringify({ deny: DENIED_SYSCALLS, enosys: UNAVAILABLE_SYSCALLS, cloneFlags: CLONE_NAMESPACE_FLAGS });
+function runCompiler(agentPath: string, programsPath: string): Promise<{ ok: true; denied: number; unknown: string[] } | { ok: false; error: string }> {
+  const spec = JSON.stringify({ deny: DENIED_SYSCALLS, enosys: UNAVAILABLE_SYSCALLS, cloneFlags: CLONE_NAMESPACE_FLAGS, jail: JAIL_SYSCALLS });
   return new Promise((resolve) => {
-    execFile("python3", ["-c", COMPILE_SCRIPT, path, spec], { timeout: 20_000, env: { PATH: "/usr/bin:/bin", LANG: "C.UTF-8" } }, (error, stdout, stderr) => {
-      if (error) {
-        const text = String(stderr);
-        const reason = /No module named 'seccomp'/.test(text)
-          ? "python3-seccomp is not installed (apt-get install python3-seccomp, or run scripts/setup.sh)"
-          : (text.trim().split("\n").at(-1) ?? error.message);
-        resolve({ ok: false, error: `the syscall filter could not be built: ${reason}` });
-        return;
-      }
-      try {
-        const { unknown } = JSON.parse(String(stdout)) as { unknown: string[] };
-        resolve({ ok: true, denied: DENIED_SYSCALLS.length + UNAVAILABLE_SYSCALLS.length - unknown.length, unknown });
-      } catch {
-        resolve({ ok: false, error: `the syscall filter could not be built: unexpected output ${String(stdout).slice(0, 200)}` });
-      }
-    });
+    execFile(
+      "python3",
+      ["-c", COMPILE_SCRIPT, agentPath, programsPath, spec],
+      { timeout: 20_000, env: { PATH: "/usr/bin:/bin", LANG: "C.UTF-8" } },
+      (error, stdout, stderr) => {
+        if (error) {
+          const text = String(stderr);
+          const reason = /No module named 'seccomp'/.test(text)
+            ? "python3-seccomp is not installed (apt-get install python3-seccomp, or run scripts/setup.sh)"
+            : (text.trim().split("\n").at(-1) ?? error.message);
+          resolve({ ok: false, error: `the syscall filter could not be built: ${reason}` });
+          return;
+        }
+        try {
+          const { unknown } = JSON.parse(String(stdout)) as { unknown: string[] };
+          resolve({ ok: true, denied: DENIED_SYSCALLS.length + UNAVAILABLE_SYSCALLS.length - unknown.length, unknown });
+        } catch {
+          resolve({ ok: false, error: `the syscall filter could not be built: unexpected output ${String(stdout).slice(0, 200)}` });
+        }
+      },
+    );
   });
 }

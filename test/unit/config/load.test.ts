@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { defaultLiveSandboxes, loadConfig } from "../../../server/config/load.ts";
+import { defaultLiveSandboxes, defaultSandboxesPerPrincipal, loadConfig } from "../../../server/config/load.ts";
 import { VARIABLES } from "../../../server/config/variables.ts";
 
 const MIB = 1024 * 1024;
@@ -19,6 +19,9 @@ afterEach(() => {
 function load(env: Record<string, string> = {}, envFile: string | false = false) {
   return loadConfig({ env, envFile, cwd: dir });
 }
+
+/** MAX_LIVE_SANDBOXES derived on this machine at the default MAX_MEMORY_MB (512). */
+const DEFAULT_LIVE_SANDBOXES = Math.max(4, Math.floor((totalmem() * 0.8) / (512 * 1024 * 1024)));
 
 describe("defaults", () => {
   it("load with an empty environment, without errors", () => {
@@ -70,7 +73,8 @@ describe("defaults", () => {
       concurrentExecutions: 10,
       sessionsPerEntity: 100,
       // Derived from this machine's memory: 80% of it at 512 MB a sandbox.
-      liveSandboxes: Math.max(4, Math.floor((totalmem() * 0.8) / (512 * 1024 * 1024))),
+      liveSandboxes: DEFAULT_LIVE_SANDBOXES,
+      sandboxesPerPrincipal: Math.max(2, Math.floor(DEFAULT_LIVE_SANDBOXES / 2)),
       bodyStallMs: 15_000,
       bodyMinBytesPerSecond: 1024,
       queueSize: 100,
@@ -514,5 +518,16 @@ describe("MAX_LIVE_SANDBOXES when unset", () => {
     expect(defaultLiveSandboxes("kubernetes", 512 * 1024 ** 2, 24 * gib)).toBe(0);
     expect(loadConfig({ env: { MAX_LIVE_SANDBOXES: "0" }, envFile: false }).config.limits.liveSandboxes).toBe(0);
     expect(loadConfig({ env: { MAX_MEMORY_MB: "1048576" }, envFile: false }).config.limits.liveSandboxes).toBe(4);
+  });
+});
+
+describe("MAX_SANDBOXES_PER_PRINCIPAL when unset", () => {
+  it("is half of MAX_LIVE_SANDBOXES (at least 2), and no cap when there is none; a set value wins", () => {
+    expect(defaultSandboxesPerPrincipal(38)).toBe(19);
+    expect(defaultSandboxesPerPrincipal(4)).toBe(2);
+    expect(defaultSandboxesPerPrincipal(0)).toBe(0);
+    expect(loadConfig({ env: { MAX_LIVE_SANDBOXES: "10" }, envFile: false }).config.limits.sandboxesPerPrincipal).toBe(5);
+    expect(loadConfig({ env: { MAX_LIVE_SANDBOXES: "0" }, envFile: false }).config.limits.sandboxesPerPrincipal).toBe(0);
+    expect(loadConfig({ env: { MAX_SANDBOXES_PER_PRINCIPAL: "7" }, envFile: false }).config.limits.sandboxesPerPrincipal).toBe(7);
   });
 });

@@ -51,28 +51,51 @@ describe("Admission (in memory)", () => {
     }
   });
 
+  const room = (counts: { live: () => number; principal?: () => number }, reclaim: () => Promise<boolean>, reclaimPrincipal = async () => false) => ({
+    live: counts.live,
+    principalLive: counts.principal ?? (() => 0),
+    reclaim,
+    reclaimPrincipal,
+  });
+
   it("reclaims the least recently used idle sandbox at MAX_LIVE_SANDBOXES, else refuses", async () => {
     const admission = new Admission({ ...base, maxLiveSandboxes: 2 });
     let live = 2;
     let reclaimed = 0;
     await admission.ensureSandboxRoom(
-      () => live,
-      async () => {
+      room({ live: () => live }, async () => {
         reclaimed++;
         live--;
         return true;
-      },
+      }),
     );
     expect(reclaimed).toBe(1);
-    await expect(
-      admission.ensureSandboxRoom(
-        () => 2,
-        async () => false,
+    await expect(admission.ensureSandboxRoom(room({ live: () => 2 }, async () => false))).rejects.toMatchObject({ kind: "capacity", status: 503 });
+    await new Admission(base).ensureSandboxRoom(room({ live: () => 1000 }, async () => false)); // 0 = no cap
+  });
+
+  it("at MAX_SANDBOXES_PER_PRINCIPAL reclaims the principal's own idle sandbox, else refuses with a limit; others are not touched", async () => {
+    const admission = new Admission({ ...base, maxLiveSandboxes: 10, maxSandboxesPerPrincipal: 2 });
+    let mine = 2;
+    const reclaimedOthers: number[] = [];
+    await admission.ensureSandboxRoom(
+      room(
+        { live: () => 5, principal: () => mine },
+        async () => {
+          reclaimedOthers.push(1);
+          return true;
+        },
+        async () => {
+          mine--;
+          return true;
+        },
       ),
-    ).rejects.toMatchObject({ kind: "capacity", status: 503 });
-    await new Admission(base).ensureSandboxRoom(
-      () => 1000,
-      async () => false,
-    ); // 0 = no cap
+    );
+    expect({ mine, reclaimedOthers }).toEqual({ mine: 1, reclaimedOthers: [] });
+    await expect(admission.ensureSandboxRoom(room({ live: () => 5, principal: () => 2 }, async () => true))).rejects.toMatchObject({
+      kind: "limit",
+      status: 429,
+      message: expect.stringMatching(/MAX_SANDBOXES_PER_PRINCIPAL/),
+    });
   });
 });
