@@ -4,9 +4,7 @@
  * cannot take every file descriptor the server has. Trusted proxies carry
  * many clients and are not capped.
  */
-import type { Socket } from "node:net";
 import type { TrustedProxies } from "./client-address.ts";
-import { normalizeAddress } from "./common.ts";
 
 export class ConnectionCap {
   readonly #open = new Map<string, number>();
@@ -20,23 +18,25 @@ export class ConnectionCap {
     this.#trusted = trusted;
   }
 
-  /** Count a new connection; past the cap it is destroyed at once and false is returned. */
-  admit(socket: Socket): boolean {
-    if (this.#max <= 0) return true;
-    const address = normalizeAddress(socket.remoteAddress);
-    if (this.#trusted?.has(address)) return true;
+  /**
+   * Count a new connection from `address` (normalized): a function to call
+   * once it closes, or undefined past the cap (the caller closes it at once).
+   */
+  admit(address: string): (() => void) | undefined {
+    if (this.#max <= 0 || this.#trusted?.has(address)) return () => {};
     const open = this.#open.get(address) ?? 0;
     if (open >= this.#max) {
       this.refused++;
-      socket.destroy();
-      return false;
+      return undefined;
     }
     this.#open.set(address, open + 1);
-    socket.once("close", () => {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
       const left = (this.#open.get(address) ?? 1) - 1;
       if (left <= 0) this.#open.delete(address);
       else this.#open.set(address, left);
-    });
-    return true;
+    };
   }
 }

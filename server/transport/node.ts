@@ -51,7 +51,10 @@ export interface NodeTransportOptions extends TransportOptions {
   wsPingIntervalMs?: number;
   /** How long close() waits for WebSocket close handshakes before terminating. Default 1 s. */
   closeGraceMs?: number;
-  /** Connections one address may hold open (0: no cap); trusted proxies are not capped. Default 0. */
+  /**
+   * Connections one address may hold open (0: no cap); trusted proxies are not capped. Default 0.
+   * Node transport only: uWebSockets.js reports a closing connection without its address, so it cannot be counted off.
+   */
   maxConnectionsPerAddress?: number;
 }
 
@@ -544,7 +547,11 @@ export function createNodeTransport(handlers: TransportHandlers, options: NodeTr
         wsPaths: new Set(listenerHandlers.ws.paths),
         closed: false,
       };
-      created.on("connection", (socket: Socket) => connectionCap.admit(socket));
+      created.on("connection", (socket: Socket) => {
+        const release = connectionCap.admit(normalizeAddress(socket.remoteAddress));
+        if (release) socket.once("close", release);
+        else socket.destroy();
+      });
       created.on("request", (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, secure, listenerHandlers));
       created.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => onUpgrade(req, socket, head, secure, listener));
       await new Promise<void>((resolve, reject) => {

@@ -72,6 +72,12 @@ static void write_all(int fd, const char *buf, size_t len) {
   }
 }
 
+/* Say what failed, with errno's text, and give the exit code to return. */
+static int failed(int code, const char *what) {
+  fprintf(stderr, "launcher: %s: %s\n", what, strerror(errno));
+  return code;
+}
+
 static int close_range_fds(unsigned first, unsigned last) {
 #ifdef SYS_close_range
   return (int)syscall(SYS_close_range, first, last, 0U);
@@ -275,13 +281,11 @@ static int reaper_main(int go, int rfd, char **program, int keep) {
   }
   close(go);
   if (build_jail_mounts() < 0) {
-    fprintf(stderr, "launcher: cannot build the program's namespace: %s\n", strerror(errno));
-    return 125;
+    return failed(125, "cannot build the program's namespace");
   }
   pid_t pid = fork();
   if (pid < 0) {
-    fprintf(stderr, "launcher: cannot fork: %s\n", strerror(errno));
-    return 126;
+    return failed(126, "cannot fork");
   }
   if (pid == 0) exec_program(program, keep);
   forward_pending_and_ignore(pid);
@@ -289,8 +293,7 @@ static int reaper_main(int go, int rfd, char **program, int keep) {
   struct rusage ru;
   memset(&ru, 0, sizeof ru);
   if (wait_for(pid, &status, &ru) < 0) {
-    fprintf(stderr, "launcher: wait4 failed: %s\n", strerror(errno));
-    return 125;
+    return failed(125, "wait4 failed");
   }
   write_report(rfd, status, &ru);
   return exit_code_of(status);
@@ -362,19 +365,16 @@ int main(int argc, char **argv) {
   int go[2] = {-1, -1};
   if (jail) {
     if (enter_jail() < 0) {
-      fprintf(stderr, "launcher: cannot isolate the program: %s\n", strerror(errno));
-      return 125;
+      return failed(125, "cannot isolate the program");
     }
     if (pipe2(go, O_CLOEXEC) < 0) {
-      fprintf(stderr, "launcher: cannot make a pipe: %s\n", strerror(errno));
-      return 126;
+      return failed(126, "cannot make a pipe");
     }
   }
 
   pid_t pid = fork();
   if (pid < 0) {
-    fprintf(stderr, "launcher: cannot fork: %s\n", strerror(errno));
-    return 126;
+    return failed(126, "cannot fork");
   }
   if (pid == 0) {
     if (!jail) exec_program(program, keep);
@@ -400,8 +400,7 @@ int main(int argc, char **argv) {
   struct rusage ru;
   memset(&ru, 0, sizeof ru);
   if (wait_for(pid, &status, &ru) < 0) {
-    fprintf(stderr, "launcher: wait4 failed: %s\n", strerror(errno));
-    return 125;
+    return failed(125, "wait4 failed");
   }
   if (!jail) write_report(rfd, status, &ru);
   return exit_code_of(status);

@@ -210,6 +210,12 @@ describe.skipIf(!canRun)("local sandbox provider (bubblewrap)", () => {
       expect(result.stdout).toMatch(/^3$/m);
     });
 
+    it("names no folder of the server's own in mountinfo: the agent is bound from its copy in the base folder", async () => {
+      const result = await agent.run("cat /proc/self/mountinfo");
+      expect(result.stdout).toContain(" /opt/agent ");
+      expect(result.stdout).not.toContain(ROOT);
+    });
+
     it("shows no server environment in any process", async () => {
       const result = await agent.run("cat /proc/1/environ | tr '\\0' '\\n'; echo ---; for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' < $f; done 2>/dev/null");
       expect(result.stdout).toContain("---");
@@ -460,9 +466,10 @@ describe.skipIf(!canRun)("local sandbox provider (bubblewrap)", () => {
   });
 });
 
+/** The sandbox folders in a base folder (not the provider's own dot entries: its lock, the agent's copy). */
 function readdirNames(dir: string): string[] {
   try {
-    return readdirSync(dir);
+    return readdirSync(dir).filter((name) => !name.startsWith("."));
   } catch {
     return [];
   }

@@ -72,6 +72,8 @@ describe("servers on the same machine", () => {
     expect(exit).toMatchObject({ type: "exit", code: 0 });
     expect(stdout).toBe("started\ndone\n");
     expect(lockOf(baseDir).pid).toBe(first.pid);
+    // The first one's copy of the agent is still there for its next sandboxes.
+    expect(existsSync(join(baseDir, ".agent", "launcher"))).toBe(true);
   });
 
   it("servers with their own folders run side by side, and stopping one leaves the other's run alone", async () => {

@@ -45,22 +45,28 @@ const PY_ATTACK = [
   "x = 41",
 ].join("\n");
 
+const OTHER_KEY = "agent-reach-other-key-0123456789";
+const WALL_S = 10;
+
 describe.each(["node", "uws"] as const)("a program against its own agent (%s transport)", (transport) => {
   let server: ServerProcess;
   const clients: TestClient[] = [];
   beforeAll(async () => {
-    server = await startServer({ transport, env: { SANDBOX_POOL_ENABLED: "false", MAX_EXECUTION_TIME: "10" } });
+    server = await startServer({
+      transport,
+      env: { SANDBOX_POOL_ENABLED: "false", MAX_EXECUTION_TIME: String(WALL_S), MAX_CONCURRENT_EXECUTIONS: "1", API_KEYS: OTHER_KEY },
+    });
   });
   afterAll(async () => {
     for (const client of clients) client.terminate();
     await server?.stop();
   });
 
-  const exec = async (body: Record<string, unknown>) => {
+  const exec = async (body: Record<string, unknown>, apiKey = TEST_API_KEY) => {
     const started = performance.now();
     const reply = await fetch(`${server.httpUrl}/exec`, {
       method: "POST",
-      headers: { "x-api-key": TEST_API_KEY, "content-type": "application/json" },
+      headers: { "x-api-key": apiKey, "content-type": "application/json" },
       body: JSON.stringify(body),
     });
     const json = (await reply.json()) as { session_id: string; stdout: string; stderr: string };
@@ -85,5 +91,24 @@ describe.each(["node", "uws"] as const)("a program against its own agent (%s tra
     expect(attack.stdout).toBe("2 False\n");
     const next = await client.run("next", "py", "print(x + 1)");
     expect(next).toMatchObject({ exit: { reason: "exited", code: 0 }, stdout: "42\n" });
+  });
+
+  it("finding 1 (MAX_CONCURRENT_EXECUTIONS=1): a delayed `kill -STOP 2` from the interpreter stops no agent; the next exec with an input file and another key's run answer at once", async () => {
+    const form = new FormData();
+    form.append("file", new Blob(["the input\n"]), "input.txt");
+    const upload = (await (await fetch(`${server.httpUrl}/upload`, { method: "POST", headers: { "x-api-key": TEST_API_KEY }, body: form })).json()) as {
+      session_id: string;
+      files: Array<{ fileId: string }>;
+    };
+    const input = { id: upload.files[0]!.fileId, session_id: upload.session_id, name: "input.txt" };
+    // A thread of the persistent interpreter outlives the run (the end-of-exec sweep keeps the interpreter); pid 2 was the agent.
+    const attack = await exec({ lang: "py", code: "import os, signal, threading\nthreading.Timer(1, os.kill, (2, signal.SIGSTOP)).start()\nprint('armed')" });
+    expect(attack.stdout).toBe("armed\n");
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const next = await exec({ lang: "bash", code: "cat input.txt", session_id: attack.session_id, files: [input] });
+    expect({ stdout: next.stdout, stderr: next.stderr }).toEqual({ stdout: "the input\n", stderr: "" });
+    const other = await exec({ lang: "py", code: "print(1)" }, OTHER_KEY);
+    expect({ stdout: other.stdout, stderr: other.stderr }).toEqual({ stdout: "1\n", stderr: "" });
+    expect(next.ms + other.ms).toBeLessThan(WALL_S * 1000);
   });
 });

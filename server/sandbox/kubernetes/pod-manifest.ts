@@ -126,6 +126,8 @@ export function sandboxPodManifest(settings: PodTemplateSettings, input: Sandbox
     { name: "AGENT_DATA_DIR", value: "/mnt/data" },
     { name: "AGENT_WORK_DIR", value: "/tmp/.agent" },
     { name: "AGENT_PROGRAM_ENV", value: input.programEnv },
+    // The jail where the runtime allows user namespaces (the agent tries once and falls back; the default seccomp profile refuses).
+    { name: "AGENT_PROGRAM_JAIL", value: "1" },
     { name: "HOME", value: "/tmp" },
     ...Object.entries(input.agentEnv).map(([name, value]) => ({ name, value })),
   ];

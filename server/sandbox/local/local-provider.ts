@@ -21,6 +21,7 @@ import { type EgressListener, type EgressProxy, egressProxyEnv } from "../egress
 import { type SkillDeps, skillDepsEnv, skillDepsPath, type TenantCache } from "../egress/skill-deps.ts";
 import { PROGRAM_ENV, PROGRAM_PATH } from "../program-env.ts";
 import type { AgentEndpoint, ProviderHealth, Sandbox, SandboxExit, SandboxProvider, SandboxSpec } from "../provider.ts";
+import { STAGED_AGENT_DIR, stageAgent } from "./agent-stage.ts";
 import { buildBwrapArgs, ETC_TOOLCHAIN_FILES, encodeArgsFile, PROGRAMS_FILTER_FD, type RootEntry, SANDBOX_PATHS, SECCOMP_FD } from "./bwrap-args.ts";
 import { type CgroupLayout, CONTROLLERS, createSandboxCgroups, detectCgroups, killCgroups, removeCgroups, type SandboxCgroups } from "./cgroups.ts";
 import { hostRootEntries, hostVersionedEtc, makeSandboxDir, newSandboxId, newToken, prepareBaseDir, SANDBOX_ID_LENGTH, writeTokenFile } from "./host-files.ts";
@@ -75,6 +76,8 @@ const EGRESS_SOCKET = "egress/proxy.sock";
 const CACHE_SWEEP_INTERVAL_MS = 60 * 60_000;
 
 interface InitState {
+  /** The agent bundle's copy that sandboxes bind (agent-stage.ts). */
+  agentDir: string;
   layout: CgroupLayout;
   rootEntries: RootEntry[];
   etcBinds: string[];
@@ -333,6 +336,9 @@ export class LocalSandboxProvider implements SandboxProvider {
   #initialize(): Promise<InitState> {
     this.#init ??= (async () => {
       await prepareBaseDir(this.#options.baseDir);
+      // Without a build there is nothing to copy: create() and health() say so.
+      const source = this.#options.agentDir;
+      const agentDir = existsSync(join(source, "agent.mjs")) ? await stageAgent(source, this.#options.baseDir) : source;
       const layout = await detectCgroups(this.#options.cgroupRoot);
       for (const warning of layout.warnings) this.#warnings.add(warning);
       const version = await run("bwrap", ["--version"], 5_000);
@@ -346,6 +352,7 @@ export class LocalSandboxProvider implements SandboxProvider {
       const staleCaches = (await this.#egress?.skillDeps?.start(CACHE_SWEEP_INTERVAL_MS)) ?? 0;
       if (staleCaches > 0) this.#logger.info({ count: staleCaches }, "unmounted package caches left by an earlier run");
       return {
+        agentDir,
         layout,
         rootEntries: hostRootEntries(),
         etcBinds: [...ETC_TOOLCHAIN_FILES, ...hostVersionedEtc()],
@@ -378,7 +385,8 @@ export class LocalSandboxProvider implements SandboxProvider {
 
   async #create(spec: SandboxSpec, host?: { token: string; tcpListen: { host: string; port: number }; env?: Record<string, string> }): Promise<LocalSandbox> {
     const init = await this.#initialize();
-    const { uid, gid, baseDir, agentDir, nodePath } = this.#options;
+    const { uid, gid, baseDir, nodePath } = this.#options;
+    const { agentDir } = init;
     if (!existsSync(join(agentDir, "agent.mjs"))) throw new Error(`sandbox agent not found: ${join(agentDir, "agent.mjs")} (run the build)`);
     const id = newSandboxId();
     const token = host?.token ?? newToken();
@@ -619,7 +627,8 @@ export class LocalSandboxProvider implements SandboxProvider {
         sandboxes: this.#sandboxes.size,
         baseDir: this.#options.baseDir,
         agentDir: this.#options.agentDir,
-        launcher: existsSync(join(this.#options.agentDir, "launcher")),
+        agentCopy: init.agentDir,
+        launcher: existsSync(join(init.agentDir, "launcher")),
         node: this.#options.nodePath,
       },
       warnings,
@@ -630,6 +639,9 @@ export class LocalSandboxProvider implements SandboxProvider {
     // A sandbox still starting (the start-up check's, a pool's) would come after the others are destroyed and stay behind.
     while (this.#creating.size > 0) await Promise.allSettled([...this.#creating]);
     await Promise.all([...this.#sandboxes.values()].map((sandbox) => sandbox.destroy()));
+    // The agent's copy goes with the last sandbox that used it (the next start makes a new one); only the folder's owner
+    // removes it: a server refused the folder must not pull it from under the sandboxes of the one that holds it.
+    if (this.#lock) await rm(join(this.#options.baseDir, STAGED_AGENT_DIR), { recursive: true, force: true });
     await this.#egress?.skillDeps?.close();
     await this.#lock?.release();
     this.#lock = undefined;

@@ -79,6 +79,7 @@ describe("sandbox pod manifest", () => {
       AGENT_TOKEN_FILE: "/var/run/agent/token",
       AGENT_DATA_DIR: "/mnt/data",
       AGENT_PROGRAM_ENV: '{"PATH":"/usr/bin"}',
+      AGENT_PROGRAM_JAIL: "1",
       AGENT_PYTHON_PRELOAD: "1",
     });
     expect(JSON.stringify(sandboxPodManifest(settings, input))).not.toContain("t0ken");
