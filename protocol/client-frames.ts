@@ -5,7 +5,8 @@ import { ClientIdSchema, EntityIdSchema, FileInputSchema, SessionIdSchema, Signa
 /** Frames a WebSocket client sends to the server (PROTOCOL.md, "Client -> server"). */
 export const AuthFrameSchema = v.object({
   type: v.literal("auth"),
-  apiKey: v.pipe(v.string(), v.minLength(1), v.maxLength(1024)),
+  // An API key, or a LibreChat-minted token (an RS256 one with every claim is about 1 KiB).
+  apiKey: v.pipe(v.string(), v.minLength(1), v.maxLength(8192)),
 });
 
 export const SessionOpenFrameSchema = v.object({

@@ -6,6 +6,13 @@ export interface Principal {
   isMaster: boolean;
   /** A key of the key store (admin API or `keys` CLI), which may have rate limits; absent for API_KEY/API_KEYS and the master key. */
   managed?: true;
+  /**
+   * A LibreChat-minted token's `sub`: the end user, authoritative (a `user_id`
+   * a request names never replaces it). Its `keyHash` is then its tenant's.
+   */
+  userId?: string;
+  /** A token's tenant (its `tenant_id`, or CODEAPI_JWT_SINGLE_TENANT_ID). */
+  tenantId?: string;
 }
 
 export type AuthFailure = "missing" | "invalid" | "disabled";
@@ -13,6 +20,11 @@ export type AuthResult = { ok: true; principal: Principal } | { ok: false; reaso
 
 export function hashKey(key: string): string {
   return createHash("sha256").update(key).digest("hex");
+}
+
+/** The end user a request acts for: a token's `sub` when the caller has one, else the user the request names. */
+export function callerUserId(principal: Principal, named: string | null | undefined): string | undefined {
+  return principal.userId ?? (named || undefined);
 }
 
 /** Anonymous callers when AUTH_ENABLED=false all share this owner. */

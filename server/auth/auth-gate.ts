@@ -1,8 +1,9 @@
 import type { Logger } from "pino";
 import type { AuthFailure, Principal } from "./api-keys.ts";
 import type { AuthFailureLimiter } from "./auth-failure-limiter.ts";
-import type { KeyRecord } from "./key-store.ts";
+import type { KeyRecord, RateLimits } from "./key-store.ts";
 import type { KeyAuthResult, KeyVerifier } from "./key-verifier.ts";
+import { type LibreChatJwtVerifier, looksLikeJwt } from "./librechat-jwt.ts";
 import type { RateDecision, RateLimiter, RateState } from "./rate-limiter.ts";
 import type { UsageRecorder } from "./usage-recorder.ts";
 
@@ -37,6 +38,16 @@ export type MasterOutcome =
 
 export interface AuthGateDeps {
   verifier: KeyVerifier;
+  /**
+   * LibreChat-minted tokens (CODEAPI_AUTH_PROVIDER librechat-jwt or both);
+   * `tokensOnly`: API keys other than the master key are refused.
+   */
+  tokens?: {
+    verifier: LibreChatJwtVerifier;
+    tokensOnly: boolean;
+    /** RATE_LIMIT_DEFAULT_PER_*: what each token principal (tenant and user) may do, as a new managed key may. */
+    rateLimits: RateLimits;
+  };
   /** Per-key limits; absent when RATE_LIMIT_ENABLED=false. */
   limiter?: RateLimiter;
   /** Auth failures per address; absent when RATE_LIMIT_ENABLED=false. */
@@ -68,6 +79,8 @@ export class AuthGate {
     const { verifier, failures } = this.#deps;
     const limited = this.authEnabled ? this.#blocked(address) : undefined;
     if (limited) return limited;
+    const tokens = this.#deps.tokens;
+    if (tokens && key && looksLikeJwt(key)) return this.#authenticateToken(tokens.verifier, key, address);
     let result: KeyAuthResult;
     try {
       result = await verifier.authenticate(key);
@@ -75,11 +88,22 @@ export class AuthGate {
       this.#warn(error, "the key store does not answer: requests with managed keys get 503");
       return { ok: false, kind: "unavailable" };
     }
+    // Tokens only: a key that is not the master key is a wrong credential, however valid it would be as a key.
+    if (result.ok && tokens?.tokensOnly && !result.principal.isMaster && verifier.authEnabled) result = { ok: false, reason: key ? "invalid" : "missing" };
     if (result.ok) return result;
     this.#deps.securityLog("auth_failed", { reason: result.reason, remoteAddress: address });
     // Only wrong keys count: a missing key guesses nothing, and a disabled one is a known key.
     if (result.reason === "invalid" && failures) await this.#countFailure(address);
     return { ok: false, kind: "unauthenticated", reason: result.reason };
+  }
+
+  /** A token: its principal, or a failed login like a wrong key's (logged with why). */
+  async #authenticateToken(tokens: LibreChatJwtVerifier, token: string, address: string): Promise<AuthOutcome> {
+    const outcome = await tokens.verify(token);
+    if (outcome.ok) return { ok: true, principal: outcome.principal };
+    this.#deps.securityLog("auth_failed", { reason: "invalid", token: outcome.reason, detail: outcome.detail, remoteAddress: address });
+    if (this.#deps.failures) await this.#countFailure(address);
+    return { ok: false, kind: "unauthenticated", reason: "invalid" };
   }
 
   /**
@@ -89,6 +113,7 @@ export class AuthGate {
    * again, so a key disabled since then stops working within the cache TTL.
    */
   async admit(principal: Principal, address: string, record?: Readonly<KeyRecord>): Promise<AdmitOutcome> {
+    if (principal.userId !== undefined && this.#deps.tokens) return this.#admitToken(principal, address, this.#deps.tokens.rateLimits);
     if (!principal.managed) return { ok: true };
     let current = record;
     if (!current) {
@@ -114,6 +139,24 @@ export class AuthGate {
       return { ok: false, kind: "rate_limited", scope: "key", rate };
     }
     this.#deps.usage.record(principal.keyHash);
+    return rate ? { ok: true, rate } : { ok: true };
+  }
+
+  /** A token principal: the default limits, counted per tenant and user (it has no key record of its own). */
+  async #admitToken(principal: Principal, address: string, limits: RateLimits): Promise<AdmitOutcome> {
+    const scope = `token:${principal.keyHash}:${principal.userId}`;
+    let rate: RateDecision | undefined;
+    if (this.#deps.limiter && this.authEnabled) {
+      try {
+        rate = await this.#deps.limiter.hit(scope, limits);
+      } catch (error) {
+        this.#warn(error, "rate-limit counters do not answer: requests are admitted without limits");
+      }
+    }
+    if (rate && !rate.allowed) {
+      this.#logRefusal(scope, address, rate);
+      return { ok: false, kind: "rate_limited", scope: "key", rate };
+    }
     return rate ? { ok: true, rate } : { ok: true };
   }
 

@@ -6,6 +6,7 @@ import { AuthFailureLimiter } from "./auth-failure-limiter.ts";
 import { AuthGate } from "./auth-gate.ts";
 import type { KeyStore, RateLimits } from "./key-store.ts";
 import { KeyVerifier } from "./key-verifier.ts";
+import { LibreChatJwtVerifier } from "./librechat-jwt.ts";
 import { LocalKeyStore } from "./local-key-store.ts";
 import { type CounterBackend, MemoryCounters, RateLimiter } from "./rate-limiter.ts";
 import { RedisCounters } from "./redis-counters.ts";
@@ -56,6 +57,15 @@ export async function createAuthServices(
       ? {
           limiter: new RateLimiter(counters),
           failures: new AuthFailureLimiter(counters, { limit: auth.authFailureLimit, windowMs: auth.authFailureWindowMs }),
+        }
+      : {}),
+    ...(auth.jwt.verifier
+      ? {
+          tokens: {
+            verifier: new LibreChatJwtVerifier(auth.jwt.verifier),
+            tokensOnly: auth.jwt.provider === "librechat-jwt",
+            rateLimits: auth.defaultRateLimits,
+          },
         }
       : {}),
     usage,

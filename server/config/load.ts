@@ -14,6 +14,7 @@ import { resolve } from "node:path";
 import { LANGUAGES } from "../../protocol/languages.ts";
 import { parseDotEnv } from "./dotenv.ts";
 import { resolveHttps } from "./https.ts";
+import { resolveJwt } from "./jwt.ts";
 import { maskValue } from "./mask.ts";
 import { resolveRedis } from "./redis.ts";
 import { resolveS3 } from "./s3.ts";
@@ -199,6 +200,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const https = resolveHttps(raw, explicit, sources, cwd, errors, warnings);
   const redis = resolveRedis(raw, explicit, cwd, errors, warnings);
   const s3 = resolveS3(raw, explicit, errors, warnings);
+  const jwt = resolveJwt(raw, explicit, errors, warnings);
 
   // --- typed view --------------------------------------------------------------------
   const num = (name: string): number => raw[name] as number;
@@ -243,6 +245,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       ),
       authFailureLimit: num("AUTH_FAILURE_LIMIT"),
       authFailureWindowMs: num("AUTH_FAILURE_WINDOW") * 1000,
+      jwt,
     },
     limits: {
       execTimeoutMs: num("MAX_EXECUTION_TIME") * 1000,

@@ -41,6 +41,18 @@ export function securityChecks({ config }: LoadedConfig): SecurityCheck[] {
     "user routes require an API key",
     "AUTH_ENABLED=false: anyone who reaches the port may run code",
   );
+  const { jwt } = auth;
+  const keys = jwt.verifier ? [...jwt.verifier.keys.values()] : [];
+  const hs256 = keys.some((key) => key.alg === "HS256");
+  add(
+    "Security",
+    `Caller authentication (CODEAPI_AUTH_PROVIDER=${jwt.provider})`,
+    !hs256,
+    jwt.provider === "api-key"
+      ? "API keys"
+      : `${jwt.provider === "both" ? "API keys and " : ""}LibreChat tokens: iss ${jwt.verifier?.issuer}, aud ${jwt.verifier?.audience}, kid ${keys.map((key) => `${key.kid} (${key.alg})`).join(", ")}`,
+    "CODEAPI_JWT_HS256_SECRET is set: anyone holding the secret mints tokens (development only)",
+  );
   const master = auth.masterKey;
   add(
     "Security",

@@ -3,6 +3,7 @@
  * from the environment (and `.env`) through the valibot schema in `schema.ts`;
  * units are converted here once (milliseconds, bytes), so nobody else parses env.
  */
+import type { JwtConfig } from "./jwt.ts";
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
 
 export interface AppConfig {
@@ -48,6 +49,8 @@ export interface AppConfig {
     /** AUTH_FAILURE_LIMIT wrong keys per AUTH_FAILURE_WINDOW from one address, then 429. */
     authFailureLimit: number;
     authFailureWindowMs: number;
+    /** CODEAPI_AUTH_PROVIDER and the CODEAPI_JWT_* verifier settings. */
+    jwt: JwtConfig;
   };
   limits: {
     /** MAX_EXECUTION_TIME, in ms: the wall-time ceiling of one run. */

@@ -1,4 +1,5 @@
 import type { FileInput } from "../../protocol/index.ts";
+import { callerUserId } from "../auth/api-keys.ts";
 import type { StoredFile } from "../files/file-store.ts";
 import { AdmissionError, type ExecPermit } from "../sessions/admission.ts";
 import type { SessionHandle } from "../sessions/session-handle.ts";
@@ -28,7 +29,8 @@ export async function admitExecSession(
 ): Promise<{ session: SessionHandle; inputs: StoredFile[] } | undefined> {
   const { req, res, requestId } = ctx;
   const { sessions } = deps;
-  const caller = { principal: ctx.principal!, ...(body.user_id ? { userId: body.user_id } : {}) };
+  const userId = callerUserId(ctx.principal!, body.user_id);
+  const caller = { principal: ctx.principal!, ...(userId ? { userId } : {}) };
   const resolved = await sessions.resolveInputs(body.files ?? [], caller);
   if (!resolved.ok) {
     sendError(res, requestId, 404, "resource_not_found", resolved.message, [

@@ -10,6 +10,7 @@ import {
   type SessionOpenFrame,
 } from "../../protocol/index.ts";
 import type { Principal } from "../auth/api-keys.ts";
+import { callerUserId } from "../auth/api-keys.ts";
 import type { AuthGate, Refusal } from "../auth/auth-gate.ts";
 import { extractApiKey } from "../auth/credentials.ts";
 import type { EventBus } from "../events/event-bus.ts";
@@ -273,6 +274,8 @@ export class ClientConnection implements WsConnection, SessionClient {
     if (this.#session) return this.#error("session_already_open", "this connection already has a session");
     if (!(await this.#admit())) return;
     const { sessions, logger } = this.#deps;
+    // A token's caller is its `sub`, whatever the frame says.
+    const userId = callerUserId(this.#principal!, frame.userId);
     if (frame.sessionId) {
       let found: SessionHandle | undefined;
       try {
@@ -283,7 +286,7 @@ export class ClientConnection implements WsConnection, SessionClient {
       }
       if (this.#closed) return;
       // A session of one end user is not another's, even under the same key (the HTTP rule); the master key sees all.
-      const session = found && (found.userId === undefined || found.userId === frame.userId || this.#principal!.isMaster) ? found : undefined;
+      const session = found && (found.userId === undefined || found.userId === userId || this.#principal!.isMaster) ? found : undefined;
       if (!session) {
         this.#fail(CloseCodes.sessionNotFound, "session_not_found", `session ${frame.sessionId} does not exist or has expired`);
         return;
@@ -298,7 +301,7 @@ export class ClientConnection implements WsConnection, SessionClient {
     }
     try {
       const session = await sessions.create(
-        { principal: this.#principal!, ...(frame.userId !== undefined ? { userId: frame.userId } : {}) },
+        { principal: this.#principal!, ...(userId !== undefined ? { userId } : {}) },
         {
           ...(frame.entityId !== undefined ? { entityId: frame.entityId } : {}),
           startSandbox: true,

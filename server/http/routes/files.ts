@@ -55,8 +55,12 @@ async function visibleFiles(ctx: RouteContext, deps: FilesRouteDeps): Promise<St
   return (await deps.sessions.files.list(sessionId)).filter((file) => !file.internal);
 }
 
-/** The end users a file request names: the `User-Id` header, and `kind=user&id=<user>` (the current LibreChat client). */
+/**
+ * The end users a file request names: the `User-Id` header, and `kind=user&id=<user>` (the current LibreChat client);
+ * for a token's caller, its `sub` alone.
+ */
 function namedUsers(ctx: RouteContext): string[] {
+  if (ctx.principal?.userId !== undefined) return [ctx.principal.userId];
   const users: string[] = [];
   const header = ctx.req.headers["user-id"];
   if (typeof header === "string" && header !== "") users.push(header);

@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { EntityIdSchema } from "../../../protocol/common.ts";
+import { callerUserId } from "../../auth/api-keys.ts";
 import { sanitizeFileName } from "../../files/file-names.ts";
 import type { FileMetaChanges, StoredFile } from "../../files/file-store.ts";
 import type { SessionManager } from "../../sessions/session-manager.ts";
@@ -53,7 +54,7 @@ async function handleUpload(ctx: RouteContext, deps: UploadRouteDeps, batch: boo
   // busboy moves on to the next part while one is still being written: the first part creates the session, the others wait for it.
   const sessionFor = (): Promise<string> => {
     creating ??= (async () => {
-      const userId = fields.get("user_id");
+      const userId = callerUserId(ctx.principal!, fields.get("user_id"));
       const entityId = validEntity(fields.get("entity_id"));
       const session = await sessions.create({ principal: ctx.principal!, ...(userId ? { userId } : {}) }, { ...(entityId ? { entityId } : {}) });
       sessionId = session.id;

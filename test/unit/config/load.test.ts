@@ -54,6 +54,7 @@ describe("defaults", () => {
       defaultRateLimits: {},
       authFailureLimit: 10,
       authFailureWindowMs: 60_000,
+      jwt: { provider: "api-key" },
     });
     expect(config.limits).toEqual({
       execTimeoutMs: 30_000,
